@@ -1,0 +1,72 @@
+// The loader links a parsed payload at a chosen address in the target:
+// lays out text | rodata | data (each page-aligned, so each gets one
+// protection: RX / R / RW), resolves symbols through a SymbolResolver,
+// applies relocations (src/arch/x86_64.cc) and resolves each livepatch_func.
+// It produces the exact bytes to write; it never touches a process itself, so
+// everything here runs before any thread of the target is stopped.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "payload/payload.h"
+#include "support/remote_ptr.h"
+#include "support/target_symbol.h"
+
+namespace hs {
+
+class SymbolResolver {
+ public:
+  virtual ~SymbolResolver() = default;
+  // An undefined symbol of the payload, in the spec's order: the target object
+  // (incl. locals by "name,N" / "file#name" / ".klp.sym.OBJ.NAME,POS"), then
+  // globals of payloads already loaded in the process, then the other objects
+  // in link-map order. Errors (BadTarget): "unresolved symbol 'x'",
+  // "ambiguous symbol 'x': N local definitions, use 'x,N' or 'file.c#x'".
+  virtual Result<TargetSymbol> resolve_symbol(std::string_view name) = 0;
+  // The function a livepatch_func names, looked up in the target object only.
+  virtual Result<TargetSymbol> resolve_function(std::string_view name) = 0;
+};
+
+struct ImageRegion {
+  u64 offset = 0;  // from the image base, page-aligned
+  u64 size = 0;    // page-rounded
+  int prot = 0;    // PROT_READ | PROT_EXEC, PROT_READ, PROT_READ | PROT_WRITE
+};
+
+struct LinkedFunc {
+  size_t index = 0;
+  std::string name;
+  RemoteAddr old_addr;
+  u32 old_size = 0;
+  RemoteAddr new_addr;  // null: NOP out new_size bytes
+  u32 new_size = 0;
+  Bytes expect;
+};
+
+struct LinkedHooks {
+  std::vector<RemoteAddr> load, unload;
+  RemoteAddr preapply, apply, postapply, prerevert, revert, postrevert;  // null if none
+};
+
+struct LinkedPayload {
+  RemoteAddr base;
+  Bytes image;                        // image.size() == total mapped size (page multiple)
+  std::vector<ImageRegion> regions;   // cover image, in address order
+  std::vector<LinkedFunc> funcs;      // one per livepatch_func, same order
+  LinkedHooks hooks;
+  // Global defined symbols of the payload, for payloads loaded after it.
+  std::vector<std::pair<std::string, RemoteAddr>> exports;
+  RemoteAddr funcs_addr;              // where .livepatch.funcs lives in the target
+};
+
+// Total bytes the payload needs (page multiple), including the GOT slots and
+// veneers the loader may build. Call before mapping memory.
+Result<u64> image_size(const Payload& p);
+
+// Links `p` to run at `base` (page-aligned, image_size(p) bytes reserved).
+// Unsupported relocation types, out-of-range values, unresolved symbols are
+// errors naming the section, offset, symbol and value.
+Result<LinkedPayload> link_payload(const Payload& p, RemoteAddr base, SymbolResolver& resolver);
+
+}  // namespace hs

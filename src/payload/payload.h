@@ -1,0 +1,74 @@
+// The payload model: a validated ET_REL file plus what its livepatch
+// sections say. Payload::parse() performs every check Xen's loader performs on
+// the livepatch-specific parts (the ELF structure itself is checked by
+// ElfFile::create()). Nothing here touches a process.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "elf/elf_file.h"
+#include "support/bytes.h"
+#include "support/error.h"
+
+namespace hs {
+
+inline constexpr size_t kFuncSize = 104;  // sizeof(struct livepatch_func), Xen v2
+inline constexpr u8 kPayloadVersion = 2;
+inline constexpr size_t kMaxExpectLen = 31;
+
+// A reference to a place in the payload: symbol of the payload's symtab + addend
+// (how `new_addr` / `old_addr` / hook pointers appear in an ET_REL file: an
+// R_X86_64_64 relocation at that field).
+struct SymRef {
+  u32 sym_index = 0;   // in the payload's .symtab
+  i64 addend = 0;
+  std::string display; // "fixed_hello" or ".text.other+0x10", for messages and `info`
+};
+
+struct FuncSpec {
+  size_t index = 0;           // position in .livepatch.funcs
+  std::string name;           // as written: "hello", "hello,2", "file.c#hello"
+  std::optional<SymRef> new_ref;  // nullopt: new_addr is 0 -> NOP out new_size bytes
+  std::optional<SymRef> old_ref;  // old_addr given as a relocation (rare)
+  u64 old_addr_abs = 0;       // old_addr given as a literal (non-zero) with no relocation
+  u32 new_size = 0;
+  u32 old_size = 0;
+  Bytes expect;               // empty: no expectation
+};
+
+struct Payload {
+  ElfFile elf;
+  std::string file;           // path, for messages
+  Bytes build_id;             // .note.gnu.build-id
+  Bytes depends;              // .livepatch.depends
+  Bytes object_depends;       // .livepatch.object_depends
+  std::vector<FuncSpec> funcs;
+  // Hooks: load/unload are arrays, the action hooks at most one each.
+  std::vector<SymRef> load_hooks, unload_hooks;
+  std::optional<SymRef> preapply, apply, postapply, prerevert, revert, postrevert;
+  std::vector<std::pair<std::string, std::string>> modinfo;  // from .modinfo
+
+  // Validates and models `elf`. Errors carry "FILE: " context.
+  //
+  // Checks (each its own message, naming section/function, value and limit):
+  // - required sections present (.livepatch.funcs unless only hooks,
+  //   .livepatch.depends, .livepatch.object_depends, .note.gnu.build-id);
+  //   each note is a well-formed GNU build-id note
+  // - .livepatch.funcs: sh_size a non-zero multiple of 104, not SHT_NOBITS;
+  //   a .rela.livepatch.funcs whose relocations are R_X86_64_64 at the
+  //   name/new_addr/old_addr fields only
+  // - per function: name relocation present and pointing at a NUL-terminated
+  //   string inside an allocated section; version == 2; _pad all zero;
+  //   old_size != 0 (and >= 5 unless NOP-out, where new_size <= old_size and
+  //   new_size != 0); new_addr points into an executable section (or is 0);
+  //   expect.rsv == 0, 1 <= expect.len <= 31 when enabled; no duplicate names
+  // - hooks sections: size a multiple of 8, single-pointer ones exactly 8
+  // - .modinfo: NUL-separated key=value strings
+  // - symbols: no SHN_COMMON, no st_shndx >= e_shnum other than ABS/UNDEF/XINDEX-free
+  static Result<Payload> parse(ElfFile elf, std::string file);
+  static Result<Payload> open(const std::string& path);
+};
+
+}  // namespace hs

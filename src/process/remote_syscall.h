@@ -1,0 +1,59 @@
+// Borrow one stopped thread of the target to run system calls in it
+// (mmap, munmap, mprotect, memfd_create, ...), like rr's AutoRemoteSyscalls.
+//
+// The thread's registers are saved first. If it was stopped inside an
+// interrupted system call (orig_rax >= 0 and rax = -ERESTART*), the saved
+// state is normalised to "about to re-execute that syscall" (rip -= 2, rax =
+// the syscall number, or __NR_restart_syscall for -ERESTART_RESTARTBLOCK), so
+// that when it is put back, the thread's own call restarts exactly as the
+// kernel would have done: no spurious EINTR. No byte of target memory is
+// written and the stack (including the red zone) is not touched: the
+// `syscall` instruction executed is one that already exists in an
+// executable mapping of the target (found by scanning, usually in libc or
+// the vDSO).
+#pragma once
+
+#include <sys/user.h>
+
+#include "process/thread_group.h"
+
+namespace hs {
+
+class RemoteSyscalls {
+ public:
+  // `t` must be stopped. Finds a syscall instruction in the target.
+  static Result<RemoteSyscalls> create(ThreadGroup& group, TracedThread& t, const Process& proc);
+
+  RemoteSyscalls(RemoteSyscalls&&) noexcept;
+  RemoteSyscalls& operator=(RemoteSyscalls&&) = delete;
+  ~RemoteSyscalls();  // calls finish() if not done, ignoring errors
+
+  // Runs syscall `nr` with up to 6 arguments in the borrowed thread; returns
+  // the raw result (negative errno values are returned as values, not errors;
+  // an Error means the thread could not be driven, e.g. TargetGone).
+  template <class... Args>
+  Result<long> syscall(long nr, Args... args) {
+    static_assert(sizeof...(Args) <= 6);
+    unsigned long a[6] = {static_cast<unsigned long>(args)...};
+    return syscall_raw(nr, a);
+  }
+  Result<long> syscall_raw(long nr, const unsigned long (&args)[6]);
+
+  // Convenience wrappers returning an error naming the call on failure.
+  Result<RemoteAddr> mmap(RemoteAddr hint, u64 len, int prot, int flags, int fd, u64 off);
+  Status munmap(RemoteAddr addr, u64 len);
+  Status mprotect(RemoteAddr addr, u64 len, int prot);
+
+  // Puts the saved registers back. Reports restore errors.
+  Status finish();
+
+ private:
+  RemoteSyscalls() = default;
+  ThreadGroup* group_ = nullptr;
+  pid_t tid_ = 0;  // the borrowed thread (not a pointer: the thread vector may grow)
+  RemoteAddr syscall_insn_;
+  user_regs_struct saved_{};
+  bool done_ = true;
+};
+
+}  // namespace hs

@@ -1,0 +1,17 @@
+#pragma once
+
+#include <string>
+
+#include "support/bytes.h"
+#include "support/remote_ptr.h"
+
+namespace hs {
+
+// A function or object symbol found in the target.
+struct TargetSymbol {
+  RemoteAddr addr;
+  u64 size = 0;
+  std::string object;  // path of the object it was found in, for messages
+};
+
+}  // namespace hs
