@@ -105,15 +105,32 @@ class ElfFile {
   // Path or "<memory>" as given to open(); used in messages.
   const std::string& path() const { return path_; }
 
+  // x86-64 relocation type helpers for messages and bounds checks:
+  // "R_X86_64_PC32", or "unknown type 0x99"; and the number of bytes the
+  // relocation writes (at least 1, also for unknown types).
+  static std::string reloc_type_name(u32 type);
+  static u64 reloc_type_size(u32 type);
+
+  // A string from the file, made safe for a one-line message: bytes outside
+  // printable ASCII become \xNN.
+  static std::string printable(std::string_view s);
+
  private:
   ElfFile() = default;
   Status validate();
+  Status validate_sections();
+  Status validate_symtab(size_t index);
+  Status validate_rela(size_t index);
+  Status validate_group(size_t index);
+  Status check_strtab(size_t index, std::string_view what) const;
+  Status check_link(size_t index, std::string_view field, u64 link) const;
 
   std::shared_ptr<const Bytes> data_;
   std::string path_ = "<memory>";
   Elf64_Ehdr ehdr_{};
   std::vector<Elf64_Shdr> shdrs_;
   std::vector<Elf64_Phdr> phdrs_;
+  bool names_valid_ = false;  // section names may be used in messages
 };
 
 // Parses a GNU build-id note body as it appears in `.livepatch.depends`,

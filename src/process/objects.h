@@ -19,8 +19,12 @@ class ObjectSymbols {
  public:
   // Builds from the object's file: .symtab if present, else the separate
   // debug file /usr/lib/debug/.build-id/xx/yyyy.debug if it exists (it has a
-  // .symtab), else .dynsym. `bias` is added to every st_value.
+  // .symtab), else .dynsym. `bias` is added to every st_value (except for
+  // STT_TLS symbols, whose value is the offset in the object's TLS block).
   static Result<std::shared_ptr<ObjectSymbols>> load(const ElfFile& elf, u64 bias);
+  // Same, looking for the debug file under `debug_root` instead of
+  // /usr/lib/debug (tests).
+  static Result<std::shared_ptr<ObjectSymbols>> load(const ElfFile& elf, u64 bias, const std::string& debug_root);
 
   // Lookup forms (name as written in a payload):
   //   "name"                      a global/weak definition; else a unique local;
@@ -32,7 +36,9 @@ class ObjectSymbols {
   //   ".klp.sym.OBJ.name,N"       Linux livepatch form; OBJ is ignored here
   //                               (the caller picked the object), N as above, 0 = unique
   // Only defined symbols (st_shndx != SHN_UNDEF) of type FUNC, OBJECT, NOTYPE,
-  // TLS or GNU_IFUNC count. Errors (BadTarget) name the symbol and the object.
+  // TLS or GNU_IFUNC count. Errors (BadTarget) name the symbol and the object:
+  //   "symbol 'x' not found in OBJ"
+  //   "ambiguous symbol 'x' in OBJ: 2 local definitions (a.c, b.c), use 'x,N' or 'file.c#x'"
   Result<TargetSymbol> lookup(std::string_view name) const;
   // Only a global/weak definition by exact name; nullopt if none (no error).
   std::optional<TargetSymbol> lookup_global(std::string_view name) const;
@@ -40,20 +46,31 @@ class ObjectSymbols {
   std::optional<std::pair<std::string, TargetSymbol>> symbolize(RemoteAddr addr) const;
 
   const std::string& path() const { return path_; }
+  // Where the symbols came from: "symtab", "debug file PATH" or "dynsym".
+  const std::string& source() const { return source_; }
 
  private:
-  std::string path_;
   struct Sym {
-    std::string name;
-    u64 addr, size;
-    u8 bind, type;
-    u32 file_index;  // index into files_ of the preceding STT_FILE, or ~0u
+    std::string name;   // as in the table; the "@@VERSION" of a default version stripped
+    u64 addr = 0, size = 0;
+    u8 bind = 0, type = 0;
+    bool hidden_version = false;  // a non-default symbol version (name@VER / versym hidden)
+    u32 file_index = ~0u;         // index into files_ of the preceding STT_FILE (locals only)
   };
-  std::vector<Sym> syms_;
+  Result<TargetSymbol> lookup_plain(std::string_view name) const;
+  Result<TargetSymbol> lookup_nth(std::string_view name, std::string_view written, u64 pos) const;
+  Result<TargetSymbol> lookup_in_file(std::string_view file, std::string_view name, std::string_view written) const;
+  Result<TargetSymbol> lookup_klp(std::string_view written) const;
+  std::pair<const u32*, const u32*> named(std::string_view name) const;  // definitions, in table order
+  TargetSymbol target_symbol(const Sym& s) const;
+  std::string files_of(const std::vector<const Sym*>& syms) const;
+
+  std::string path_;
+  std::string source_;
+  std::vector<Sym> syms_;          // definitions that count, in symbol table order
   std::vector<std::string> files_;
-  std::multimap<std::string, size_t, std::less<>> by_name_;
-  std::vector<size_t> by_addr_;  // FUNC symbols sorted by addr
-  friend class ObjectSymbolsBuilder;
+  std::vector<u32> by_name_;       // indexes into syms_, sorted by (name, index)
+  std::vector<u32> by_addr_;       // FUNC / IFUNC symbols, sorted by (addr, non-local first)
 };
 
 struct MappedObject {
@@ -62,7 +79,12 @@ struct MappedObject {
   RemoteRange span;           // lowest start .. highest end of its mappings
   std::vector<MapEntry> maps; // its mappings
   Bytes build_id;
-  std::shared_ptr<const ElfFile> elf;  // the file on disk (opened lazily by symbols())
+  // The file on disk, as read by mapped_objects() (never null in its result).
+  std::shared_ptr<const ElfFile> elf;
+  // Where it was read from: /proc/PID/root/<path> (the target's mount
+  // namespace), else <path>, else /proc/PID/map_files/<range> (a deleted or
+  // replaced file); always the very inode that is mapped.
+  std::string file;
 
   // Loaded on first use and cached.
   Result<std::shared_ptr<ObjectSymbols>> symbols() const;
@@ -72,7 +94,8 @@ struct MappedObject {
 // Every file-backed ELF object mapped in the process, main executable first,
 // then in link-map order (read from the target's r_debug via DT_DEBUG when
 // available, else in address order). Objects whose file cannot be read are
-// skipped. The build-id is read from the file on disk.
+// skipped, as are non-ELF files, the vDSO and memfds. The build-id is read
+// from the file on disk (empty if the object has none).
 Result<std::vector<MappedObject>> mapped_objects(const Process& proc);
 
 // The object whose build-id equals `build_id`, or BadTarget

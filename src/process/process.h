@@ -27,6 +27,8 @@ struct ProcStatus {
   char state = '?';      // R, S, D, T (stopped), t (tracing stop), Z, X
   pid_t tracer_pid = 0;
   std::string name;
+  pid_t tgid = 0;        // the thread group (process) this task belongs to
+  int threads = 0;       // number of threads ("Threads:"); a zombie leader still counts
 };
 
 class Process {
@@ -43,6 +45,8 @@ class Process {
   pid_t pid() const { return pid_; }
 
   Result<ProcStatus> status() const;                 // /proc/PID/status
+  // /proc/PID/task/TID/status of any thread (no open Process needed).
+  static Result<ProcStatus> task_status(pid_t pid, pid_t tid);
   Result<std::vector<pid_t>> thread_ids() const;     // /proc/PID/task
   Result<std::vector<MapEntry>> maps() const;        // /proc/PID/maps
   Result<std::string> exe_path() const;              // readlink /proc/PID/exe
@@ -59,7 +63,9 @@ class Process {
     return v;
   }
 
-  // True if the process still exists and is not a zombie.
+  // True if the process still exists and is not a zombie. (A leader that
+  // called pthread_exit shows state Z while its other threads run on: that
+  // process is alive.)
   bool alive() const;
 
  private:

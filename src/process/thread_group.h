@@ -15,6 +15,22 @@
 // attaching or stopped are caught through PTRACE_O_TRACECLONE; threads that
 // exit are dropped. Signals that arrive while a thread is stopped are recorded
 // and re-delivered when it is resumed, so none is lost.
+//
+// While seized but not stopped, a thread that receives a signal or creates a
+// thread stops until its tracer looks at it. stop_all(), stop_one(),
+// resume_all() and detach() all look; during a long phase with the process
+// running (e.g. building a payload image) call poll_events() now and then so
+// such threads are let go at once.
+//
+// Waiting on the thread-group leader is special: the kernel holds back the
+// leader's exit report until every other (traced) thread has been reaped,
+// so a blocking wait on the leader alone could hang if the process is killed
+// meanwhile. The leader is therefore waited for last, and while waiting on it
+// the other threads are polled as well (SIGCHLD is briefly blocked in the
+// calling thread and used as the wake-up).
+//
+// A ThreadGroup must not be used from more than one host thread, and
+// RemoteSyscalls objects must not outlive (or see a move of) their group.
 #pragma once
 
 #include <sys/types.h>
@@ -26,11 +42,31 @@
 
 namespace hs {
 
+class RemoteSyscalls;
+
+// What kind of ptrace-stop a stopped thread sits in. It decides how the
+// thread may be resumed: a recorded signal can only be re-delivered from a
+// signal-delivery-stop or a syscall-stop (the kernel ignores the signal
+// argument when resuming from an event stop).
+enum class StopKind : u8 {
+  None,       // not stopped
+  Interrupt,  // PTRACE_EVENT_STOP: our PTRACE_INTERRUPT, or a new thread's first stop
+  GroupStop,  // PTRACE_EVENT_STOP of a job-control stop (SIGSTOP/SIGTSTP/...); resumed with PTRACE_LISTEN
+  Signal,     // signal-delivery-stop; `pending_signal` is re-delivered on resume
+  Syscall,    // syscall-exit-stop left behind by RemoteSyscalls (registers already put back)
+};
+
 struct TracedThread {
   pid_t tid = 0;
   bool stopped = false;
   user_regs_struct regs{};   // valid while stopped (read at stop time)
   int pending_signal = 0;    // to re-deliver on resume
+  StopKind stop = StopKind::None;
+
+  // Internal to ThreadGroup: a wait status collected early (while waiting for
+  // the leader) and not yet acted on; a thread found exited.
+  int deferred_status = -1;
+  bool gone = false;
 };
 
 class ThreadGroup {
@@ -50,25 +86,58 @@ class ThreadGroup {
   // Resume every stopped thread (re-delivering recorded signals).
   Status resume_all();
   // Stop one thread only (for remote syscalls while the rest keeps running).
+  // Returns a thread in an Interrupt (or GroupStop/Syscall) stop, never one in
+  // a signal-delivery-stop: those stay stopped with their signal recorded and
+  // another thread is tried. If every thread has a signal to take, the
+  // leader's is delivered now and the leader is stopped again right after.
+  // The pointer is valid until the next call that may add or drop threads.
   Result<TracedThread*> stop_one();
   // Detach from every thread (resuming them).
   Status detach();
+  // Without blocking: lets threads that stopped on their own while running
+  // (a signal to deliver, a new thread) go on, and adopts new threads.
+  Status poll_events();
 
   std::vector<TracedThread>& threads() { return threads_; }
   const std::vector<TracedThread>& threads() const { return threads_; }
+  TracedThread* find(pid_t tid);
 
   // Registers of a stopped thread.
   Status set_regs(TracedThread& t, const user_regs_struct& regs);
   Status refresh_regs(TracedThread& t);
   // Resume one thread until its next syscall-stop (PTRACE_SYSCALL) and wait.
   // Used by RemoteSyscalls. Returns TargetGone if it exits meanwhile.
+  // Signals that arrive on the way are recorded (pending_signal) and not
+  // delivered; when the thread is resumed later they are.
   Status syscall_step(TracedThread& t);
 
  private:
+  friend class RemoteSyscalls;
+  enum class Mode : u8 { Stop, StopOne, Run };
+  struct Wait {
+    enum : u8 { None, Status, Gone } what = None;
+    int status = 0;
+  };
+
   ThreadGroup() = default;
+  Result<Wait> wait_one(pid_t tid, bool block);
+  Result<Wait> wait_leader();
+  Status handle(pid_t tid, int status, Mode mode);
+  Status adopt_clone(pid_t parent, Mode mode);
+  Status collect(pid_t tid, Mode mode);
+  Result<bool> restart(TracedThread& t, int request, bool deliver);
+  Status stop_threads();
+  void mark_gone(TracedThread& t);
+  Status check_alive();
+  void compact();
+  std::string gone_message() const;
+
   pid_t pid_ = 0;
   std::vector<TracedThread> threads_;
   bool attached_ = false;
+  bool leader_exited_ = false;             // leader called pthread_exit; process lives on
+  std::vector<std::pair<pid_t, int>> requeue_;  // extra signals seen during syscall_step
+  RemoteAddr syscall_insn_;                // cached by RemoteSyscalls
 };
 
 }  // namespace hs

@@ -12,6 +12,7 @@ struct TargetSymbol {
   RemoteAddr addr;
   u64 size = 0;
   std::string object;  // path of the object it was found in, for messages
+  u8 type = 0;         // STT_* when known; for STT_TLS, addr is the offset in the object's TLS block
 };
 
 }  // namespace hs

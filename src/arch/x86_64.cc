@@ -1,0 +1,386 @@
+// x86-64: the parts of the psABI hotsplice relies on.
+//
+// Code models. `gcc -fPIC` defaults to the small PIC model: code and data of
+// one object are assumed to lie within 2 GiB of each other, and everything is
+// addressed relative to %rip with a signed 32-bit displacement. A call or a
+// jump is `e8`/`e9` + rel32, a data access is `disp32(%rip)`. A live patch
+// breaks the one assumption that model makes: the payload is a separate
+// mapping, and the objects it refers to (the target executable, libc) are
+// usually far apart -- a PIE sits near 0x55..., shared libraries near 0x7f...,
+// tens of TiB away. The engine maps the payload near its target object, so
+// references to that object reach; references to other objects may not.
+//
+// Relocation arithmetic. x86-64 uses RELA: the addend is in the relocation
+// entry, the bytes at the place are ignored. The psABI names the operands:
+//   S    value of the symbol (its address in the target)
+//   A    the addend (r_addend)
+//   P    address of the place being relocated
+//   G    offset of the symbol's GOT entry from the GOT
+//   GOT  address of the GOT
+//   L    address of the symbol's PLT entry (here: its veneer, or S itself)
+//   Z    size of the symbol
+// and the field: word32 fields are checked as signed for PC-relative and
+// 32S types and as unsigned (zero-extended) for R_X86_64_32; word64 fields
+// cannot overflow.
+//
+// What gcc emits for C with -O2 -fPIC -ffunction-sections:
+//   R_X86_64_PC32           S + A - P   rip-relative data in the payload; jump
+//                                       tables (.long .L3-.L2 across sections);
+//                                       .eh_frame's pc_begin
+//   R_X86_64_PLT32          L + A - P   `call foo@PLT` (every call, since binutils 2.31)
+//   R_X86_64_REX_GOTPCRELX  G + GOT + A - P   `mov foo@GOTPCREL(%rip), %rax`
+//   R_X86_64_GOTPCRELX      the same without REX prefix (`call *foo@GOTPCREL(%rip)`)
+//   R_X86_64_64             S + A       pointers in .data.rel.ro / .data /
+//                                       .livepatch.funcs
+// plus, with -mcmodel=large, 64-bit offsets from the GOT: GOTPC64 (GOT - P + A),
+// GOTOFF64 (S + A - GOT), GOT64 (G + A), PLTOFF64 (L - GOT + A); and without
+// -fPIC, R_X86_64_32 / 32S absolute addresses, which only work when the payload
+// is mapped in the low 2 GiB.
+//
+// PLT and GOT. There is no dynamic linker for a payload: the loader resolves
+// every symbol before the payload runs, like a static link with full RELRO.
+// It builds a GOT inside the payload (one 8-byte slot per symbol that a GOT
+// relocation names, read-only once loaded) and, instead of PLT entries,
+// 8-byte veneers `jmp *slot(%rip)`. A PLT32 call whose target is within
+// ±2 GiB is linked directly (L = S); one that is not goes through the veneer.
+// A PC32 reference that does not reach is only rescued when it is a branch
+// (the byte before the field is e8, e9 or 0f 8x): a data reference cannot be
+// redirected by a veneer and is an error.
+//
+// Relaxation. GOTPCRELX / REX_GOTPCRELX promise that the instruction is one
+// the linker may rewrite. For `mov foo@GOTPCREL(%rip), %reg` (8b /r) whose
+// target is within reach we rewrite the opcode to `lea foo(%rip), %reg`
+// (8d /r), saving the load; other forms keep using the GOT slot.
+//
+// TLS. A payload has no TLS block of its own, and reaching the target's
+// variables needs its module ID or static TLS offset, which differ per
+// object and TLS model. Every TLS relocation is rejected for now.
+//
+// Instructions the engine writes. A patched function starts with
+// `jmp rel32` (e9, 5 bytes, ±2 GiB) to its replacement. Code built with
+// -fcf-protection starts with `endbr64` (f3 0f 1e fa): under IBT, indirect
+// calls must land on it, so the jump is written after it. NOP-outs use the
+// SDM's recommended multi-byte NOPs (0f 1f /0 with a growing ModRM/SIB/disp),
+// which decode as one instruction each.
+
+#include "arch/x86_64.h"
+
+#include <array>
+#include <limits>
+
+namespace hs::x86_64 {
+
+// ---- instruction bytes -----------------------------------------------------
+
+static constexpr u8 jmp_rel32[] = {
+  0xe9, 0, 0, 0, 0,  // jmp rel32
+};
+
+static constexpr u8 endbr64[] = {
+  0xf3, 0x0f, 0x1e, 0xfa,  // endbr64
+};
+
+static constexpr u8 veneer[] = {
+  0xff, 0x25, 0, 0, 0, 0,  // jmp *disp32(%rip)
+  0xcc,                    // int3 (padding, never reached)
+  0xcc,                    // int3
+};
+static_assert(sizeof(veneer) == X86_64::veneer_size);
+static_assert(sizeof(jmp_rel32) == X86_64::jump_size);
+static_assert(sizeof(endbr64) == X86_64::endbr_size);
+
+// Intel SDM vol. 2B, "NOP -- No Operation", recommended multi-byte sequences.
+static constexpr u8 nop1[] = {0x90};                                            // nop
+static constexpr u8 nop2[] = {0x66, 0x90};                                      // xchg %ax, %ax
+static constexpr u8 nop3[] = {0x0f, 0x1f, 0x00};                                // nopl (%rax)
+static constexpr u8 nop4[] = {0x0f, 0x1f, 0x40, 0x00};                          // nopl 0(%rax)
+static constexpr u8 nop5[] = {0x0f, 0x1f, 0x44, 0x00, 0x00};                    // nopl 0(%rax,%rax,1)
+static constexpr u8 nop6[] = {0x66, 0x0f, 0x1f, 0x44, 0x00, 0x00};              // nopw 0(%rax,%rax,1)
+static constexpr u8 nop7[] = {0x0f, 0x1f, 0x80, 0x00, 0x00, 0x00, 0x00};        // nopl 0L(%rax)
+static constexpr u8 nop8[] = {0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00};  // nopl 0L(%rax,%rax,1)
+static constexpr u8 nop9[] = {0x66, 0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00};  // nopw 0L(%rax,%rax,1)
+
+static constexpr std::array<ByteView, X86_64::max_nop_size + 1> nops = {
+    ByteView(), ByteView(nop1), ByteView(nop2), ByteView(nop3), ByteView(nop4),
+    ByteView(nop5), ByteView(nop6), ByteView(nop7), ByteView(nop8), ByteView(nop9),
+};
+
+static constexpr i64 kInt32Min = std::numeric_limits<i32>::min();
+static constexpr i64 kInt32Max = std::numeric_limits<i32>::max();
+static constexpr i64 kUInt32Max = std::numeric_limits<u32>::max();
+
+static bool fits_s32(i64 v) { return v >= kInt32Min && v <= kInt32Max; }
+
+// Differences of target addresses, computed modulo 2^64 and read as signed
+// (no signed overflow for any input).
+static i64 diff(u64 a, u64 b) { return static_cast<i64>(a - b); }
+
+Result<Bytes> make_jump(RemoteAddr from, RemoteAddr to) {
+  i64 rel = diff(to.value(), from.value() + sizeof(jmp_rel32));
+  if (!fits_s32(rel))
+    return fail(ErrorKind::BadTarget,
+                "cannot jump from {} to {} with jmp rel32: displacement {:#x} is out of range [{:#x}, {:#x}]", from,
+                to, rel, kInt32Min, kInt32Max);
+  Bytes b(std::begin(jmp_rel32), std::end(jmp_rel32));
+  store_le<i32>(b.data() + 1, static_cast<i32>(rel));
+  return b;
+}
+
+Bytes make_nops(size_t n) {
+  Bytes b;
+  b.reserve(n);
+  while (n > 0) {
+    size_t k = std::min(n, X86_64::max_nop_size);
+    b.insert(b.end(), nops[k].begin(), nops[k].end());
+    n -= k;
+  }
+  return b;
+}
+
+bool starts_with_endbr64(ByteView code) {
+  return code.size() >= sizeof(endbr64) && std::equal(std::begin(endbr64), std::end(endbr64), code.begin());
+}
+
+size_t patch_offset(ByteView first_bytes) { return starts_with_endbr64(first_bytes) ? sizeof(endbr64) : 0; }
+
+Result<Bytes> make_veneer(RemoteAddr at, RemoteAddr slot) {
+  // The displacement is relative to the end of the 6-byte jmp.
+  i64 rel = diff(slot.value(), at.value() + 6);
+  if (!fits_s32(rel))
+    return fail(ErrorKind::Internal, "veneer at {} cannot reach its slot at {}: displacement {:#x} is out of range [{:#x}, {:#x}]",
+                at, slot, rel, kInt32Min, kInt32Max);
+  Bytes b(std::begin(veneer), std::end(veneer));
+  store_le<i32>(b.data() + 2, static_cast<i32>(rel));
+  return b;
+}
+
+// ---- relocations -------------------------------------------------------------
+
+// R_X86_64_CODE_* (APX, psABI 2024) are not in Debian 12's <elf.h>.
+static constexpr u32 R_X86_64_CODE_4_GOTPCRELX = 43;
+static constexpr u32 R_X86_64_CODE_6_GOTPC32_TLSDESC = 51;
+
+static constexpr std::array<std::string_view, 52> reloc_names = {
+    "R_X86_64_NONE",        "R_X86_64_64",
+    "R_X86_64_PC32",        "R_X86_64_GOT32",
+    "R_X86_64_PLT32",       "R_X86_64_COPY",
+    "R_X86_64_GLOB_DAT",    "R_X86_64_JUMP_SLOT",
+    "R_X86_64_RELATIVE",    "R_X86_64_GOTPCREL",
+    "R_X86_64_32",          "R_X86_64_32S",
+    "R_X86_64_16",          "R_X86_64_PC16",
+    "R_X86_64_8",           "R_X86_64_PC8",
+    "R_X86_64_DTPMOD64",    "R_X86_64_DTPOFF64",
+    "R_X86_64_TPOFF64",     "R_X86_64_TLSGD",
+    "R_X86_64_TLSLD",       "R_X86_64_DTPOFF32",
+    "R_X86_64_GOTTPOFF",    "R_X86_64_TPOFF32",
+    "R_X86_64_PC64",        "R_X86_64_GOTOFF64",
+    "R_X86_64_GOTPC32",     "R_X86_64_GOT64",
+    "R_X86_64_GOTPCREL64",  "R_X86_64_GOTPC64",
+    "R_X86_64_GOTPLT64",    "R_X86_64_PLTOFF64",
+    "R_X86_64_SIZE32",      "R_X86_64_SIZE64",
+    "R_X86_64_GOTPC32_TLSDESC", "R_X86_64_TLSDESC_CALL",
+    "R_X86_64_TLSDESC",     "R_X86_64_IRELATIVE",
+    "R_X86_64_RELATIVE64",  "",  // 39: reserved, was R_X86_64_PC32_BND
+    "",                     // 40: reserved, was R_X86_64_PLT32_BND
+    "R_X86_64_GOTPCRELX",
+    "R_X86_64_REX_GOTPCRELX", "R_X86_64_CODE_4_GOTPCRELX",
+    "R_X86_64_CODE_4_GOTTPOFF", "R_X86_64_CODE_4_GOTPC32_TLSDESC",
+    "R_X86_64_CODE_5_GOTPCRELX", "R_X86_64_CODE_5_GOTTPOFF",
+    "R_X86_64_CODE_5_GOTPC32_TLSDESC", "R_X86_64_CODE_6_GOTPCRELX",
+    "R_X86_64_CODE_6_GOTTPOFF", "R_X86_64_CODE_6_GOTPC32_TLSDESC",
+};
+static_assert(reloc_names[R_X86_64_REX_GOTPCRELX] == "R_X86_64_REX_GOTPCRELX");
+static_assert(reloc_names[R_X86_64_CODE_4_GOTPCRELX] == "R_X86_64_CODE_4_GOTPCRELX");
+static_assert(reloc_names[R_X86_64_CODE_6_GOTPC32_TLSDESC] == "R_X86_64_CODE_6_GOTPC32_TLSDESC");
+
+std::string_view reloc_name(u32 type) { return type < reloc_names.size() ? reloc_names[type] : std::string_view(); }
+
+static std::string type_text(u32 type) {
+  std::string_view name = reloc_name(type);
+  return name.empty() ? fmt::format("relocation type {:#x}", type) : std::string(name);
+}
+
+std::string describe_relocation(u32 type, u64 offset, std::string_view symbol) {
+  return fmt::format("{} at offset {:#x} against '{}'", type_text(type), offset, symbol);
+}
+
+Result<RelocNeeds> scan_relocation(u32 type, u64 offset, std::string_view symbol) {
+  switch (type) {
+    case R_X86_64_NONE:
+    case R_X86_64_64:
+    case R_X86_64_32:
+    case R_X86_64_32S:
+    case R_X86_64_PC64:
+    case R_X86_64_SIZE32:
+    case R_X86_64_SIZE64:
+      return RelocNeeds{};
+    case R_X86_64_PC32:
+    case R_X86_64_PLT32:
+      return RelocNeeds{.may_branch = true};
+    case R_X86_64_GOT32:
+    case R_X86_64_GOT64:
+    case R_X86_64_GOTPLT64:
+      return RelocNeeds{.got_slot = true};
+    case R_X86_64_GOTPCREL:
+    case R_X86_64_GOTPCRELX:
+    case R_X86_64_REX_GOTPCRELX:
+    case R_X86_64_GOTPCREL64:
+      return RelocNeeds{.got_slot = true, .got_base = true};
+    case R_X86_64_GOTOFF64:
+    case R_X86_64_GOTPC32:
+    case R_X86_64_GOTPC64:
+    case R_X86_64_PLTOFF64:
+      return RelocNeeds{.got_base = true};
+    default:
+      break;
+  }
+  std::string_view name = reloc_name(type);
+  if (name.empty())
+    return fail(ErrorKind::BadPayload, "unsupported relocation type {:#x} at offset {:#x} against '{}'", type,
+                offset, symbol);
+  return fail(ErrorKind::BadPayload, "unsupported relocation {} (type {:#x}) at offset {:#x} against '{}'", name,
+              type, offset, symbol);
+}
+
+// Size of the field a supported relocation writes.
+static size_t field_size(u32 type) {
+  switch (type) {
+    case R_X86_64_NONE: return 0;
+    case R_X86_64_64:
+    case R_X86_64_PC64:
+    case R_X86_64_GOTOFF64:
+    case R_X86_64_GOT64:
+    case R_X86_64_GOTPCREL64:
+    case R_X86_64_GOTPC64:
+    case R_X86_64_GOTPLT64:
+    case R_X86_64_PLTOFF64:
+    case R_X86_64_SIZE64:
+      return 8;
+    default:
+      return 4;
+  }
+}
+
+namespace {
+
+// Writes one relocated field; range errors name the relocation, the symbol,
+// the value and the allowed range (mold's write32s, with the message).
+class FieldWriter {
+ public:
+  FieldWriter(u8* loc, const RelocInput& r) : loc_(loc), r_(r) {}
+
+  // Signed 32-bit field: [-0x80000000, 0x7fffffff].
+  Status write32s(i64 v) {
+    if (!fits_s32(v)) return out_of_range(v, kInt32Min, kInt32Max);
+    store_le<i32>(loc_, static_cast<i32>(v));
+    return {};
+  }
+  // Zero-extended 32-bit field: [0x0, 0xffffffff].
+  Status write32(i64 v) {
+    if (v < 0 || v > kUInt32Max) return out_of_range(v, 0, kUInt32Max);
+    store_le<u32>(loc_, static_cast<u32>(v));
+    return {};
+  }
+  Status write64(u64 v) {
+    store_le<u64>(loc_, v);
+    return {};
+  }
+
+ private:
+  std::unexpected<Error> out_of_range(i64 v, i64 lo, i64 hi) const {
+    return fail(ErrorKind::BadPayload, "{}: value {:#x} is out of range [{:#x}, {:#x}]",
+                describe_relocation(r_.type, r_.offset, r_.symbol), v, lo, hi);
+  }
+
+  u8* loc_;
+  const RelocInput& r_;
+};
+
+}  // namespace
+
+// Is the 4-byte field at `off` the displacement of `call`/`jmp rel32` or
+// `jcc rel32`? The byte before a rip-relative disp32 is always a ModRM with
+// mod 00 and r/m 101 (0x05 under mask 0xc7), which e8, e9 and 80..8f are not,
+// so a data reference cannot be mistaken for a branch.
+static bool is_branch_field(std::span<const u8> sec, u64 off, i64 A) {
+  if (A != -4) return false;  // the displacement is the instruction's last field
+  if (off >= 1 && (sec[off - 1] == 0xe8 || sec[off - 1] == 0xe9)) return true;  // call / jmp rel32
+  return off >= 2 && sec[off - 2] == 0x0f && (sec[off - 1] & 0xf0) == 0x80;       // jcc rel32
+}
+
+// `mov foo@GOTPCREL(%rip), %reg` (8b, ModRM mod 00 r/m 101), optionally after
+// a REX prefix for R_X86_64_REX_GOTPCRELX.
+static bool is_relaxable_mov(std::span<const u8> sec, u64 off, u32 type) {
+  if (off < 2 || sec[off - 2] != 0x8b || (sec[off - 1] & 0xc7) != 0x05) return false;
+  if (type == R_X86_64_REX_GOTPCRELX) return off >= 3 && (sec[off - 3] & 0xf0) == 0x40;
+  return true;
+}
+
+Status apply_relocation(std::span<u8> section, const RelocInput& r) {
+  RelocNeeds needs = HS_TRY(scan_relocation(r.type, r.offset, r.symbol));
+  size_t size = field_size(r.type);
+  if (r.offset > section.size() || size > section.size() - r.offset)
+    return fail(ErrorKind::BadPayload, "{} is past the end of the section (size {:#x})",
+                describe_relocation(r.type, r.offset, r.symbol), section.size());
+  if (needs.got_slot && !r.has_got_slot)
+    return fail(ErrorKind::Internal, "{}: no GOT slot was reserved", describe_relocation(r.type, r.offset, r.symbol));
+
+  const u64 S = r.S, P = r.P, Z = r.Z, GOT = r.GOT, G = r.G, L = r.L;
+  const u64 A = static_cast<u64>(r.A);  // arithmetic is modulo 2^64; fields read it as signed
+  FieldWriter w(section.data() + r.offset, r);
+
+  switch (r.type) {
+    case R_X86_64_NONE:
+      return {};
+    case R_X86_64_64:
+      return w.write64(S + A);
+    case R_X86_64_PC32:
+    case R_X86_64_PLT32: {
+      i64 v = diff(S + A, P);
+      bool branch = r.type == R_X86_64_PLT32 || is_branch_field(section, r.offset, r.A);
+      if (!fits_s32(v) && r.has_veneer && branch) v = diff(L + A, P);
+      return w.write32s(v);
+    }
+    case R_X86_64_GOT32:
+      return w.write32s(static_cast<i64>(G + A));
+    case R_X86_64_GOTPCRELX:
+    case R_X86_64_REX_GOTPCRELX:
+      if (i64 direct = diff(S + A, P); fits_s32(direct) && is_relaxable_mov(section, r.offset, r.type)) {
+        section[r.offset - 2] = 0x8d;  // mov foo@GOTPCREL(%rip), %reg -> lea foo(%rip), %reg
+        return w.write32s(direct);
+      }
+      [[fallthrough]];
+    case R_X86_64_GOTPCREL:
+      return w.write32s(diff(G + GOT + A, P));
+    case R_X86_64_32:
+      return w.write32(static_cast<i64>(S + A));
+    case R_X86_64_32S:
+      return w.write32s(static_cast<i64>(S + A));
+    case R_X86_64_PC64:
+      return w.write64(S + A - P);
+    case R_X86_64_GOTOFF64:
+      return w.write64(S + A - GOT);
+    case R_X86_64_GOTPC32:
+      return w.write32s(diff(GOT + A, P));
+    case R_X86_64_GOT64:
+    case R_X86_64_GOTPLT64:
+      return w.write64(G + A);
+    case R_X86_64_GOTPCREL64:
+      return w.write64(G + GOT - P + A);
+    case R_X86_64_GOTPC64:
+      return w.write64(GOT - P + A);
+    case R_X86_64_PLTOFF64:
+      // L - GOT + A: a 64-bit offset reaches any address, so L = S.
+      return w.write64(S - GOT + A);
+    case R_X86_64_SIZE32:
+      return w.write32(static_cast<i64>(Z + A));
+    case R_X86_64_SIZE64:
+      return w.write64(Z + A);
+    default:
+      break;
+  }
+  return fail(ErrorKind::Internal, "{}: classified as supported but not applied",
+              describe_relocation(r.type, r.offset, r.symbol));
+}
+
+}  // namespace hs::x86_64

@@ -1,0 +1,119 @@
+// The x86-64 back end: relocation arithmetic and the few instructions the
+// engine writes into a target. See x86_64.cc for an essay on the psABI bits
+// used here.
+//
+// Everything in this file computes bytes; nothing touches a process. Bytes are
+// built in the tool and run in the target, so every function that encodes a
+// PC-relative instruction takes the address the bytes will *run* at
+// (Frida gum's distinction between where code is written and where it runs).
+#pragma once
+
+#include <elf.h>
+
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "support/bytes.h"
+#include "support/error.h"
+#include "support/remote_ptr.h"
+
+namespace hs {
+
+// Architecture traits, one struct per architecture (mold's style).
+struct X86_64 {
+  static constexpr u16 e_machine = EM_X86_64;
+  static constexpr u64 page_size = 4096;
+  static constexpr size_t jump_size = 5;        // jmp rel32
+  static constexpr size_t endbr_size = 4;       // endbr64
+  static constexpr size_t got_entry_size = 8;   // one absolute address
+  static constexpr size_t veneer_size = 8;      // jmp *disp32(%rip), padded to 8
+  static constexpr size_t veneer_align = 8;
+  static constexpr size_t max_nop_size = 9;     // longest recommended NOP
+};
+
+namespace x86_64 {
+
+inline constexpr size_t kJumpSize = X86_64::jump_size;
+inline constexpr size_t kEndbrSize = X86_64::endbr_size;
+inline constexpr size_t kVeneerSize = X86_64::veneer_size;
+inline constexpr size_t kGotEntrySize = X86_64::got_entry_size;
+
+// ---- instruction bytes -----------------------------------------------------
+
+// `jmp rel32` at `from` to `to`: e9 + (to - (from + 5)). BadTarget error if
+// the displacement does not fit in a signed 32-bit integer (±2 GiB).
+Result<Bytes> make_jump(RemoteAddr from, RemoteAddr to);
+
+// Exactly `n` bytes of the recommended multi-byte NOPs (Intel SDM vol. 2B,
+// "NOP"), longest first: n = 12 gives a 9-byte NOP followed by a 3-byte one.
+Bytes make_nops(size_t n);
+
+// True if `code` starts with `endbr64` (f3 0f 1e fa).
+bool starts_with_endbr64(ByteView code);
+
+// Where a patch goes inside a function whose first bytes are `first_bytes`:
+// 4 after an `endbr64` (indirect branches land on it under IBT and must keep
+// finding it), else 0.
+size_t patch_offset(ByteView first_bytes);
+
+// An 8-byte veneer at `at` that jumps to the address stored in the 8-byte
+// slot at `slot`: `jmp *disp32(%rip)` (ff 25) followed by two int3.
+// BadPayload error if the slot is out of ±2 GiB of the veneer.
+Result<Bytes> make_veneer(RemoteAddr at, RemoteAddr slot);
+
+// ---- relocations -------------------------------------------------------------
+
+// The psABI name of a relocation type ("R_X86_64_PC32"), or "" if unknown.
+std::string_view reloc_name(u32 type);
+
+// "R_X86_64_PC32 at offset 0x1f against 'snprintf'" (unknown types print as
+// "relocation type 0xff ..."), the prefix of every relocation message.
+std::string describe_relocation(u32 type, u64 offset, std::string_view symbol);
+
+// What the loader must prepare before a relocation of that type is applied.
+struct RelocNeeds {
+  bool got_slot = false;    // G: an 8-byte slot in the payload's GOT holding S
+  bool got_base = false;    // GOT: the address of the payload's GOT
+  bool may_branch = false;  // a branch (PC32 call/jmp, PLT32) that may need a
+                            // veneer when its target is undefined (outside the payload)
+};
+
+// Classifies a relocation type. BadPayload for every type the loader does not
+// apply: "unsupported relocation R_X86_64_TPOFF32 (type 0x17) at offset 0x3
+// against 'tv'" (TLS, dynamic-only and unknown types).
+Result<RelocNeeds> scan_relocation(u32 type, u64 offset, std::string_view symbol);
+
+// One relocation, in the psABI's letters. The loader fills in the values.
+struct RelocInput {
+  u32 type = 0;
+  u64 offset = 0;              // r_offset in the target section (for messages and bounds)
+  std::string_view symbol;     // its name for messages ("snprintf", ".rodata.str1.1")
+  u64 S = 0;                   // symbol value
+  i64 A = 0;                   // addend
+  u64 P = 0;                   // address of the place (the section's address + offset)
+  u64 Z = 0;                   // symbol size (R_X86_64_SIZE*)
+  u64 GOT = 0;                 // address of the payload's GOT
+  u64 G = 0;                   // offset of the symbol's GOT slot from GOT (has_got_slot)
+  bool has_got_slot = false;
+  u64 L = 0;                   // address of the symbol's veneer (has_veneer)
+  bool has_veneer = false;
+};
+
+// Applies `r` to `section`, the bytes of the relocated section as they will
+// sit in the target (section[r.offset] is at address r.P).
+//
+// - PC32 / PLT32 whose S + A - P does not fit go through the veneer L when
+//   there is one and the relocated field is a branch displacement (PLT32, or
+//   PC32 after e8 call / e9 jmp / 0f 8x jcc); otherwise a range error.
+// - GOTPCRELX / REX_GOTPCRELX on `mov foo@GOTPCREL(%rip), %reg` are relaxed
+//   to `lea foo(%rip), %reg` when S + A - P fits (psABI B.2 "Optimize GOTPCRELX").
+//
+// Errors (BadPayload), all starting with describe_relocation():
+//   "... : value 0x100000000 is out of range [-0x80000000, 0x7fffffff]"
+//   "... is past the end of the section (size 0x20)"
+//   "unsupported relocation ..." (as scan_relocation)
+Status apply_relocation(std::span<u8> section, const RelocInput& r);
+
+}  // namespace x86_64
+}  // namespace hs

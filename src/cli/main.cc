@@ -1,0 +1,276 @@
+// hotsplice: the command line. Thin on purpose: it parses arguments, calls
+// the engine or the builder, and prints. Verbs and argument order follow
+// Xen's xen-livepatch; exit codes are 0 ok, 1 error, 2 retry-able (busy,
+// activeness timeout), 64 bad usage.
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "builder/builder.h"
+#include "engine/engine.h"
+#include "payload/payload.h"
+
+using namespace hs;
+using json = nlohmann::json;
+
+namespace {
+
+[[noreturn]] void die(const Error& e) {
+  fmt::print(stderr, "hotsplice: error: {}\n", e.message());
+  std::exit(e.exit_code());
+}
+
+template <class T>
+T check(Result<T> r) {
+  if (!r) die(r.error());
+  return std::move(*r);
+}
+void check(Status s) {
+  if (!s) die(s.error());
+}
+
+Result<std::chrono::milliseconds> parse_duration(const std::string& s) {
+  try {
+    size_t used = 0;
+    double v = std::stod(s, &used);
+    std::string unit = s.substr(used);
+    if (v < 0) throw std::invalid_argument("negative");
+    if (unit == "ms") return std::chrono::milliseconds(static_cast<long>(v));
+    if (unit == "s" || unit.empty()) return std::chrono::milliseconds(static_cast<long>(v * 1000));
+  } catch (const std::exception&) {
+  }
+  return fail(ErrorKind::Usage, "invalid --timeout '{}': use e.g. 1s, 1.5, 500ms", s);
+}
+
+std::string payload_name_from_file(const std::string& file) {
+  std::string base = file.substr(file.rfind('/') + 1);
+  auto dot = base.find('.');
+  return dot == std::string::npos || dot == 0 ? base : base.substr(0, dot);
+}
+
+// ---- info -----------------------------------------------------------------
+
+json payload_json(const Payload& p) {
+  json j;
+  j["file"] = p.file;
+  j["build_id"] = to_hex(p.build_id);
+  j["depends"] = to_hex(p.depends);
+  j["object_depends"] = to_hex(p.object_depends);
+  j["funcs"] = json::array();
+  for (const auto& f : p.funcs) {
+    json fj;
+    fj["name"] = f.name;
+    fj["new"] = f.new_ref ? json(f.new_ref->display) : json(nullptr);
+    fj["new_size"] = f.new_size;
+    fj["old_size"] = f.old_size;
+    if (!f.expect.empty()) fj["expect"] = to_hex(f.expect);
+    j["funcs"].push_back(fj);
+  }
+  json hooks = json::object();
+  auto hook = [&](const char* n, const std::optional<SymRef>& r) {
+    if (r) hooks[n] = r->display;
+  };
+  if (!p.load_hooks.empty())
+    for (const auto& h : p.load_hooks) hooks["load"].push_back(h.display);
+  if (!p.unload_hooks.empty())
+    for (const auto& h : p.unload_hooks) hooks["unload"].push_back(h.display);
+  hook("preapply", p.preapply);
+  hook("apply", p.apply);
+  hook("postapply", p.postapply);
+  hook("prerevert", p.prerevert);
+  hook("revert", p.revert);
+  hook("postrevert", p.postrevert);
+  j["hooks"] = hooks;
+  j["modinfo"] = json::object();
+  for (const auto& [k, v] : p.modinfo) j["modinfo"][k] = v;
+  return j;
+}
+
+void print_info(const Payload& p) {
+  fmt::print("payload {}\n", p.file);
+  fmt::print("  build-id        {}\n", to_hex(p.build_id));
+  fmt::print("  depends         {}\n", to_hex(p.depends));
+  fmt::print("  object depends  {}\n", to_hex(p.object_depends));
+  for (const auto& [k, v] : p.modinfo) fmt::print("  {:<15} {}\n", k, v);
+  fmt::print("  functions       {}\n", p.funcs.size());
+  for (const auto& f : p.funcs) {
+    if (f.new_ref)
+      fmt::print("    {} -> {} (old {:#x} bytes, new {:#x} bytes)", f.name, f.new_ref->display, f.old_size, f.new_size);
+    else
+      fmt::print("    {} -> NOP out {:#x} bytes (old {:#x} bytes)", f.name, f.new_size, f.old_size);
+    if (!f.expect.empty()) fmt::print(", expects {}", to_hex(f.expect));
+    fmt::print("\n");
+  }
+}
+
+// ---- list -----------------------------------------------------------------
+
+json state_json(pid_t pid, const ListResult& l) {
+  json j;
+  j["pid"] = pid;
+  j["in_progress"] = l.in_progress;
+  j["payloads"] = json::array();
+  for (const auto& p : l.state.payloads) {
+    json pj;
+    pj["name"] = p.name;
+    pj["state"] = state_name(p.state);
+    pj["object"] = p.object_path;
+    pj["file"] = p.file;
+    pj["build_id"] = to_hex(p.build_id);
+    pj["depends"] = to_hex(p.depends);
+    pj["object_depends"] = to_hex(p.object_depends);
+    pj["base"] = fmt::format("{:#x}", p.base);
+    pj["size"] = p.size;
+    pj["funcs"] = json::array();
+    for (const auto& f : p.funcs) {
+      pj["funcs"].push_back({{"name", f.name},
+                             {"old_addr", fmt::format("{:#x}", f.old_addr)},
+                             {"new_addr", fmt::format("{:#x}", f.new_addr)},
+                             {"applied", f.applied}});
+    }
+    pj["modinfo"] = json::object();
+    for (const auto& [k, v] : p.modinfo) pj["modinfo"][k] = v;
+    j["payloads"].push_back(pj);
+  }
+  return j;
+}
+
+void print_state(pid_t pid, const ListResult& l) {
+  fmt::print("PID {}: {} payload{}{}\n", pid, l.state.payloads.size(), l.state.payloads.size() == 1 ? "" : "s",
+             l.in_progress ? " (an operation is in progress)" : "");
+  for (const auto& p : l.state.payloads) {
+    fmt::print("{}  {}  {}\n", p.name, state_name(p.state), p.object_path);
+    fmt::print("  build-id {}  depends {}\n", to_hex(p.build_id), to_hex(p.depends));
+    for (const auto& f : p.funcs)
+      fmt::print("  [{}] {} {:#x} -> {}\n", f.applied ? "x" : " ", f.name, f.old_addr,
+                 f.new_addr ? fmt::format("{:#x}", f.new_addr) : std::string("nop"));
+    for (const auto& [k, v] : p.modinfo) fmt::print("  {}={}\n", k, v);
+  }
+}
+
+void print_notes(const std::vector<std::string>& notes) {
+  for (const auto& n : notes) fmt::print(stderr, "hotsplice: {}\n", n);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"hotsplice: live-patch running processes"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "hotsplice 0.1.0");
+
+  bool json_out = false, force = false;
+  std::string timeout_s = "1s";
+  pid_t pid = 0;
+  std::string name, file;
+
+  auto add_engine_opts = [&](CLI::App* c) {
+    c->add_option("--timeout", timeout_s, "how long to retry the activeness check (e.g. 1s, 500ms)");
+    c->add_flag("--force", force, "skip the activeness check (unsafe)");
+  };
+
+  // build
+  BuildOptions bopt;
+  std::string cflags;
+  auto* build = app.add_subcommand("build", "build a payload from patch source");
+  build->add_option("sources", bopt.sources, "patch source file(s)")->required();
+  build->add_option("--target", bopt.target, "the binary or library the payload patches")->required();
+  build->add_option("-o,--output", bopt.output, "payload file to write")->required();
+  build->add_option("--depends", bopt.depends_payload, "stack on this earlier payload");
+  build->add_option("--cflags", cflags, "extra compiler flags");
+  build->add_option("--cc", bopt.cc, "C compiler (default gcc)");
+  build->add_flag("--keep-temps", bopt.keep_temps, "keep the intermediate files");
+
+  auto* info = app.add_subcommand("info", "describe a payload file");
+  info->add_option("file", file)->required();
+  info->add_flag("--json", json_out);
+
+  auto* upload = app.add_subcommand("upload", "load a payload into a process (state CHECKED)");
+  upload->add_option("pid", pid)->required();
+  upload->add_option("name", name)->required();
+  upload->add_option("file", file)->required();
+
+  auto* apply = app.add_subcommand("apply", "switch a payload on (state APPLIED)");
+  auto* revert = app.add_subcommand("revert", "switch the top payload off (state CHECKED)");
+  auto* replace = app.add_subcommand("replace", "revert every applied payload and apply this one, in one stop");
+  auto* unload = app.add_subcommand("unload", "remove a CHECKED payload from the process");
+  for (auto* c : {apply, revert, replace, unload}) {
+    c->add_option("pid", pid)->required();
+    c->add_option("name", name)->required();
+  }
+  for (auto* c : {upload, apply, revert, replace, unload}) add_engine_opts(c);
+
+  auto* load = app.add_subcommand("load", "upload and apply, named after the file");
+  load->add_option("pid", pid)->required();
+  load->add_option("file", file)->required();
+  load->add_option("--name", name, "payload name (default: the file name without extension)");
+  add_engine_opts(load);
+
+  auto* list = app.add_subcommand("list", "show the payloads of a process");
+  list->add_option("pid", pid)->required();
+  list->add_flag("--json", json_out);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    fmt::print(stderr, "hotsplice: error: {}\n", e.what());
+    return 64;
+  }
+
+  if (build->parsed()) {
+    if (!cflags.empty()) {
+      for (size_t i = 0; i < cflags.size();) {
+        size_t j = cflags.find(' ', i);
+        if (j == std::string::npos) j = cflags.size();
+        if (j > i) bopt.cflags.push_back(cflags.substr(i, j - i));
+        i = j + 1;
+      }
+    }
+    check(build_payload(bopt));
+    Payload p = check(Payload::open(bopt.output));
+    fmt::print("wrote {}: {} function{}, build-id {}\n", bopt.output, p.funcs.size(), p.funcs.size() == 1 ? "" : "s",
+               to_hex(p.build_id));
+    return 0;
+  }
+  if (info->parsed()) {
+    Payload p = check(Payload::open(file));
+    if (json_out)
+      fmt::print("{}\n", payload_json(p).dump(2));
+    else
+      print_info(p);
+    return 0;
+  }
+  if (list->parsed()) {
+    ListResult l = check(list_state(pid));
+    print_notes(l.notes);
+    if (json_out)
+      fmt::print("{}\n", state_json(pid, l).dump(2));
+    else
+      print_state(pid, l);
+    return 0;
+  }
+
+  EngineOptions eopt;
+  eopt.timeout = check(parse_duration(timeout_s));
+  eopt.force = force;
+  if (force) fmt::print(stderr, "hotsplice: warning: --force skips the activeness check; the process may crash\n");
+  auto session = check(Session::open(pid, eopt));
+  print_notes(session->notes());
+  Status st;
+  if (upload->parsed()) st = session->upload(name, file);
+  if (apply->parsed()) st = session->apply(name);
+  if (revert->parsed()) st = session->revert(name);
+  if (replace->parsed()) st = session->replace(name);
+  if (unload->parsed()) st = session->unload(name);
+  if (load->parsed()) {
+    if (name.empty()) name = payload_name_from_file(file);
+    st = session->load(name, file);
+  }
+  check(std::move(st));
+  check(session->close());
+  return 0;
+}

@@ -1,0 +1,419 @@
+#include "engine/registry.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "process/remote_syscall.h"
+#include "process/thread_group.h"
+
+namespace hs {
+
+const char* state_name(PayloadState s) {
+  switch (s) {
+    case PayloadState::Checked: return "CHECKED";
+    case PayloadState::Applied: return "APPLIED";
+  }
+  return "?";
+}
+
+const char* op_name(JournalOp op) {
+  switch (op) {
+    case JournalOp::None: return "none";
+    case JournalOp::Upload: return "upload";
+    case JournalOp::Apply: return "apply";
+    case JournalOp::Revert: return "revert";
+    case JournalOp::Replace: return "replace";
+    case JournalOp::Unload: return "unload";
+  }
+  return "?";
+}
+
+PayloadRecord* RegistryState::find(std::string_view name) {
+  for (auto& p : payloads)
+    if (p.name == name) return &p;
+  return nullptr;
+}
+
+const PayloadRecord* RegistryState::find(std::string_view name) const {
+  return const_cast<RegistryState*>(this)->find(name);
+}
+
+std::vector<const PayloadRecord*> RegistryState::applied_stack(std::string_view object_path) const {
+  std::vector<const PayloadRecord*> v;
+  for (const auto& p : payloads)
+    if (p.state == PayloadState::Applied && p.object_path == object_path) v.push_back(&p);
+  std::sort(v.begin(), v.end(), [](auto* a, auto* b) { return a->apply_seq > b->apply_seq; });
+  return v;
+}
+
+const PayloadRecord* RegistryState::top_of_stack(std::string_view object_path) const {
+  auto v = applied_stack(object_path);
+  return v.empty() ? nullptr : v.front();
+}
+
+// ---- serialisation: a flat little-endian stream, versioned by the header ----
+
+namespace {
+
+constexpr u32 kFormatVersion = 1;
+
+class Writer {
+ public:
+  void u8_(u8 v) { out_.push_back(v); }
+  void u32_(u32 v) { put(&v, sizeof v); }
+  void u64_(u64 v) { put(&v, sizeof v); }
+  void bytes(ByteView b) {
+    u64_(b.size());
+    put(b.data(), b.size());
+  }
+  void str(std::string_view s) { bytes(ByteView(reinterpret_cast<const u8*>(s.data()), s.size())); }
+  Bytes take() { return std::move(out_); }
+
+ private:
+  void put(const void* p, size_t n) {
+    auto* b = static_cast<const u8*>(p);
+    out_.insert(out_.end(), b, b + n);
+  }
+  Bytes out_;
+};
+
+class Reader {
+ public:
+  explicit Reader(ByteView d) : d_(d) {}
+  bool ok() const { return ok_; }
+  u8 u8_() { return get<u8>(); }
+  u32 u32_() { return get<u32>(); }
+  u64 u64_() { return get<u64>(); }
+  Bytes bytes() {
+    u64 n = u64_();
+    if (!ok_ || n > d_.size() - pos_) return fail_(), Bytes{};
+    Bytes b(d_.begin() + pos_, d_.begin() + pos_ + n);
+    pos_ += n;
+    return b;
+  }
+  std::string str() {
+    Bytes b = bytes();
+    return std::string(b.begin(), b.end());
+  }
+  // A count that must fit in the remaining bytes at `min_each` bytes per item.
+  u64 count(size_t min_each) {
+    u64 n = u64_();
+    if (!ok_ || n > (d_.size() - pos_) / min_each) return fail_(), 0;
+    return n;
+  }
+
+ private:
+  template <class T>
+  T get() {
+    if (!ok_ || sizeof(T) > d_.size() - pos_) return fail_(), T{};
+    T v = load_le<T>(d_.data() + pos_);
+    pos_ += sizeof(T);
+    return v;
+  }
+  void fail_() { ok_ = false; }
+  ByteView d_;
+  size_t pos_ = 0;
+  bool ok_ = true;
+};
+
+void put_journal(Writer& w, const Journal& j) {
+  w.u8_(static_cast<u8>(j.op));
+  w.str(j.payload);
+  w.u64_(j.tool_pid);
+  w.u64_(j.writes.size());
+  for (const auto& x : j.writes) {
+    w.u64_(x.addr);
+    w.bytes(x.before);
+    w.bytes(x.after);
+  }
+  w.u64_(j.map_base);
+  w.u64_(j.map_size);
+}
+
+Journal get_journal(Reader& r) {
+  Journal j;
+  j.op = static_cast<JournalOp>(r.u8_());
+  j.payload = r.str();
+  j.tool_pid = r.u64_();
+  u64 n = r.count(24);
+  for (u64 i = 0; i < n && r.ok(); i++) {
+    JournalWrite x;
+    x.addr = r.u64_();
+    x.before = r.bytes();
+    x.after = r.bytes();
+    j.writes.push_back(std::move(x));
+  }
+  j.map_base = r.u64_();
+  j.map_size = r.u64_();
+  return j;
+}
+
+void put_pairs(Writer& w, const std::vector<std::pair<std::string, std::string>>& v) {
+  w.u64_(v.size());
+  for (const auto& [k, val] : v) {
+    w.str(k);
+    w.str(val);
+  }
+}
+
+}  // namespace
+
+Bytes serialize(const RegistryState& s) {
+  Writer w;
+  w.u32_(kFormatVersion);
+  w.u64_(s.next_seq);
+  w.u64_(s.payloads.size());
+  for (const auto& p : s.payloads) {
+    w.str(p.name);
+    w.str(p.file);
+    w.u8_(static_cast<u8>(p.state));
+    w.bytes(p.build_id);
+    w.bytes(p.depends);
+    w.bytes(p.object_depends);
+    w.str(p.object_path);
+    w.u64_(p.base);
+    w.u64_(p.size);
+    w.u64_(p.regions.size());
+    for (const auto& r : p.regions) {
+      w.u64_(r.offset);
+      w.u64_(r.size);
+      w.u32_(static_cast<u32>(r.prot));
+    }
+    w.u64_(p.funcs.size());
+    for (const auto& f : p.funcs) {
+      w.str(f.name);
+      w.u64_(f.old_addr);
+      w.u32_(f.old_size);
+      w.u64_(f.new_addr);
+      w.u32_(f.new_size);
+      w.u32_(f.patch_offset);
+      w.bytes(f.insn);
+      w.bytes(f.undo);
+      w.bytes(f.expect);
+      w.u8_(f.applied);
+    }
+    w.u64_(p.exports.size());
+    for (const auto& [n, a] : p.exports) {
+      w.str(n);
+      w.u64_(a);
+    }
+    put_pairs(w, p.modinfo);
+    w.u64_(p.upload_seq);
+    w.u64_(p.apply_seq);
+  }
+  w.u8_(s.journal.has_value());
+  if (s.journal) put_journal(w, *s.journal);
+  return w.take();
+}
+
+Result<RegistryState> deserialize(ByteView data) {
+  RegistryState s;
+  if (data.empty()) return s;  // a fresh registry
+  Reader r(data);
+  u32 version = r.u32_();
+  if (r.ok() && version != kFormatVersion)
+    return fail(ErrorKind::Internal, "registry format version {} is not supported (expected {})", version,
+                kFormatVersion);
+  s.next_seq = r.u64_();
+  u64 n = r.count(16);
+  for (u64 i = 0; i < n && r.ok(); i++) {
+    PayloadRecord p;
+    p.name = r.str();
+    p.file = r.str();
+    p.state = static_cast<PayloadState>(r.u8_());
+    p.build_id = r.bytes();
+    p.depends = r.bytes();
+    p.object_depends = r.bytes();
+    p.object_path = r.str();
+    p.base = r.u64_();
+    p.size = r.u64_();
+    u64 nr = r.count(20);
+    for (u64 k = 0; k < nr && r.ok(); k++) {
+      RegionRecord rr;
+      rr.offset = r.u64_();
+      rr.size = r.u64_();
+      rr.prot = static_cast<int>(r.u32_());
+      p.regions.push_back(rr);
+    }
+    u64 nf = r.count(16);
+    for (u64 k = 0; k < nf && r.ok(); k++) {
+      FuncState f;
+      f.name = r.str();
+      f.old_addr = r.u64_();
+      f.old_size = r.u32_();
+      f.new_addr = r.u64_();
+      f.new_size = r.u32_();
+      f.patch_offset = r.u32_();
+      f.insn = r.bytes();
+      f.undo = r.bytes();
+      f.expect = r.bytes();
+      f.applied = r.u8_() != 0;
+      p.funcs.push_back(std::move(f));
+    }
+    u64 ne = r.count(16);
+    for (u64 k = 0; k < ne && r.ok(); k++) {
+      std::string name = r.str();
+      p.exports.emplace_back(std::move(name), r.u64_());
+    }
+    u64 nm = r.count(16);
+    for (u64 k = 0; k < nm && r.ok(); k++) {
+      std::string key = r.str();
+      p.modinfo.emplace_back(std::move(key), r.str());
+    }
+    p.upload_seq = r.u64_();
+    p.apply_seq = r.u64_();
+    if (p.state != PayloadState::Checked && p.state != PayloadState::Applied)
+      return fail(ErrorKind::Internal, "registry is corrupt: payload '{}' has state {}", p.name,
+                  static_cast<int>(p.state));
+    s.payloads.push_back(std::move(p));
+  }
+  if (r.u8_()) s.journal = get_journal(r);
+  if (!r.ok()) return fail(ErrorKind::Internal, "registry is corrupt: truncated state");
+  return s;
+}
+
+// ---- the mapping ----
+
+namespace {
+
+constexpr char kMagic[8] = {'H', 'S', 'P', 'L', 'R', 'E', 'G', '1'};
+constexpr u64 kHeaderSize = 4096;
+
+struct Header {
+  char magic[8];
+  u32 version;
+  u32 header_size;
+  u64 capacity;
+  u64 self;
+  u64 commit;  // generation << 1 | active slot
+};
+
+struct SlotHeader {
+  u64 length;
+  u64 checksum;
+};
+
+u64 fnv1a(ByteView d) {
+  u64 h = 0xcbf29ce484222325ull;
+  for (u8 c : d) {
+    h ^= c;
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+u64 slot_capacity() { return (Registry::kCapacity - kHeaderSize) / 2; }
+u64 slot_offset(u64 slot) { return kHeaderSize + slot * slot_capacity(); }
+
+bool is_registry_path(std::string_view path) {
+  return path.starts_with("/memfd:") && path.substr(7).starts_with(Registry::kMemfdName);
+}
+
+}  // namespace
+
+Result<std::optional<Registry>> Registry::find(const Process& proc) {
+  auto maps = HS_TRY(proc.maps());
+  for (const auto& m : maps) {
+    if (!is_registry_path(m.path) || m.range.size() != kCapacity || !m.shared) continue;
+    auto h = HS_TRY(proc.read_value<Header>(m.range.begin));
+    if (std::memcmp(h.magic, kMagic, sizeof kMagic) != 0 || h.self != m.range.begin.value()) continue;
+    return std::optional<Registry>(Registry(&proc, m.range.begin));
+  }
+  return std::optional<Registry>();
+}
+
+// Closes registry memfds that a killed tool left open in the target (it dies
+// between memfd_create and close only in a tiny window, but then the fd
+// would stay open for the life of the process).
+static Status close_stray_fds(const Process& proc, RemoteSyscalls& rs) {
+  std::string dir = fmt::format("/proc/{}/fd", proc.pid());
+  DIR* d = opendir(dir.c_str());
+  if (!d) return {};
+  std::vector<int> stray;
+  while (dirent* e = readdir(d)) {
+    char buf[256];
+    std::string link = dir + "/" + e->d_name;
+    ssize_t n = readlink(link.c_str(), buf, sizeof buf - 1);
+    if (n <= 0) continue;
+    if (is_registry_path(std::string_view(buf, static_cast<size_t>(n)))) stray.push_back(atoi(e->d_name));
+  }
+  closedir(d);
+  for (int fd : stray) HS_CHECK(rs.syscall(SYS_close, fd));
+  return {};
+}
+
+Result<Registry> Registry::create(const Process& proc, ThreadGroup& group) {
+  TracedThread* t = HS_TRY(group.stop_one());
+  RemoteAddr addr;
+  {
+    auto rs = HS_TRY(RemoteSyscalls::create(group, *t, proc));
+    HS_CHECK(close_stray_fds(proc, rs));
+    // The memfd's name goes on the borrowed thread's stack, well below its
+    // red zone: memory the thread is not using (a signal frame would land there).
+    RemoteAddr name_at((t->regs.rsp - 1024) & ~u64{15});
+    std::string name(kMemfdName);
+    HS_CHECK(proc.write(name_at, ByteView(reinterpret_cast<const u8*>(name.c_str()), name.size() + 1)));
+    long fd = HS_TRY(rs.syscall(SYS_memfd_create, name_at.value(), MFD_CLOEXEC));
+    if (fd < 0) return fail_errno(ErrorKind::BadTarget, static_cast<int>(-fd), "memfd_create in PID {} failed", proc.pid());
+    long r = HS_TRY(rs.syscall(SYS_ftruncate, fd, kCapacity));
+    Result<RemoteAddr> mapped = RemoteAddr();
+    if (r < 0) {
+      mapped = fail_errno(ErrorKind::BadTarget, static_cast<int>(-r), "ftruncate of the registry in PID {} failed",
+                          proc.pid());
+    } else {
+      mapped = rs.mmap(RemoteAddr(), kCapacity, PROT_READ | PROT_WRITE, MAP_SHARED, static_cast<int>(fd), 0);
+    }
+    HS_CHECK(rs.syscall(SYS_close, fd));
+    addr = HS_TRY(std::move(mapped));
+    HS_CHECK(rs.finish());
+  }
+  HS_CHECK(group.resume_all());
+
+  Header h{};
+  std::memcpy(h.magic, kMagic, sizeof kMagic);
+  h.version = 1;
+  h.header_size = kHeaderSize;
+  h.capacity = kCapacity;
+  h.self = addr.value();
+  h.commit = 0;  // generation 0, slot 0, whose length is 0: the empty state
+  HS_CHECK(proc.write(addr, ByteView(reinterpret_cast<const u8*>(&h), sizeof h)));
+  return Registry(&proc, addr);
+}
+
+Result<RegistryState> Registry::load() const {
+  auto h = HS_TRY(proc_->read_value<Header>(base_));
+  if (std::memcmp(h.magic, kMagic, sizeof kMagic) != 0)
+    return fail(ErrorKind::Internal, "registry at {} in PID {} has a bad magic", base_, proc_->pid());
+  u64 slot = h.commit & 1;
+  auto sh = HS_TRY(proc_->read_value<SlotHeader>(base_ + static_cast<i64>(slot_offset(slot))));
+  if (sh.length > slot_capacity() - sizeof(SlotHeader))
+    return fail(ErrorKind::Internal, "registry in PID {} is corrupt: slot length {:#x}", proc_->pid(), sh.length);
+  Bytes data = HS_TRY(proc_->read(base_ + static_cast<i64>(slot_offset(slot) + sizeof(SlotHeader)), sh.length));
+  if (fnv1a(data) != sh.checksum && !(h.commit == 0 && sh.length == 0))
+    return fail(ErrorKind::Internal, "registry in PID {} is corrupt: checksum mismatch", proc_->pid());
+  return deserialize(data);
+}
+
+Status Registry::commit(const RegistryState& s) {
+  auto h = HS_TRY(proc_->read_value<Header>(base_));
+  u64 slot = (h.commit & 1) ^ 1;
+  Bytes data = serialize(s);
+  if (data.size() > slot_capacity() - sizeof(SlotHeader))
+    return fail(ErrorKind::Internal, "registry state of {:#x} bytes does not fit the registry", data.size());
+  SlotHeader sh{data.size(), fnv1a(data)};
+  Bytes out(sizeof sh + data.size());
+  std::memcpy(out.data(), &sh, sizeof sh);
+  std::memcpy(out.data() + sizeof sh, data.data(), data.size());
+  HS_CHECK(proc_->write(base_ + static_cast<i64>(slot_offset(slot)), out));
+  u64 commit = (((h.commit >> 1) + 1) << 1) | slot;
+  return proc_->write(base_ + static_cast<i64>(offsetof(Header, commit)),
+                      ByteView(reinterpret_cast<const u8*>(&commit), sizeof commit));
+}
+
+}  // namespace hs

@@ -1,0 +1,133 @@
+// The registry: hotsplice's state, kept inside the target process.
+//
+// Where it lives. A shared memfd mapping named "hotsplice-registry", created
+// in the target the first time a payload is uploaded (memfd_create + mmap run
+// as remote system calls). It shows in /proc/PID/maps as
+// "/memfd:hotsplice-registry (deleted)", which is how every later invocation,
+// and any second copy of the tool, finds it; it dies with the process.
+//
+// How it is written. The mapping holds a header and two slots. A commit
+// serialises the whole state into the slot that is not active, then flips
+// one 8-byte word in the header (`commit`: generation << 1 | slot). Each is a
+// single pwrite to /proc/PID/mem, and a pwrite is never torn by the tool's
+// death, so a reader always sees either the old or the new state, with its
+// checksum intact.
+//
+// The journal. Before an operation changes target memory (code bytes,
+// mappings), it commits a state that carries a Journal: the exact writes it
+// is about to do (address, bytes before, bytes after) and the mappings it is
+// about to create or remove. If the tool dies, the next invocation finds the
+// journal (it holds the lock then, so the writer is gone) and rolls it back
+// (see Engine::repair).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "process/process.h"
+#include "support/bytes.h"
+#include "support/error.h"
+#include "support/remote_ptr.h"
+
+namespace hs {
+
+class ThreadGroup;
+
+enum class PayloadState : u8 { Checked = 1, Applied = 2 };
+const char* state_name(PayloadState s);
+
+// Per-function state, outside the payload (Xen's livepatch_fstate).
+struct FuncState {
+  std::string name;
+  u64 old_addr = 0;
+  u32 old_size = 0;
+  u64 new_addr = 0;   // 0: NOP out
+  u32 new_size = 0;
+  u32 patch_offset = 0;  // 4 after endbr64
+  Bytes insn;         // bytes written at old_addr + patch_offset when applied
+  Bytes undo;         // bytes that were there before (saved at apply)
+  Bytes expect;       // bytes required at old_addr before apply (empty: none)
+  bool applied = false;
+
+  u64 site() const { return old_addr + patch_offset; }
+};
+
+struct RegionRecord {
+  u64 offset = 0, size = 0;
+  int prot = 0;
+};
+
+struct PayloadRecord {
+  std::string name;
+  std::string file;
+  PayloadState state = PayloadState::Checked;
+  Bytes build_id, depends, object_depends;
+  std::string object_path;       // target object this payload patches
+  u64 base = 0, size = 0;        // its mapping in the target
+  std::vector<RegionRecord> regions;
+  std::vector<FuncState> funcs;
+  std::vector<std::pair<std::string, u64>> exports;
+  std::vector<std::pair<std::string, std::string>> modinfo;
+  u64 upload_seq = 0;
+  u64 apply_seq = 0;             // order on the applied stack (0 when not applied)
+
+  RemoteRange range() const { return {RemoteAddr(base), RemoteAddr(base + size)}; }
+};
+
+// One memory change an operation is about to make.
+struct JournalWrite {
+  u64 addr = 0;
+  Bytes before, after;
+};
+
+enum class JournalOp : u8 { None = 0, Upload, Apply, Revert, Replace, Unload };
+const char* op_name(JournalOp op);
+
+struct Journal {
+  JournalOp op = JournalOp::None;
+  std::string payload;           // the payload the operation is about
+  u64 tool_pid = 0;              // who wrote it
+  std::vector<JournalWrite> writes;
+  u64 map_base = 0, map_size = 0;  // Upload: mapping being created; Unload: being removed
+};
+
+struct RegistryState {
+  u64 next_seq = 1;
+  std::vector<PayloadRecord> payloads;
+  std::optional<Journal> journal;
+
+  PayloadRecord* find(std::string_view name);
+  const PayloadRecord* find(std::string_view name) const;
+  // The top of the applied stack of an object (highest apply_seq), or null.
+  const PayloadRecord* top_of_stack(std::string_view object_path) const;
+  // Applied payloads of an object, newest first.
+  std::vector<const PayloadRecord*> applied_stack(std::string_view object_path) const;
+};
+
+Bytes serialize(const RegistryState& s);
+Result<RegistryState> deserialize(ByteView data);
+
+// The registry mapping inside one target.
+class Registry {
+ public:
+  static constexpr std::string_view kMemfdName = "hotsplice-registry";
+  static constexpr u64 kCapacity = 32ull << 20;  // virtual; pages are used as written
+
+  // Finds the registry of a process; nullopt if it has none yet.
+  static Result<std::optional<Registry>> find(const Process& proc);
+  // Creates it (remote syscalls on one borrowed thread; the rest keeps running).
+  static Result<Registry> create(const Process& proc, ThreadGroup& group);
+
+  Result<RegistryState> load() const;
+  Status commit(const RegistryState& s);
+
+  RemoteAddr base() const { return base_; }
+
+ private:
+  Registry(const Process* proc, RemoteAddr base) : proc_(proc), base_(base) {}
+  const Process* proc_;
+  RemoteAddr base_;
+};
+
+}  // namespace hs

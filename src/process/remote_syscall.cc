@@ -1,0 +1,201 @@
+// Running system calls inside a stopped thread of the target.
+//
+// How one call goes:
+//
+//   registers := saved (normalised), with
+//     rip = address of a `syscall` instruction (0f 05) already in the target
+//     rax = number, rdi rsi rdx r10 r8 r9 = arguments, orig_rax = -1
+//   PTRACE_SYSCALL -> syscall-entry-stop
+//   PTRACE_SYSCALL -> syscall-exit-stop; rax is the result
+//
+// orig_rax = -1 tells the kernel that the thread is not inside a system call
+// at the point we resume it, so its restart logic (which looks at orig_rax
+// and rax) leaves our registers alone. The thread stays at its last
+// syscall-exit-stop between calls and when finish() puts the saved
+// registers back.
+//
+// Normalising. A thread interrupted in a blocking call (read on a pipe,
+// nanosleep) stops with orig_rax = the call and rax = -ERESTART*; if it
+// were simply resumed, the kernel would rewind it to redo the call. Once we
+// have run our own calls that information would be lost, so it is turned
+// into plain register state first: rip -= 2 (back onto its `syscall`), rax
+// = the call's number (or restart_syscall, which continues e.g. a nanosleep
+// with its original deadline from the kernel's restart block), orig_rax = -1.
+// Resumed from those registers at any later stop, the thread re-executes its
+// own call exactly once, as the kernel would have.
+#include "process/remote_syscall.h"
+
+#include <sys/mman.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+
+#include <algorithm>
+
+namespace hs {
+
+namespace {
+
+// Kernel-internal restart codes (include/linux/errno.h), seen by tracers.
+constexpr long kERESTARTSYS = 512;
+constexpr long kERESTARTNOINTR = 513;
+constexpr long kERESTARTNOHAND = 514;
+constexpr long kERESTART_RESTARTBLOCK = 516;
+
+constexpr u8 kSyscallInsn[] = {
+    0x0f, 0x05,  // syscall
+};
+
+void normalise(user_regs_struct& r) {
+  const long orig = static_cast<long>(r.orig_rax);
+  const long rax = static_cast<long>(r.rax);
+  if (orig >= 0) {
+    if (rax == -kERESTARTSYS || rax == -kERESTARTNOINTR || rax == -kERESTARTNOHAND) {
+      r.rax = r.orig_rax;
+      r.rip -= sizeof kSyscallInsn;
+    } else if (rax == -kERESTART_RESTARTBLOCK) {
+      r.rax = SYS_restart_syscall;
+      r.rip -= sizeof kSyscallInsn;
+    }
+  }
+  r.orig_rax = static_cast<unsigned long long>(-1);
+}
+
+bool is_libc(const std::string& path) {
+  size_t slash = path.rfind('/');
+  std::string_view base = std::string_view(path).substr(slash == std::string::npos ? 0 : slash + 1);
+  return base.starts_with("libc.so") || base.starts_with("libc-");
+}
+
+// The first `0f 05` in a mapping, read in chunks (a pair may straddle two).
+Result<std::optional<RemoteAddr>> scan_for_syscall(const Process& proc, const MapEntry& m) {
+  constexpr size_t kChunk = 64 * 1024;
+  u8 prev = 0;
+  for (u64 off = 0; off < m.range.size(); off += kChunk) {
+    size_t len = static_cast<size_t>(std::min<u64>(kChunk, m.range.size() - off));
+    auto bytes = proc.read(m.range.begin + static_cast<i64>(off), len);
+    if (!bytes) {
+      if (bytes.error().kind() == ErrorKind::TargetGone) return std::unexpected(std::move(bytes.error()));
+      return std::optional<RemoteAddr>();  // unreadable: try another mapping
+    }
+    if (off > 0 && prev == kSyscallInsn[0] && !bytes->empty() && (*bytes)[0] == kSyscallInsn[1])
+      return std::optional<RemoteAddr>(m.range.begin + static_cast<i64>(off - 1));
+    auto it = std::search(bytes->begin(), bytes->end(), std::begin(kSyscallInsn), std::end(kSyscallInsn));
+    if (it != bytes->end()) return std::optional<RemoteAddr>(m.range.begin + static_cast<i64>(off + (it - bytes->begin())));
+    if (!bytes->empty()) prev = bytes->back();
+  }
+  return std::optional<RemoteAddr>();
+}
+
+// A `syscall` instruction in an executable mapping: the vDSO's first (two
+// pages to read), then libc's, then any other file-backed one.
+Result<RemoteAddr> find_syscall_insn(const Process& proc) {
+  auto maps = HS_TRY(proc.maps());
+  auto exec = [](const MapEntry& m) { return (m.prot & PROT_EXEC) && (m.prot & PROT_READ); };
+  std::vector<const MapEntry*> order;
+  for (const auto& m : maps)
+    if (exec(m) && m.path == "[vdso]") order.push_back(&m);
+  for (const auto& m : maps)
+    if (exec(m) && is_libc(m.path)) order.push_back(&m);
+  for (const auto& m : maps)
+    if (exec(m) && m.path != "[vdso]" && m.path != "[vsyscall]" && !is_libc(m.path)) order.push_back(&m);
+  for (const MapEntry* m : order) {
+    auto at = HS_TRY(scan_for_syscall(proc, *m));
+    if (at) return *at;
+  }
+  return fail(ErrorKind::BadTarget, "no syscall instruction found in the executable mappings of PID {}", proc.pid());
+}
+
+}  // namespace
+
+Result<RemoteSyscalls> RemoteSyscalls::create(ThreadGroup& group, TracedThread& t, const Process& proc) {
+  if (!t.stopped)
+    return fail(ErrorKind::Internal, "thread {} of PID {} must be stopped to run system calls", t.tid, group.pid());
+  HS_CHECK(group.refresh_regs(t));
+  if (group.syscall_insn_.is_null()) group.syscall_insn_ = HS_TRY(find_syscall_insn(proc));
+
+  RemoteSyscalls rs;
+  rs.group_ = &group;
+  rs.tid_ = t.tid;
+  rs.syscall_insn_ = group.syscall_insn_;
+  rs.saved_ = t.regs;
+  normalise(rs.saved_);
+  rs.done_ = false;
+  return rs;
+}
+
+RemoteSyscalls::RemoteSyscalls(RemoteSyscalls&& o) noexcept
+    : group_(o.group_), tid_(o.tid_), syscall_insn_(o.syscall_insn_), saved_(o.saved_), done_(o.done_) {
+  o.done_ = true;
+}
+
+RemoteSyscalls::~RemoteSyscalls() {
+  if (!done_) (void)finish();
+}
+
+Result<long> RemoteSyscalls::syscall_raw(long nr, const unsigned long (&args)[6]) {
+  if (done_) return fail(ErrorKind::Internal, "remote system calls on thread {} are finished", tid_);
+  TracedThread* t = group_->find(tid_);
+  if (!t) return fail(ErrorKind::TargetGone, "process {} exited during the operation", group_->pid());
+
+  user_regs_struct r = saved_;
+  r.rip = syscall_insn_.value();
+  r.rax = static_cast<unsigned long long>(nr);
+  r.orig_rax = static_cast<unsigned long long>(-1);
+  r.rdi = args[0];
+  r.rsi = args[1];
+  r.rdx = args[2];
+  r.r10 = args[3];
+  r.r8 = args[4];
+  r.r9 = args[5];
+  HS_CHECK(group_->set_regs(*t, r));
+
+  HS_CHECK(group_->syscall_step(*t));  // entry
+  t = group_->find(tid_);
+  if (!t) return fail(ErrorKind::TargetGone, "process {} exited during the operation", group_->pid());
+  __ptrace_syscall_info info{};
+  long n = ::ptrace(PTRACE_GET_SYSCALL_INFO, tid_, reinterpret_cast<void*>(sizeof info), &info);
+  if (n > 0 && (info.op != PTRACE_SYSCALL_INFO_ENTRY || info.entry.nr != static_cast<u64>(nr)))
+    return fail(ErrorKind::Internal, "thread {} of PID {}: expected entry to system call {} at {}, got stop kind {}",
+                tid_, group_->pid(), nr, syscall_insn_, static_cast<int>(info.op));
+
+  HS_CHECK(group_->syscall_step(*t));  // exit
+  t = group_->find(tid_);
+  if (!t) return fail(ErrorKind::TargetGone, "process {} exited during the operation", group_->pid());
+  return static_cast<long>(t->regs.rax);
+}
+
+static bool is_error_result(long r) { return r < 0 && r > -4096; }
+
+Result<RemoteAddr> RemoteSyscalls::mmap(RemoteAddr hint, u64 len, int prot, int flags, int fd, u64 off) {
+  long r = HS_TRY(syscall(SYS_mmap, hint.value(), len, prot, flags, fd, off));
+  if (is_error_result(r))
+    return fail_errno(kind_for_errno(static_cast<int>(-r), ErrorKind::BadTarget), static_cast<int>(-r),
+                      "mmap of {:#x} bytes at {} in PID {} failed", len, hint, group_->pid());
+  return RemoteAddr(static_cast<u64>(r));
+}
+
+Status RemoteSyscalls::munmap(RemoteAddr addr, u64 len) {
+  long r = HS_TRY(syscall(SYS_munmap, addr.value(), len));
+  if (is_error_result(r))
+    return fail_errno(kind_for_errno(static_cast<int>(-r), ErrorKind::BadTarget), static_cast<int>(-r),
+                      "munmap of {:#x} bytes at {} in PID {} failed", len, addr, group_->pid());
+  return {};
+}
+
+Status RemoteSyscalls::mprotect(RemoteAddr addr, u64 len, int prot) {
+  long r = HS_TRY(syscall(SYS_mprotect, addr.value(), len, prot));
+  if (is_error_result(r))
+    return fail_errno(kind_for_errno(static_cast<int>(-r), ErrorKind::BadTarget), static_cast<int>(-r),
+                      "mprotect of {:#x} bytes at {} to {:#x} in PID {} failed", len, addr, prot, group_->pid());
+  return {};
+}
+
+Status RemoteSyscalls::finish() {
+  if (done_) return {};
+  done_ = true;
+  TracedThread* t = group_->find(tid_);
+  if (!t) return fail(ErrorKind::TargetGone, "process {} exited during the operation", group_->pid());
+  return group_->set_regs(*t, saved_);
+}
+
+}  // namespace hs

@@ -1,0 +1,1331 @@
+// Tests of the process layer against real processes: a small C helper
+// program (compiled here with gcc, see kHelperSource) runs in one of several
+// modes, talks to the test over its stdin/stdout pipes, and the test drives
+// it with Process, ThreadGroup and RemoteSyscalls.
+//
+// Synchronisation is by pipes and by polling /proc for a condition ("thread
+// blocked in read"), never by a fixed sleep alone. A watchdog alarm turns a
+// hang into a failure.
+#include <elf.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "process/objects.h"
+#include "process/process.h"
+#include "process/remote_syscall.h"
+#include "process/thread_group.h"
+
+namespace hs {
+namespace {
+
+// ---------------------------------------------------------------------------
+// The helper program.
+
+constexpr const char* kHelperSource = R"C(
+#define _GNU_SOURCE
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t usr1_count;
+static void on_usr1(int sig) { (void)sig; usr1_count++; }
+
+static void say(const char *fmt, ...) {
+  char buf[512];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  if (n > 0) { ssize_t w = write(1, buf, (size_t)n); (void)w; }
+}
+
+static pid_t tid_self(void) { return (pid_t)syscall(SYS_gettid); }
+
+/* One line from stdin, restarting on EINTR; -1 at EOF. */
+static int read_line(char *buf, int cap) {
+  int n = 0;
+  while (n < cap - 1) {
+    char c;
+    ssize_t r = read(0, &c, 1);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return n ? n : -1;
+    if (c == '\n') break;
+    buf[n++] = c;
+  }
+  buf[n] = 0;
+  return n;
+}
+
+static void command_loop(void) {
+  char line[128];
+  for (;;) {
+    if (read_line(line, sizeof line) < 0) exit(0);
+    if (!strcmp(line, "count")) say("count %d\n", (int)usr1_count);
+    else if (!strcmp(line, "q")) exit(0);
+    else if (!strcmp(line, "libm")) say("libm %f\n", cos((double)usr1_count));
+  }
+}
+
+static volatile int started;
+static volatile unsigned long work;
+
+/* Workers of three kinds: computing (with short sleeps), sleeping in a
+   loop, and blocked in a futex wait forever. */
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static void *worker(void *arg) {
+  long kind = (long)arg % 3;
+  __atomic_add_fetch(&started, 1, __ATOMIC_SEQ_CST);
+  if (kind == 0) {
+    for (;;) {
+      for (int i = 0; i < 200000; i++) work++;
+      struct timespec ts = {0, 200000};
+      nanosleep(&ts, 0);
+    }
+  } else if (kind == 1) {
+    for (;;) {
+      struct timespec ts = {0, 1000000};
+      nanosleep(&ts, 0);
+    }
+  } else {
+    pthread_mutex_lock(&mu);
+    for (;;) pthread_cond_wait(&cv, &mu);
+  }
+  return 0;
+}
+
+static void *noop(void *arg) { return arg; }
+static void *churner(void *arg) {
+  (void)arg;
+  __atomic_add_fetch(&started, 1, __ATOMIC_SEQ_CST);
+  for (;;) {
+    pthread_t t;
+    if (pthread_create(&t, 0, noop, 0) == 0) pthread_join(t, 0);
+  }
+  return 0;
+}
+
+/* Fills the 128-byte red zone below its stack pointer with a pattern, then
+   checks it over and over until *stop; returns 1 if it ever changed. It
+   never moves rsp and calls nothing, so nothing legitimate writes there. */
+int redzone_loop(volatile int *stop, volatile int *started);
+extern char redzone_loop_end[];
+__asm__(
+    ".text\n"
+    ".globl redzone_loop\n"
+    ".type redzone_loop,@function\n"
+    "redzone_loop:\n"
+    "  movabs $0x5a5a000000000000, %rax\n"
+    "  mov $16, %ecx\n"
+    "  lea -128(%rsp), %rdx\n"
+    "1: mov %rax, (%rdx)\n"
+    "  inc %rax\n"
+    "  add $8, %rdx\n"
+    "  dec %ecx\n"
+    "  jnz 1b\n"
+    "  movl $1, (%rsi)\n"
+    "2: movabs $0x5a5a000000000000, %rax\n"
+    "  mov $16, %ecx\n"
+    "  lea -128(%rsp), %rdx\n"
+    "3: cmp %rax, (%rdx)\n"
+    "  jne 4f\n"
+    "  inc %rax\n"
+    "  add $8, %rdx\n"
+    "  dec %ecx\n"
+    "  jnz 3b\n"
+    "  cmpl $0, (%rdi)\n"
+    "  je 2b\n"
+    "  xor %eax, %eax\n"
+    "  ret\n"
+    "4: mov $1, %eax\n"
+    "  ret\n"
+    ".globl redzone_loop_end\n"
+    "redzone_loop_end:\n"
+    ".size redzone_loop, .-redzone_loop\n");
+
+static volatile int rz_stop, rz_started;
+static volatile pid_t rz_tid;
+static int rz_result;
+static void *redzone_thread(void *arg) {
+  (void)arg;
+  rz_tid = tid_self();
+  rz_result = redzone_loop(&rz_stop, &rz_started);
+  return 0;
+}
+
+static void *command_thread(void *arg) {
+  (void)arg;
+  command_loop();
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_usr1;
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGUSR1, &sa, 0);
+  if (argc < 2) return 2;
+  const char *mode = argv[1];
+
+  if (!strcmp(mode, "threads")) {            /* threads N: N workers + command loop */
+    int n = argc > 2 ? atoi(argv[2]) : 0;
+    for (long i = 0; i < n; i++) {
+      pthread_t t;
+      pthread_create(&t, 0, worker, (void *)i);
+    }
+    while (started < n) sched_yield();
+    say("ready %p\n", (void *)main);
+    command_loop();
+  } else if (!strcmp(mode, "churn")) {       /* threads creating threads */
+    for (int i = 0; i < 3; i++) {
+      pthread_t t;
+      pthread_create(&t, 0, churner, 0);
+    }
+    while (started < 3) sched_yield();
+    say("ready\n");
+    command_loop();
+  } else if (!strcmp(mode, "pipe")) {        /* one blocking read on stdin */
+    say("ready\n");
+    char buf[64];
+    ssize_t r = read(0, buf, sizeof buf - 1);
+    int e = errno;
+    if (r > 0) {
+      buf[r] = 0;
+      if (buf[r - 1] == '\n') buf[r - 1] = 0;
+    }
+    say("read %d [%s] %d\n", (int)r, r > 0 ? buf : "", r < 0 ? e : 0);
+    return 0;
+  } else if (!strcmp(mode, "sleep")) {       /* one nanosleep of N ms */
+    int ms = atoi(argv[2]);
+    struct timespec a, b, ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    say("ready\n");
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    int r = nanosleep(&ts, 0);
+    int e = errno;
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    long elapsed = (b.tv_sec - a.tv_sec) * 1000L + (b.tv_nsec - a.tv_nsec) / 1000000L;
+    say("slept %d %d %ld\n", r, r ? e : 0, elapsed);
+    return 0;
+  } else if (!strcmp(mode, "redzone")) {
+    pthread_t t;
+    pthread_create(&t, 0, redzone_thread, 0);
+    while (!rz_started) sched_yield();
+    say("ready %d %p %p\n", (int)rz_tid, (void *)redzone_loop, (void *)redzone_loop_end);
+    char line[64];
+    read_line(line, sizeof line);
+    rz_stop = 1;
+    pthread_join(t, 0);
+    say("redzone %d\n", rz_result);
+    return 0;
+  } else if (!strcmp(mode, "leaderexit")) {  /* main thread exits, the process lives on */
+    pthread_t t;
+    pthread_create(&t, 0, command_thread, 0);
+    say("ready\n");
+    pthread_exit(0);
+  } else if (!strcmp(mode, "vfork")) {       /* leader stuck in vfork(), workers around */
+    for (long i = 0; i < 4; i++) {
+      pthread_t t;
+      pthread_create(&t, 0, worker, (void *)i);
+    }
+    while (started < 4) sched_yield();
+    pid_t c = vfork();
+    if (c == 0) {
+      say("child %d\n", (int)getpid());
+      char b;
+      ssize_t r = read(0, &b, 1);
+      (void)r;
+      _exit(0);
+    }
+    command_loop();
+  }
+  return 2;
+}
+)C";
+
+std::string run_command(const std::string& cmd) {
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  pclose(p);
+  return out;
+}
+
+// Compiles the helper once per test binary run. Several test processes may
+// do this at once (ctest -j): each compiles to its own file and renames.
+const std::string& helper() {
+  static std::string path = [] {
+    std::string dir = std::string(HS_BINARY_DIR) + "/process_test_helper";
+    ::mkdir(dir.c_str(), 0755);
+    std::string src = fmt::format("{}/helper.{}.c", dir, ::getpid());
+    std::string bin = fmt::format("{}/helper.{}", dir, ::getpid());
+    std::ofstream(src) << kHelperSource;
+    std::string cmd =
+        fmt::format("gcc -O1 -g -pthread -o '{}' '{}' -Wl,--no-as-needed -lm 2>&1", bin, src);
+    std::string out = run_command(cmd);
+    struct stat sb;
+    if (::stat(bin.c_str(), &sb) != 0) {
+      ADD_FAILURE() << "cannot compile the helper: " << out;
+      return std::string();
+    }
+    ::unlink(src.c_str());
+    std::string final_path = dir + "/helper";
+    ::rename(bin.c_str(), final_path.c_str());
+    return final_path;
+  }();
+  return path;
+}
+
+// A running helper with pipes to its stdin and from its stdout.
+struct Child {
+  pid_t pid = -1;
+  int in = -1;   // write end: the child's stdin
+  int out = -1;  // read end: the child's stdout
+  std::string buffered;
+
+  Child() = default;
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+  ~Child() {
+    if (pid > 0) {
+      ::kill(pid, SIGKILL);
+      int st;
+      while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+      }
+    }
+    if (in >= 0) ::close(in);
+    if (out >= 0) ::close(out);
+  }
+
+  void send(const std::string& s) {
+    size_t done = 0;
+    while (done < s.size()) {
+      ssize_t n = ::write(in, s.data() + done, s.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      ASSERT_GT(n, 0) << "write to the helper failed: " << strerror(errno);
+      done += static_cast<size_t>(n);
+    }
+  }
+
+  // The next line of output (without '\n'); "" and a failure on timeout/EOF.
+  std::string line(int timeout_ms = 30000) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    for (;;) {
+      size_t nl = buffered.find('\n');
+      if (nl != std::string::npos) {
+        std::string l = buffered.substr(0, nl);
+        buffered.erase(0, nl + 1);
+        return l;
+      }
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) {
+        ADD_FAILURE() << "timed out waiting for output of helper " << pid;
+        return "";
+      }
+      pollfd p{out, POLLIN, 0};
+      int r = ::poll(&p, 1, static_cast<int>(left.count()));
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) continue;
+      char buf[512];
+      ssize_t n = ::read(out, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        ADD_FAILURE() << "helper " << pid << " closed its output";
+        return "";
+      }
+      buffered.append(buf, static_cast<size_t>(n));
+    }
+  }
+
+  // Waits for the child to exit and returns its wait status (-1 if it was
+  // reaped elsewhere, e.g. by the ThreadGroup that watched it die).
+  int wait_exit() {
+    int st = 0;
+    pid_t r;
+    while ((r = ::waitpid(pid, &st, 0)) < 0 && errno == EINTR) {
+    }
+    pid = -1;
+    return r < 0 ? -1 : st;
+  }
+};
+
+std::unique_ptr<Child> spawn(std::vector<std::string> args) {
+  const std::string& bin = helper();
+  if (bin.empty()) return nullptr;
+  int in[2], out[2];
+  if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0) return nullptr;
+  std::vector<std::string> all{bin};
+  all.insert(all.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : all) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(in[0], 0);
+    ::dup2(out[1], 1);
+    ::execv(bin.c_str(), argv.data());
+    ::_exit(127);
+  }
+  ::close(in[0]);
+  ::close(out[1]);
+  auto c = std::make_unique<Child>();
+  c->pid = pid;
+  c->in = in[1];
+  c->out = out[0];
+  return c;
+}
+
+// Spawns and waits for its "ready" line (returned).
+std::unique_ptr<Child> start(std::vector<std::string> args, std::string* ready = nullptr) {
+  auto c = spawn(std::move(args));
+  if (!c) return c;
+  std::string l = c->line();
+  EXPECT_TRUE(l.starts_with("ready")) << "helper said: " << l;
+  if (ready) *ready = l;
+  return c;
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// Field 3 of /proc/PID/task/TID/stat (the state letter), '?' if gone.
+char task_state(pid_t pid, pid_t tid) {
+  std::string s = slurp(fmt::format("/proc/{}/task/{}/stat", pid, tid));
+  size_t p = s.rfind(") ");
+  return p == std::string::npos || p + 2 >= s.size() ? '?' : s[p + 2];
+}
+
+// The system call a thread is blocked in (/proc/.../syscall), -1 if running.
+long task_syscall(pid_t pid, pid_t tid) {
+  std::string s = slurp(fmt::format("/proc/{}/task/{}/syscall", pid, tid));
+  if (s.empty() || s.starts_with("running")) return -1;
+  return std::strtol(s.c_str(), nullptr, 10);
+}
+
+std::set<pid_t> proc_tids(pid_t pid) {
+  std::set<pid_t> out;
+  auto p = Process::open(pid);
+  if (!p) return out;
+  auto t = p->thread_ids();
+  if (t) out.insert(t->begin(), t->end());
+  return out;
+}
+
+// Polls `cond` (every millisecond) until it holds or `timeout` passes.
+bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!cond()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
+
+class ProcessTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ::signal(SIGPIPE, SIG_IGN);
+    ::alarm(120);  // a hang is a failure, not a stuck test run
+    ASSERT_FALSE(helper().empty());
+  }
+  void TearDown() override { ::alarm(0); }
+};
+
+#define ASSERT_OK(expr)                                              \
+  do {                                                               \
+    const auto& hs_r_ = (expr);                                      \
+    ASSERT_TRUE(hs_r_.has_value()) << #expr << ": " << hs_r_.error().message(); \
+  } while (0)
+
+// ---------------------------------------------------------------------------
+// Process
+
+TEST_F(ProcessTest, OpenNonExistentPid) {
+  pid_t pid = ::fork();
+  if (pid == 0) ::_exit(0);
+  ASSERT_EQ(::waitpid(pid, nullptr, 0), pid);  // now it is free
+  auto p = Process::open(pid);
+  ASSERT_FALSE(p);
+  EXPECT_EQ(p.error().kind(), ErrorKind::NoProcess);
+  EXPECT_EQ(p.error().message(), fmt::format("no process with PID {}", pid));
+
+  auto neg = Process::open(-5);
+  ASSERT_FALSE(neg);
+  EXPECT_EQ(neg.error().message(), "no process with PID -5");
+}
+
+TEST_F(ProcessTest, OpenZombie) {
+  pid_t pid = ::fork();
+  if (pid == 0) ::_exit(3);
+  siginfo_t si{};
+  ASSERT_EQ(::waitid(P_PID, static_cast<id_t>(pid), &si, WEXITED | WNOWAIT), 0);  // exited, not reaped
+  auto p = Process::open(pid);
+  ASSERT_FALSE(p);
+  EXPECT_EQ(p.error().kind(), ErrorKind::TargetGone);
+  EXPECT_EQ(p.error().message(), fmt::format("process {} has exited", pid));
+  ::waitpid(pid, nullptr, 0);
+}
+
+TEST_F(ProcessTest, OpenThreadIdIsNotAProcess) {
+  auto c = start({"threads", "1"});
+  auto tids = proc_tids(c->pid);
+  ASSERT_EQ(tids.size(), 2u);
+  pid_t other = *tids.rbegin() == c->pid ? *tids.begin() : *tids.rbegin();
+  auto p = Process::open(other);
+  ASSERT_FALSE(p);
+  EXPECT_EQ(p.error().kind(), ErrorKind::NoProcess);
+  EXPECT_EQ(p.error().message(),
+            fmt::format("no process with PID {} ({} is a thread of process {})", other, other, c->pid));
+}
+
+TEST_F(ProcessTest, StatusAndThreads) {
+  auto c = start({"threads", "3"});
+  auto p = Process::open(c->pid);
+  ASSERT_OK(p);
+  auto st = p->status();
+  ASSERT_OK(st);
+  EXPECT_EQ(st->tracer_pid, 0);
+  EXPECT_EQ(st->tgid, c->pid);
+  EXPECT_EQ(st->threads, 4);
+  EXPECT_EQ(st->name, "helper");
+  auto tids = p->thread_ids();
+  ASSERT_OK(tids);
+  EXPECT_EQ(tids->size(), 4u);
+  EXPECT_EQ(tids->front(), c->pid);
+  auto exe = p->exe_path();
+  ASSERT_OK(exe);
+  char real[PATH_MAX];
+  ASSERT_NE(::realpath(helper().c_str(), real), nullptr);
+  EXPECT_EQ(*exe, real);
+  EXPECT_TRUE(p->alive());
+}
+
+TEST_F(ProcessTest, MapsParsing) {
+  // Mappings of our own: a file whose name has spaces, and a deleted file.
+  char dir_tmpl[] = "/tmp/hs proc test XXXXXX";
+  ASSERT_NE(::mkdtemp(dir_tmpl), nullptr);
+  std::string dir = dir_tmpl;
+  std::string spaced = dir + "/lib with  spaces.so";
+  std::string deleted = dir + "/soon gone";
+  for (const auto& f : {spaced, deleted}) {
+    int fd = ::open(f.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0644);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::ftruncate(fd, 3 * 4096), 0);
+    ::close(fd);
+  }
+  int fd1 = ::open(spaced.c_str(), O_RDONLY);
+  void* m1 = ::mmap(nullptr, 4096, PROT_READ, MAP_PRIVATE, fd1, 4096);
+  ASSERT_NE(m1, MAP_FAILED);
+  int fd2 = ::open(deleted.c_str(), O_RDWR);
+  void* m2 = ::mmap(nullptr, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, fd2, 0);
+  ASSERT_NE(m2, MAP_FAILED);
+  struct stat sb1, sb2;
+  ::fstat(fd1, &sb1);
+  ::fstat(fd2, &sb2);
+  ::unlink(deleted.c_str());
+
+  auto p = Process::open(::getpid());
+  ASSERT_OK(p);
+  auto maps = p->maps();
+  ASSERT_OK(maps);
+  const MapEntry* e1 = nullptr;
+  const MapEntry* e2 = nullptr;
+  bool stack = false;
+  for (const auto& m : *maps) {
+    if (m.range.begin.value() == reinterpret_cast<u64>(m1)) e1 = &m;
+    if (m.range.begin.value() == reinterpret_cast<u64>(m2)) e2 = &m;
+    if (m.path == "[stack]") stack = true;
+  }
+  ASSERT_TRUE(e1 && e2);
+  EXPECT_EQ(e1->path, spaced);
+  EXPECT_EQ(e1->prot, PROT_READ);
+  EXPECT_FALSE(e1->shared);
+  EXPECT_EQ(e1->offset, 4096u);
+  EXPECT_EQ(e1->inode, sb1.st_ino);
+  EXPECT_EQ(e1->range.size(), 4096u);
+  EXPECT_EQ(e2->path, deleted + " (deleted)");
+  EXPECT_EQ(e2->prot, PROT_READ | PROT_WRITE);
+  EXPECT_TRUE(e2->shared);
+  EXPECT_EQ(e2->inode, sb2.st_ino);
+  EXPECT_TRUE(stack);
+
+  ::munmap(m1, 4096);
+  ::munmap(m2, 8192);
+  ::close(fd1);
+  ::close(fd2);
+  ::unlink(spaced.c_str());
+  ::rmdir(dir.c_str());
+}
+
+// A global of the forked child: at the same address in both processes.
+char g_shared_buf[64] = "initial contents";
+
+TEST_F(ProcessTest, ReadWriteMemoryOfChild) {
+  int to_child[2], from_child[2];
+  ASSERT_EQ(::pipe(to_child), 0);
+  ASSERT_EQ(::pipe(from_child), 0);
+  // A read-only page, to check that writes work there too (as a debugger's).
+  void* ro = ::mmap(nullptr, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(ro, MAP_FAILED);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    char c;
+    if (::read(to_child[0], &c, 1) != 1) ::_exit(1);
+    // Report what is in the buffer and the read-only page now.
+    std::string out = std::string(g_shared_buf) + "|" + std::string(static_cast<const char*>(ro), 5);
+    if (::write(from_child[1], out.data(), out.size()) < 0) ::_exit(1);
+    ::_exit(0);
+  }
+  auto p = Process::open(pid);
+  ASSERT_OK(p);
+  auto got = p->read(RemoteAddr(reinterpret_cast<u64>(g_shared_buf)), 16);
+  ASSERT_OK(got);
+  EXPECT_EQ(std::string(got->begin(), got->end()), "initial contents");
+  std::string msg = "written by test";
+  ASSERT_OK(p->write(RemoteAddr(reinterpret_cast<u64>(g_shared_buf)),
+                     ByteView(reinterpret_cast<const u8*>(msg.c_str()), msg.size() + 1)));
+  ASSERT_OK(p->write(RemoteAddr(reinterpret_cast<u64>(ro)), ByteView(reinterpret_cast<const u8*>("rdonl"), 5)));
+  auto v = p->read_value<u32>(RemoteAddr(reinterpret_cast<u64>(g_shared_buf)));
+  ASSERT_OK(v);
+  EXPECT_EQ(*v, load_le<u32>(reinterpret_cast<const u8*>("writ")));
+
+  // An unmapped address: an error naming the address and the PID.
+  auto bad = p->read(RemoteAddr(8), 4);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().kind(), ErrorKind::BadTarget);
+  EXPECT_EQ(bad.error().message(), fmt::format("cannot read 0x4 bytes at 0x8 in PID {}: Input/output error", pid));
+
+  ASSERT_EQ(::write(to_child[1], "x", 1), 1);
+  char buf[128] = {};
+  ssize_t n = 0, r;
+  while ((r = ::read(from_child[0], buf + n, sizeof buf - 1 - static_cast<size_t>(n))) > 0) n += r;
+  EXPECT_EQ(std::string(buf), "written by test|rdonl");
+  int st;
+  ASSERT_EQ(::waitpid(pid, &st, 0), pid);
+
+  // Dead: TargetGone.
+  EXPECT_FALSE(p->alive());
+  auto after = p->read(RemoteAddr(reinterpret_cast<u64>(g_shared_buf)), 4);
+  ASSERT_FALSE(after);
+  EXPECT_EQ(after.error().kind(), ErrorKind::TargetGone);
+  EXPECT_EQ(after.error().message(), fmt::format("process {} has exited", pid));
+  auto w = p->write(RemoteAddr(reinterpret_cast<u64>(g_shared_buf)), ByteView(reinterpret_cast<const u8*>("x"), 1));
+  ASSERT_FALSE(w);
+  EXPECT_EQ(w.error().kind(), ErrorKind::TargetGone);
+  for (int fd : {to_child[0], to_child[1], from_child[0], from_child[1]}) ::close(fd);
+  ::munmap(ro, 4096);
+}
+
+// ---------------------------------------------------------------------------
+// ThreadGroup
+
+void expect_all_stopped(ThreadGroup& g, pid_t pid) {
+  std::set<pid_t> ours;
+  for (const auto& t : g.threads()) {
+    EXPECT_TRUE(t.stopped) << "thread " << t.tid;
+    EXPECT_NE(t.regs.rip, 0u) << "thread " << t.tid;
+    EXPECT_EQ(task_state(pid, t.tid), 't') << "thread " << t.tid;
+    ours.insert(t.tid);
+  }
+  EXPECT_EQ(ours, proc_tids(pid)) << "every thread of the process is stopped by us";
+}
+
+TEST_F(ProcessTest, SeizeStopResumeEightThreads) {
+  auto c = start({"threads", "8"});
+  auto p = Process::open(c->pid);
+  ASSERT_OK(p);
+  auto g = ThreadGroup::seize(*p);
+  ASSERT_OK(g);
+  EXPECT_EQ(g->threads().size(), 9u);
+  EXPECT_EQ(g->threads().front().tid, c->pid);  // the leader first
+  auto st = p->status();
+  ASSERT_OK(st);
+  EXPECT_EQ(st->tracer_pid, ::getpid());
+
+  std::chrono::nanoseconds worst{0};
+  for (int round = 0; round < 20; ++round) {
+    auto t0 = std::chrono::steady_clock::now();
+    ASSERT_OK(g->stop_all());
+    worst = std::max(worst, std::chrono::steady_clock::now() - t0);
+    ASSERT_EQ(g->threads().size(), 9u);
+    expect_all_stopped(*g, c->pid);
+    for (const auto& t : g->threads()) EXPECT_EQ(t.pending_signal, 0);
+    ASSERT_OK(g->resume_all());
+    for (const auto& t : g->threads()) EXPECT_FALSE(t.stopped);
+  }
+  std::printf("[          ] worst stop_all window with 9 threads: %.1f us\n", worst.count() / 1000.0);
+  // Running again: no thread stays in a tracing stop.
+  EXPECT_TRUE(eventually([&] {
+    for (pid_t tid : proc_tids(c->pid))
+      if (task_state(c->pid, tid) == 't') return false;
+    return true;
+  }));
+  ASSERT_OK(g->detach());
+  auto st2 = p->status();
+  ASSERT_OK(st2);
+  EXPECT_EQ(st2->tracer_pid, 0);
+  c->send("q\n");
+  int status = c->wait_exit();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+TEST_F(ProcessTest, ThreadChurnWhileAttachedAndStopped) {
+  auto c = start({"churn"});
+  auto p = Process::open(c->pid);
+  ASSERT_OK(p);
+  for (int attach = 0; attach < 5; ++attach) {
+    auto g = ThreadGroup::seize(*p);
+    ASSERT_OK(g);
+    for (int round = 0; round < 10; ++round) {
+      ASSERT_OK(g->stop_all());
+      expect_all_stopped(*g, c->pid);
+      ASSERT_OK(g->resume_all());
+      ASSERT_OK(g->poll_events());
+    }
+    ASSERT_OK(g->detach());
+  }
+  // Still healthy, and no longer traced.
+  c->send("count\n");
+  EXPECT_EQ(c->line(), "count 0");
+  for (pid_t tid : proc_tids(c->pid)) {
+    auto ts = Process::task_status(c->pid, tid);
+    if (ts) {
+      EXPECT_EQ(ts->tracer_pid, 0) << "thread " << tid;
+    }
+  }
+}
+
+TEST_F(ProcessTest, BlockedPipeReadCompletesAfterRemoteSyscalls) {
+  auto c = start({"pipe"});
+  ASSERT_TRUE(eventually([&] { return task_syscall(c->pid, c->pid) == SYS_read; }));
+  auto p = Process::open(c->pid);
+  ASSERT_OK(p);
+  auto g = ThreadGroup::seize(*p);
+  ASSERT_OK(g);
+  ASSERT_OK(g->stop_all());
+  const TracedThread& leader = g->threads().front();
+  // Interrupted inside read(): the kernel wants to restart it.
+  EXPECT_EQ(static_cast<long>(leader.regs.orig_rax), SYS_read);
+  EXPECT_EQ(static_cast<long>(leader.regs.rax), -512);  // -ERESTARTSYS
+  user_regs_struct before = leader.regs;
+
+  auto t = g->stop_one();
+  ASSERT_OK(t);
+  EXPECT_EQ((*t)->tid, c->pid);
+  {
+    auto rs = RemoteSyscalls::create(*g, **t, *p);
+    ASSERT_OK(rs);
+    auto a = rs->mmap(RemoteAddr(), 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ASSERT_OK(a);
+    ASSERT_OK(rs->munmap(*a, 4096));
+    auto pid_in_target = rs->syscall(SYS_getpid);
+    ASSERT_OK(pid_in_target);
+    EXPECT_EQ(*pid_in_target, c->pid);
+    ASSERT_OK(rs->finish());
+  }
+  // Registers are back, normalised to "about to redo the read".
+  auto* l = g->find(c->pid);
+  ASSERT_NE(l, nullptr);
+  ASSERT_OK(g->refresh_regs(*l));
+  EXPECT_EQ(l->regs.rip, before.rip - 2);
+  EXPECT_EQ(l->regs.rax, static_cast<unsigned long long>(SYS_read));
+  EXPECT_EQ(l->regs.rsp, before.rsp);
+  EXPECT_EQ(l->regs.rdi, before.rdi);
+  EXPECT_EQ(l->regs.rsi, before.rsi);
+  EXPECT_EQ(l->regs.rdx, before.rdx);
+
+  ASSERT_OK(g->resume_all());
+  ASSERT_TRUE(eventually([&] { return task_syscall(c->pid, c->pid) == SYS_read; }))
+      << "the read is restarted and blocks again";
+  ASSERT_OK(g->detach());
+  c->send("hello\n");
+  EXPECT_EQ(c->line(), "read 6 [hello] 0");
+}
+
+TEST_F(ProcessTest, NanosleepSleepsItsFullTime) {
+  auto c = start({"sleep", "700"});
+  ASSERT_TRUE(eventually([&] {
+    long s = task_syscall(c->pid, c->pid);
+    return s == SYS_clock_nanosleep || s == SYS_nanosleep;
+  }));
+  auto p = Process::open(c->pid);
+  ASSERT_OK(p);
+  {
+    auto g = ThreadGroup::seize(*p);
+    ASSERT_OK(g);
+    ASSERT_OK(g->stop_all());
+    EXPECT_EQ(static_cast<long>(g->threads().front().regs.rax), -516);  // -ERESTART_RESTARTBLOCK
+    auto t = g->stop_one();
+    ASSERT_OK(t);
+    {
+      auto rs = RemoteSyscalls::create(*g, **t, *p);
+      ASSERT_OK(rs);
+      for (int i = 0; i < 3; ++i) {
+        auto a = rs->mmap(RemoteAddr(), 8192, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        ASSERT_OK(a);
+        ASSERT_OK(rs->munmap(*a, 8192));
+      }
+    }  // finish() by the destructor
+    ASSERT_OK(g->resume_all());
+  }  // detach by the destructor
+  std::string l = c->line();
+  int r = -1, e = -1;
+  long ms = 0;
+  ASSERT_EQ(std::sscanf(l.c_str(), "slept %d %d %ld", &r, &e, &ms), 3) << l;
+  EXPECT_EQ(r, 0) << "nanosleep must not fail (errno " << e << ")";
+  EXPECT_GE(ms, 699);
+}
+
+TEST_F(ProcessTest, RedZoneIsPreservedAcrossRemoteSyscalls) {
+  std::string ready;
+  auto c = start({"redzone"}, &ready);
+  int tid = 0;
+  unsigned long lo = 0, hi = 0;
+  ASSERT_EQ(std::sscanf(ready.c_str(), "ready %d %lx %lx", &tid, &lo, &hi), 3) << ready;
+  auto p = Process::open(c->pid);
+  ASSERT_OK(p);
+  auto g = ThreadGroup::seize(*p);
+  ASSERT_OK(g);
+  for (int round = 0; round < 5; ++round) {
+    ASSERT_OK(g->stop_all());
+    TracedThread* t = g->find(tid);
+    ASSERT_NE(t, nullptr);
+    EXPECT_GE(t->regs.rip, lo);
+    EXPECT_LT(t->regs.rip, hi);
+    user_regs_struct before = t->regs;
+    {
+      auto rs = RemoteSyscalls::create(*g, *t, *p);
+      ASSERT_OK(rs);
+      auto a = rs->mmap(RemoteAddr(), 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      ASSERT_OK(a);
+      ASSERT_OK(rs->mprotect(*a, 4096, PROT_READ));
+      ASSERT_OK(rs->munmap(*a, 4096));
+      ASSERT_OK(rs->finish());
+    }
+    t = g->find(tid);
+    ASSERT_OK(g->refresh_regs(*t));
+    // Not in a syscall: everything but orig_rax comes back exactly.
+    EXPECT_EQ(t->regs.rip, before.rip);
+    EXPECT_EQ(t->regs.rcx, before.rcx);
+    EXPECT_EQ(t->regs.r11, before.r11);
+    EXPECT_EQ(t->regs.rax, before.rax);
+    EXPECT_EQ(t->regs.rdx, before.rdx);
+    EXPECT_EQ(t->regs.eflags, before.eflags);
+    ASSERT_OK(g->resume_all());
+  }
+  ASSERT_OK(g->detach());
+  c->send("stop\n");
+  EXPECT_EQ(c->line(), "redzone 0");
+}
+
+int query_count(Child& c) {
+  c.send("count\n");
+  int n = -1;
+  std::string l = c.line();
+  std::sscanf(l.c_str(), "count %d", &n);
+  return n;
+}
+
+TEST_F(ProcessTest, SignalSentWhileStoppedIsDeliveredOnceAfterResume) {
+  auto c = start({"threads", "2"});
+  auto p = Process::open(c->pid);
+  ASSERT_OK(p);
+  auto g = ThreadGroup::seize(*p);
+  ASSERT_OK(g);
+  ASSERT_OK(g->stop_all());
+  ASSERT_EQ(::kill(c->pid, SIGUSR1), 0);
+  ASSERT_OK(g->resume_all());
+  // Some thread dequeues it and stops for us to decide: stop_all sees it.
+  ASSERT_OK(g->stop_all());
+  int with_signal = 0;
+  for (const auto& t : g->threads())
+    if (t.pending_signal == SIGUSR1) {
+      ++with_signal;
+      EXPECT_EQ(t.stop, StopKind::Signal);
+    }
+  EXPECT_EQ(with_signal, 1);
+  expect_all_stopped(*g, c->pid);
+  ASSERT_OK(g->resume_all());
+  ASSERT_OK(g->detach());
+  ASSERT_TRUE(eventually([&] { return query_count(*c) >= 1; }));
+  EXPECT_EQ(query_count(*c), 1);
+}
+
+TEST_F(ProcessTest, SignalPendingAtDetachIsDelivered) {
+  auto c = start({"threads", "3"});
+  auto p = Process::open(c->pid);
+  ASSERT_OK(p);
+  auto g = ThreadGroup::seize(*p);
+  ASSERT_OK(g);
+  ASSERT_OK(g->stop_all());
+  ASSERT_EQ(::kill(c->pid, SIGUSR1), 0);
+  ASSERT_OK(g->resume_all());
+  ASSERT_OK(g->detach());
+  ASSERT_TRUE(eventually([&] { return query_count(*c) >= 1; }));
+  EXPECT_EQ(query_count(*c), 1);
+}
+
+TEST_F(ProcessTest, SignalWhileSeizedAndRunningIsPassedOnByPollEvents) {
+  auto c = start({"threads", "1"});
+  auto p = Process::open(c->pid);
+  ASSERT_OK(p);
+  auto g = ThreadGroup::seize(*p);
+  ASSERT_OK(g);
+  ASSERT_EQ(::kill(c->pid, SIGUSR1), 0);
+  ASSERT_TRUE(eventually([&] {
+    if (!g->poll_events()) return false;
+    return query_count(*c) >= 1;
+  }));
+  EXPECT_EQ(query_count(*c), 1);
+  ASSERT_OK(g->detach());
+}
+
+TEST_F(ProcessTest, StopOneWhenTheOnlyThreadHasASignalToTake) {
+  auto c = start({"threads", "0"});
+  auto p = Process::open(c->pid);
+  ASSERT_OK(p);
+  auto g = ThreadGroup::seize(*p);
+  ASSERT_OK(g);
+  ASSERT_OK(g->stop_all());
+  ASSERT_EQ(::kill(c->pid, SIGUSR1), 0);
+  ASSERT_OK(g->resume_all());
+  ASSERT_OK(g->stop_all());
+  ASSERT_EQ(g->threads().size(), 1u);
+  EXPECT_EQ(g->threads().front().stop, StopKind::Signal);
+  auto t = g->stop_one();
+  ASSERT_OK(t);
+  EXPECT_EQ((*t)->stop, StopKind::Interrupt);
+  EXPECT_EQ((*t)->pending_signal, 0);
+  {
+    auto rs = RemoteSyscalls::create(*g, **t, *p);
+    ASSERT_OK(rs);
+    ASSERT_OK(rs->syscall(SYS_getpid));
+    ASSERT_OK(rs->finish());
+  }
+  ASSERT_OK(g->resume_all());
+  ASSERT_OK(g->detach());
+  ASSERT_TRUE(eventually([&] { return query_count(*c) >= 1; }));
+  EXPECT_EQ(query_count(*c), 1);
+}
+
+TEST_F(ProcessTest, SignalArrivingDuringRemoteSyscallsIsKept) {
+  auto c = start({"threads", "0"});
+  auto p = Process::open(c->pid);
+  ASSERT_OK(p);
+  auto g = ThreadGroup::seize(*p);
+  ASSERT_OK(g);
+  auto t = g->stop_one();
+  ASSERT_OK(t);
+  {
+    auto rs = RemoteSyscalls::create(*g, **t, *p);
+    ASSERT_OK(rs);
+    // Queued while the thread is stopped: it shows up as a
+    // signal-delivery-stop on the way into our first call.
+    ASSERT_EQ(::kill(c->pid, SIGUSR1), 0);
+    for (int i = 0; i < 3; ++i) ASSERT_OK(rs->syscall(SYS_getpid));
+    ASSERT_OK(rs->finish());
+  }
+  EXPECT_EQ(g->find(c->pid)->pending_signal, SIGUSR1);
+  ASSERT_OK(g->resume_all());
+  ASSERT_OK(g->detach());
+  ASSERT_TRUE(eventually([&] { return query_count(*c) >= 1; }));
+  EXPECT_EQ(query_count(*c), 1);
+}
+
+std::string self_comm() {
+  std::string s = slurp("/proc/self/comm");
+  while (!s.empty() && s.back() == '\n') s.pop_back();
+  return s;
+}
+
+TEST_F(ProcessTest, SecondSeizeWhileHeldIsRefused) {
+  auto c = start({"threads", "2"});
+  auto p = Process::open(c->pid);
+  ASSERT_OK(p);
+
+  // Held by a tracer that is not hotsplice (here: this test binary).
+  {
+    auto g1 = ThreadGroup::seize(*p);
+    ASSERT_OK(g1);
+    auto g2 = ThreadGroup::seize(*p);
+    ASSERT_FALSE(g2);
+    EXPECT_EQ(g2.error().kind(), ErrorKind::Permission);
+    EXPECT_EQ(g2.error().message(),
+              fmt::format("PID {} is already traced by PID {} ({})", c->pid, ::getpid(), self_comm()));
+  }
+
+  // Held by a process named hotsplice: Busy, exit code 2.
+  int ready[2], release[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  ASSERT_EQ(::pipe(release), 0);
+  pid_t tracer = ::fork();
+  if (tracer == 0) {
+    ::prctl(PR_SET_NAME, "hotsplice");
+    ::close(ready[0]);
+    ::close(release[1]);
+    auto tp = Process::open(c->pid);
+    if (!tp) ::_exit(1);
+    auto tg = ThreadGroup::seize(*tp);
+    if (!tg) ::_exit(2);
+    if (::write(ready[1], "1", 1) != 1) ::_exit(3);
+    char x;
+    while (::read(release[0], &x, 1) < 0 && errno == EINTR) {
+    }
+    ::_exit(0);  // the kernel detaches
+  }
+  ::close(ready[1]);
+  ::close(release[0]);
+  char x = 0;
+  ASSERT_EQ(::read(ready[0], &x, 1), 1);
+  auto busy = ThreadGroup::seize(*p);
+  ASSERT_FALSE(busy);
+  EXPECT_EQ(busy.error().kind(), ErrorKind::Busy);
+  EXPECT_EQ(busy.error().message(),
+            fmt::format("PID {} is busy: another hotsplice (PID {}) is working on it", c->pid, tracer));
+  EXPECT_EQ(busy.error().exit_code(), 2);
+  ::close(release[1]);
+  int st;
+  ASSERT_EQ(::waitpid(tracer, &st, 0), tracer);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  ::close(ready[0]);
+
+  // Released with its holder's death.
+  auto again = ThreadGroup::seize(*p);
+  ASSERT_OK(again);
+  ASSERT_OK(again->stop_all());
+  ASSERT_OK(again->detach());
+  c->send("count\n");
+  EXPECT_EQ(c->line(), "count 0");
+}
+
+TEST_F(ProcessTest, StoppedTargetIsRefused) {
+  auto c = start({"threads", "2"});
+  auto p = Process::open(c->pid);
+  ASSERT_OK(p);
+  ASSERT_EQ(::kill(c->pid, SIGSTOP), 0);
+  ASSERT_TRUE(eventually([&] { return task_state(c->pid, c->pid) == 'T'; }));
+  auto g = ThreadGroup::seize(*p);
+  ASSERT_FALSE(g);
+  EXPECT_EQ(g.error().kind(), ErrorKind::State);
+  EXPECT_EQ(g.error().message(), fmt::format("PID {} is stopped (state T); continue it first", c->pid));
+  // Nothing was attached.
+  auto st = p->status();
+  ASSERT_OK(st);
+  EXPECT_EQ(st->tracer_pid, 0);
+  ASSERT_EQ(::kill(c->pid, SIGCONT), 0);
+  ASSERT_TRUE(eventually([&] { return task_state(c->pid, c->pid) != 'T'; }));
+  auto g2 = ThreadGroup::seize(*p);
+  ASSERT_OK(g2);
+}
+
+TEST_F(ProcessTest, StoppedByJobControlWhileAttached) {
+  auto c = start({"threads", "2"});
+  auto p = Process::open(c->pid);
+  ASSERT_OK(p);
+  auto g = ThreadGroup::seize(*p);
+  ASSERT_OK(g);
+  ASSERT_EQ(::kill(c->pid, SIGSTOP), 0);
+  ASSERT_OK(g->stop_all());
+  ASSERT_OK(g->resume_all());  // passes SIGSTOP on: the group stops
+  ASSERT_OK(g->stop_all());
+  ASSERT_OK(g->resume_all());
+  ASSERT_OK(g->detach());
+  // It is stopped as job control wants, and continues on SIGCONT.
+  ASSERT_TRUE(eventually([&] { return task_state(c->pid, c->pid) == 'T'; }));
+  ASSERT_EQ(::kill(c->pid, SIGCONT), 0);
+  c->send("count\n");
+  EXPECT_EQ(c->line(), "count 0");
+}
+
+TEST_F(ProcessTest, LeaderThatExitedIsRefused) {
+  auto c = start({"leaderexit"});
+  ASSERT_TRUE(eventually([&] { return task_state(c->pid, c->pid) == 'Z'; }));
+  auto p = Process::open(c->pid);
+  ASSERT_OK(p);  // the process lives on
+  EXPECT_TRUE(p->alive());
+  auto g = ThreadGroup::seize(*p);
+  ASSERT_FALSE(g);
+  EXPECT_EQ(g.error().kind(), ErrorKind::State);
+  EXPECT_EQ(g.error().message(), fmt::format("cannot attach to PID {}: its main thread has exited (state Z)", c->pid));
+}
+
+TEST_F(ProcessTest, RemoteMmapIsVisibleInMaps) {
+  auto c = start({"threads", "3"});
+  auto p = Process::open(c->pid);
+  ASSERT_OK(p);
+  auto g = ThreadGroup::seize(*p);
+  ASSERT_OK(g);
+  auto t = g->stop_one();
+  ASSERT_OK(t);
+  EXPECT_EQ((*t)->tid, c->pid);
+  // Only that thread is stopped.
+  for (const auto& th : g->threads()) EXPECT_EQ(th.stopped, th.tid == c->pid);
+  {
+    auto rs = RemoteSyscalls::create(*g, **t, *p);
+    ASSERT_OK(rs);
+    auto a = rs->mmap(RemoteAddr(), 3 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ASSERT_OK(a);
+    auto find = [&]() -> std::optional<MapEntry> {
+      auto maps = p->maps();
+      if (!maps) return std::nullopt;
+      for (const auto& m : *maps)
+        if (m.range.contains(*a)) return m;
+      return std::nullopt;
+    };
+    auto m = find();
+    ASSERT_TRUE(m);
+    EXPECT_EQ(m->range.begin, *a);
+    EXPECT_GE(m->range.end.value(), a->value() + 3 * 4096);
+    EXPECT_EQ(m->prot, PROT_READ | PROT_WRITE);
+    std::string data = "remote data";
+    ASSERT_OK(p->write(*a, ByteView(reinterpret_cast<const u8*>(data.data()), data.size())));
+    auto back = p->read(*a, data.size());
+    ASSERT_OK(back);
+    EXPECT_EQ(std::string(back->begin(), back->end()), data);
+    ASSERT_OK(rs->mprotect(*a, 3 * 4096, PROT_READ));
+    m = find();
+    ASSERT_TRUE(m);
+    EXPECT_EQ(m->prot, PROT_READ);
+    // Errors come back as errors naming the call.
+    auto bad = rs->mprotect(RemoteAddr(a->value() + 1), 4096, PROT_READ);
+    ASSERT_FALSE(bad);
+    EXPECT_EQ(bad.error().message(),
+              fmt::format("mprotect of 0x1000 bytes at {:#x} to 0x1 in PID {} failed: Invalid argument",
+                          a->value() + 1, c->pid));
+    ASSERT_OK(rs->munmap(*a, 3 * 4096));
+    EXPECT_FALSE(find());
+    ASSERT_OK(rs->finish());
+  }
+  ASSERT_OK(g->resume_all());
+  ASSERT_OK(g->detach());
+  c->send("count\n");
+  EXPECT_EQ(c->line(), "count 0");
+}
+
+TEST_F(ProcessTest, TargetKilledWhileStopped) {
+  auto c = start({"threads", "4"});
+  auto p = Process::open(c->pid);
+  ASSERT_OK(p);
+  auto g = ThreadGroup::seize(*p);
+  ASSERT_OK(g);
+  ASSERT_OK(g->stop_all());
+  auto t = g->stop_one();
+  ASSERT_OK(t);
+  auto rs = RemoteSyscalls::create(*g, **t, *p);
+  ASSERT_OK(rs);
+  ASSERT_EQ(::kill(c->pid, SIGKILL), 0);
+  auto r = rs->syscall(SYS_getpid);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind(), ErrorKind::TargetGone);
+  EXPECT_EQ(r.error().message(), fmt::format("process {} exited during the operation", c->pid));
+  auto fin = rs->finish();
+  EXPECT_FALSE(fin);
+  auto st = g->stop_all();
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().kind(), ErrorKind::TargetGone);
+  EXPECT_FALSE(g->detach());
+}
+
+TEST_F(ProcessTest, TargetKilledWhileRunning) {
+  auto c = start({"threads", "4"});
+  auto p = Process::open(c->pid);
+  ASSERT_OK(p);
+  auto g = ThreadGroup::seize(*p);
+  ASSERT_OK(g);
+  ASSERT_EQ(::kill(c->pid, SIGKILL), 0);
+  auto st = g->stop_all();
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().kind(), ErrorKind::TargetGone);
+  EXPECT_EQ(st.error().message(), fmt::format("process {} exited during the operation", c->pid));
+}
+
+// The leader cannot be stopped (it waits, killable only, for a vfork child)
+// when the process is killed: stop_all must notice, not hang.
+TEST_F(ProcessTest, TargetKilledWhileWaitingForAnUnstoppableLeader) {
+  auto c = spawn({"vfork"});
+  std::string l = c->line();
+  int vchild = 0;
+  ASSERT_EQ(std::sscanf(l.c_str(), "child %d", &vchild), 1) << l;
+  ASSERT_TRUE(eventually([&] { return task_state(c->pid, c->pid) == 'D'; }));
+  auto p = Process::open(c->pid);
+  ASSERT_OK(p);
+  auto g = ThreadGroup::seize(*p);
+  ASSERT_OK(g);
+  // Kill it a little later, from another process; stop_all is waiting by
+  // then (and if not, the outcome must be the same).
+  pid_t killer = ::fork();
+  if (killer == 0) {
+    ::usleep(300 * 1000);
+    ::kill(c->pid, SIGKILL);
+    ::kill(vchild, SIGKILL);
+    ::_exit(0);
+  }
+  auto t0 = std::chrono::steady_clock::now();
+  auto st = g->stop_all();
+  auto took = std::chrono::steady_clock::now() - t0;
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().kind(), ErrorKind::TargetGone);
+  EXPECT_LT(took, std::chrono::seconds(20));
+  ::waitpid(killer, nullptr, 0);
+  ::kill(vchild, SIGKILL);
+}
+
+// ---------------------------------------------------------------------------
+// Mapped objects
+
+TEST_F(ProcessTest, MappedObjectsInLinkMapOrder) {
+  std::string ready;
+  auto c = start({"threads", "1"}, &ready);
+  unsigned long main_addr = 0;
+  ASSERT_EQ(std::sscanf(ready.c_str(), "ready %lx", &main_addr), 1);
+  auto p = Process::open(c->pid);
+  ASSERT_OK(p);
+  auto objs = mapped_objects(*p);
+  ASSERT_OK(objs);
+  ASSERT_GE(objs->size(), 4u);
+  auto exe = p->exe_path();
+  ASSERT_OK(exe);
+  EXPECT_EQ(objs->front().path, *exe);
+
+  auto index_of = [&](std::string_view base) -> int {
+    for (size_t i = 0; i < objs->size(); ++i) {
+      const std::string& path = (*objs)[i].path;
+      std::string_view b = std::string_view(path).substr(path.rfind('/') + 1);
+      if (b.starts_with(base)) return static_cast<int>(i);
+    }
+    return -1;
+  };
+  int libm = index_of("libm.so"), libc = index_of("libc.so"), ld = index_of("ld-linux");
+  ASSERT_GE(libm, 0);
+  ASSERT_GE(libc, 0);
+  ASSERT_GE(ld, 0);
+  // DT_NEEDED order (libm before libc), ld.so last: link-map order, which
+  // address order (ld.so maps libm above libc) would not give.
+  EXPECT_LT(libm, libc);
+  EXPECT_LT(libc, ld);
+
+  for (const auto& o : *objs) {
+    EXPECT_FALSE(o.path.empty());
+    EXPECT_NE(o.path, "[vdso]");
+    ASSERT_TRUE(o.elf);
+    auto file_id = ElfFile::open(o.path);
+    ASSERT_OK(file_id);
+    auto id = file_id->build_id();
+    ASSERT_OK(id);
+    EXPECT_EQ(to_hex(o.build_id), to_hex(*id)) << o.path;
+    // The offset-0 mapping starts at bias + first_load_vaddr.
+    auto zero = std::find_if(o.maps.begin(), o.maps.end(), [](const MapEntry& m) { return m.offset == 0; });
+    ASSERT_NE(zero, o.maps.end());
+    EXPECT_EQ(zero->range.begin.value(), o.bias.value() + o.elf->first_load_vaddr()) << o.path;
+    EXPECT_TRUE(o.span.contains(zero->range.begin));
+  }
+
+  // Symbols with the bias applied: `main` is where the helper says it is.
+  const MappedObject& e = objs->front();
+  auto syms = e.symbols();
+  ASSERT_OK(syms);
+  auto m = (*syms)->lookup_global("main");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->addr.value(), main_addr);
+
+  auto found = find_object(*objs, e.build_id, c->pid);
+  ASSERT_OK(found);
+  EXPECT_EQ(*found, &objs->front());
+  Bytes unknown{0x00, 0x11};
+  auto missing = find_object(*objs, unknown, c->pid);
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().kind(), ErrorKind::BadTarget);
+  EXPECT_EQ(missing.error().message(), fmt::format("no object with build-id 0011 is mapped in PID {}", c->pid));
+}
+
+TEST_F(ProcessTest, MappedObjectsSkipsDeletedNonElfAndMemfd) {
+  // In our own process: a deleted ELF copy (still readable through
+  // map_files), a non-ELF file, a memfd.
+  char dir_tmpl[] = "/tmp/hs-objs-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir_tmpl), nullptr);
+  std::string dir = dir_tmpl;
+  std::string copy = dir + "/copy of helper";
+  ASSERT_EQ(std::system(fmt::format("cp '{}' '{}'", helper(), copy).c_str()), 0);
+  std::string text = dir + "/text";
+  std::ofstream(text) << std::string(8192, 'x');
+  int fd1 = ::open(copy.c_str(), O_RDONLY);
+  int fd2 = ::open(text.c_str(), O_RDONLY);
+  int fd3 = static_cast<int>(::syscall(SYS_memfd_create, "hs-test", 0));
+  ASSERT_GE(fd1, 0);
+  ASSERT_GE(fd2, 0);
+  ASSERT_GE(fd3, 0);
+  ASSERT_EQ(::ftruncate(fd3, 4096), 0);
+  void* m1 = ::mmap(nullptr, 4096, PROT_READ, MAP_PRIVATE, fd1, 0);
+  void* m2 = ::mmap(nullptr, 4096, PROT_READ, MAP_PRIVATE, fd2, 0);
+  void* m3 = ::mmap(nullptr, 4096, PROT_READ, MAP_SHARED, fd3, 0);
+  ASSERT_TRUE(m1 != MAP_FAILED && m2 != MAP_FAILED && m3 != MAP_FAILED);
+  ::unlink(copy.c_str());
+
+  auto p = Process::open(::getpid());
+  ASSERT_OK(p);
+  auto objs = mapped_objects(*p);
+  ASSERT_OK(objs);
+  bool deleted_copy = false;
+  for (const auto& o : *objs) {
+    EXPECT_NE(o.path, text);
+    EXPECT_FALSE(o.path.starts_with("/memfd:"));
+    if (o.path == copy + " (deleted)") {
+      deleted_copy = true;
+      EXPECT_TRUE(o.file.find("/map_files/") != std::string::npos) << o.file;
+      EXPECT_FALSE(o.build_id.empty());
+      EXPECT_EQ(o.bias.value(), reinterpret_cast<u64>(m1));
+    }
+  }
+  EXPECT_TRUE(deleted_copy);
+  char self_exe[PATH_MAX] = {};
+  ASSERT_GT(::readlink("/proc/self/exe", self_exe, sizeof self_exe - 1), 0);
+  EXPECT_EQ(objs->front().path, self_exe);
+
+  ::munmap(m1, 4096);
+  ::munmap(m2, 4096);
+  ::munmap(m3, 4096);
+  ::close(fd1);
+  ::close(fd2);
+  ::close(fd3);
+  ::unlink(text.c_str());
+  ::rmdir(dir.c_str());
+}
+
+}  // namespace
+}  // namespace hs
