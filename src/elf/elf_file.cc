@@ -11,6 +11,30 @@
 // Integers are always compared before a pointer is formed, in the
 // overflow-safe form `off > size || len > size - off`, and every structure is
 // copied out with memcpy (the file's bytes have no alignment guarantee).
+//
+// The checks, in order (ET_REL-only ones marked [rel]):
+//  - header: size >= Ehdr, magic, ELFCLASS64, ELFDATA2LSB, EV_CURRENT (ident
+//    and e_version), EM_X86_64, e_type REL/EXEC/DYN, [rel] OSABI NONE/GNU and
+//    ABIVERSION 0, e_ehsize
+//  - program headers: [rel] e_phnum == 0; else no PN_XNUM, e_phentsize, table
+//    in bounds (segment contents are not checked: debug files keep headers of
+//    the original; build_id() checks a PT_NOTE before reading it)
+//  - section table: no extended numbering, e_shentsize, e_shoff past the
+//    header, table in bounds; e_shstrndx valid, SHT_STRTAB, in bounds,
+//    NUL-terminated; every sh_name inside it
+//  - every section: data in bounds unless NOBITS, [rel] not over the ELF
+//    header, sh_addralign a power of two, [rel] sh_addr aligned; no
+//    SHF_COMPRESSED on a table we parse; [rel] no SHT_REL, no
+//    SHT_SYMTAB_SHNDX, one SHT_SYMTAB
+//  - SHT_STRTAB: non-empty, ends with NUL
+//  - SHT_SYMTAB/DYNSYM: entsize, size multiple, sh_link a STRTAB, sh_info <=
+//    count, st_name in bounds, st_shndx valid ([rel] no COMMON / XINDEX /
+//    other reserved), [rel] st_value + st_size inside the section
+//  - SHT_RELA: entsize, size multiple, sh_link the SYMTAB ([rel]; else 0 or a
+//    symbol table), sh_info a section ([rel] with data), symbol indexes in
+//    range, [rel] r_offset + width of the type inside the target section
+//  - [rel] SHT_GROUP: entsize 4, sh_link the SYMTAB, signature and members valid
+//  - SHT_NOTE: headers, names and descriptors in bounds, names NUL-terminated
 #include "elf/elf_file.h"
 
 #include <fcntl.h>
@@ -451,25 +475,26 @@ Status ElfFile::validate_symtab(size_t index) {
     if (s.st_name >= str.sh_size)
       return bad("{}: symbol [index {}]: st_name 0x{:x} is past the end of {} (0x{:x})", what, k, s.st_name,
                  describe_section(sh.sh_link), str.sh_size);
-    const std::string sym = fmt::format("{}: symbol [index {}] '{}'", what, k, printable(strings + s.st_name));
+    // Formatted only on the error path: symbol tables can be large.
+    const auto sym = [&] { return fmt::format("{}: symbol [index {}] '{}'", what, k, printable(strings + s.st_name)); };
     const u16 shndx = s.st_shndx;
     if (shndx == SHN_UNDEF || shndx == SHN_ABS) continue;
     if (shndx == SHN_COMMON) {
-      if (rel) return bad("{}: st_shndx SHN_COMMON is not supported (compile with -fno-common)", sym);
+      if (rel) return bad("{}: st_shndx SHN_COMMON is not supported (compile with -fno-common)", sym());
       continue;
     }
     if (shndx == SHN_XINDEX) {
-      if (rel) return bad("{}: st_shndx SHN_XINDEX (extended section index) is not supported", sym);
+      if (rel) return bad("{}: st_shndx SHN_XINDEX (extended section index) is not supported", sym());
       continue;
     }
     if (shndx >= SHN_LORESERVE && !rel) continue;  // processor/OS specific, never looked up
     if (shndx >= shdrs_.size())
-      return bad("{}: st_shndx 0x{:x} is not a valid section index (e_shnum 0x{:x})", sym, shndx, shdrs_.size());
+      return bad("{}: st_shndx 0x{:x} is not a valid section index (e_shnum 0x{:x})", sym(), shndx, shdrs_.size());
     const u8 type = ELF64_ST_TYPE(s.st_info);
     if (rel && type != STT_SECTION && type != STT_FILE) {
       const u64 secsize = shdrs_[shndx].sh_size;
       if (!in_bounds(s.st_value, s.st_size, secsize))
-        return bad("{}: st_value 0x{:x} + st_size 0x{:x} is past the end of {} (0x{:x})", sym, s.st_value, s.st_size,
+        return bad("{}: st_value 0x{:x} + st_size 0x{:x} is past the end of {} (0x{:x})", sym(), s.st_value, s.st_size,
                    describe_section(shndx), secsize);
     }
   }

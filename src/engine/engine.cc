@@ -11,6 +11,7 @@
 #include "arch/x86_64.h"
 #include "payload/loader.h"
 #include "payload/payload.h"
+#include "engine/remote_memfd.h"
 #include "process/remote_syscall.h"
 
 namespace hs {
@@ -132,6 +133,9 @@ Result<RemoteAddr> choose_base(const std::vector<MapEntry>& maps, RemoteRange ob
 }
 
 }  // namespace
+
+// The memfd name of a payload's mapping: "/memfd:hotsplice:NAME" in maps.
+static std::string mapping_name(std::string_view payload) { return fmt::format("hotsplice:{}", payload); }
 
 // ---- planning: what bytes change, computed before anything stops ---------
 
@@ -308,16 +312,21 @@ Result<PayloadRecord*> Session::need(std::string_view name) {
   return p;
 }
 
+// Whether the journal's payload mapping exists: a mapping at its address
+// that is our named memfd (never a mapping of the target's own).
+Result<bool> Session::payload_mapped(const Journal& j) {
+  auto maps = HS_TRY(proc_->maps());
+  return std::any_of(maps.begin(), maps.end(), [&](const MapEntry& m) {
+    return m.range.begin.value() == j.map_base && is_memfd_named(m.path, mapping_name(j.payload));
+  });
+}
+
 // Rolls back whatever operation a killed invocation left in the journal.
 Status Session::repair() {
   Journal j = *state_.journal;
   switch (j.op) {
     case JournalOp::Upload: {
-      auto maps = HS_TRY(proc_->maps());
-      bool mapped = std::any_of(maps.begin(), maps.end(), [&](const MapEntry& m) {
-        return m.range.overlaps({RemoteAddr(j.map_base), RemoteAddr(j.map_base + j.map_size)}) && m.path.empty();
-      });
-      if (mapped) {
+      if (HS_TRY(payload_mapped(j))) {
         TracedThread* t = HS_TRY(group_->stop_one());
         {
           auto rs = HS_TRY(RemoteSyscalls::create(*group_, *t, *proc_));
@@ -350,11 +359,7 @@ Status Session::repair() {
       break;
     }
     case JournalOp::Unload: {
-      auto maps = HS_TRY(proc_->maps());
-      bool mapped = std::any_of(maps.begin(), maps.end(), [&](const MapEntry& m) {
-        return m.range.overlaps({RemoteAddr(j.map_base), RemoteAddr(j.map_base + j.map_size)});
-      });
-      if (!mapped) {
+      if (!HS_TRY(payload_mapped(j))) {
         std::erase_if(state_.payloads, [&](const PayloadRecord& p) { return p.name == j.payload; });
         notes_.push_back(fmt::format("repaired: completed an interrupted unload of '{}' (tool PID {})", j.payload,
                                      j.tool_pid));
@@ -375,6 +380,53 @@ static bool valid_name(std::string_view n) {
   return std::all_of(n.begin(), n.end(), [](char c) { return isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.'; });
 }
 
+// The registry record of a payload linked at `linked.base`: where each
+// function is patched (after an endbr64) and the bytes that go there.
+static Result<PayloadRecord> make_record(const Process& proc, std::string_view name, const std::string& file,
+                                         const Payload& payload, const MappedObject& obj,
+                                         const LinkedPayload& linked) {
+  PayloadRecord rec;
+  rec.name = std::string(name);
+  rec.file = file;
+  rec.build_id = payload.build_id;
+  rec.depends = payload.depends;
+  rec.object_depends = payload.object_depends;
+  rec.object_path = obj.path;
+  rec.base = linked.base.value();
+  rec.size = linked.image.size();
+  for (const auto& r : linked.regions) rec.regions.push_back({r.offset, r.size, r.prot});
+  for (const auto& [n, a] : linked.exports) rec.exports.emplace_back(n, a.value());
+  rec.modinfo = payload.modinfo;
+  for (const auto& lf : linked.funcs) {
+    FuncState f;
+    f.name = lf.name;
+    f.old_addr = lf.old_addr.value();
+    f.old_size = lf.old_size;
+    f.new_addr = lf.new_addr.value();
+    f.new_size = lf.new_size;
+    f.expect = lf.expect;
+    Bytes head = HS_TRY(proc.read(lf.old_addr, std::min<u32>(lf.old_size, 4)));
+    f.patch_offset = static_cast<u32>(x86_64::patch_offset(head));
+    u64 room = lf.old_size - std::min<u64>(lf.old_size, f.patch_offset);
+    if (lf.new_addr.is_null()) {
+      if (lf.new_size > room)
+        return fail(ErrorKind::BadPayload,
+                    "{}: function '{}': cannot NOP out {:#x} bytes, it has {:#x} after offset {:#x}", file, lf.name,
+                    lf.new_size, room, f.patch_offset);
+      f.insn = x86_64::make_nops(lf.new_size);
+    } else {
+      if (room < x86_64::kJumpSize)
+        return fail(ErrorKind::BadPayload,
+                    "{}: function '{}' is too short to patch: {:#x} bytes, a jump needs {:#x}{}", file, lf.name,
+                    lf.old_size, f.patch_offset + x86_64::kJumpSize, f.patch_offset ? " after endbr64" : "");
+      f.insn = HS_TRY_CTX(x86_64::make_jump(RemoteAddr(f.site()), lf.new_addr),
+                          fmt::format("{}: function '{}'", file, lf.name));
+    }
+    rec.funcs.push_back(std::move(f));
+  }
+  return rec;
+}
+
 Status Session::upload(std::string_view name, const std::string& file) {
   if (!valid_name(name))
     return fail(ErrorKind::Usage, "invalid payload name '{}': use 1 to 64 of [A-Za-z0-9_.-]", name);
@@ -391,86 +443,54 @@ Status Session::upload(std::string_view name, const std::string& file) {
   // Link before touching the target: every bad symbol or relocation is
   // found while the process is still untouched.
   u64 size = HS_TRY_CTX(image_size(payload), file);
-  auto maps = HS_TRY(proc_->maps());
-  RemoteAddr base = HS_TRY_CTX(choose_base(maps, obj->span, size), file);
   ProcessResolver resolver(*obj, objs, state_);
-  LinkedPayload linked = HS_TRY_CTX(link_payload(payload, base, resolver), file);
-
+  LinkedPayload linked;
   PayloadRecord rec;
-  rec.name = std::string(name);
-  rec.file = file;
-  rec.build_id = payload.build_id;
-  rec.depends = payload.depends;
-  rec.object_depends = payload.object_depends;
-  rec.object_path = obj->path;
-  rec.base = base.value();
-  rec.size = linked.image.size();
-  for (const auto& r : linked.regions) rec.regions.push_back({r.offset, r.size, r.prot});
-  for (const auto& [n, a] : linked.exports) rec.exports.emplace_back(n, a.value());
-  rec.modinfo = payload.modinfo;
+  auto link_somewhere = [&]() -> Status {
+    auto maps = HS_TRY(proc_->maps());
+    RemoteAddr at = HS_TRY_CTX(choose_base(maps, obj->span, size), file);
+    linked = HS_TRY_CTX(link_payload(payload, at, resolver), file);
+    rec = HS_TRY(make_record(*proc_, name, file, payload, *obj, linked));
+    return {};
+  };
+  HS_CHECK(link_somewhere());
 
-  // Per-function patch: where it goes (after an endbr64) and what it writes.
-  for (const auto& lf : linked.funcs) {
-    FuncState f;
-    f.name = lf.name;
-    f.old_addr = lf.old_addr.value();
-    f.old_size = lf.old_size;
-    f.new_addr = lf.new_addr.value();
-    f.new_size = lf.new_size;
-    f.expect = lf.expect;
-    Bytes head = HS_TRY(proc_->read(lf.old_addr, std::min<u32>(lf.old_size, 4)));
-    f.patch_offset = static_cast<u32>(x86_64::patch_offset(head));
-    u64 room = lf.old_size - std::min<u64>(lf.old_size, f.patch_offset);
-    if (lf.new_addr.is_null()) {
-      if (lf.new_size > room)
-        return fail(ErrorKind::BadPayload, "{}: function '{}': cannot NOP out {:#x} bytes, it has {:#x} after offset {:#x}",
-                    file, lf.name, lf.new_size, room, f.patch_offset);
-      f.insn = x86_64::make_nops(lf.new_size);
-    } else {
-      if (room < x86_64::kJumpSize)
-        return fail(ErrorKind::BadPayload,
-                    "{}: function '{}' is too short to patch: {:#x} bytes, a jump needs {:#x}{}", file, lf.name,
-                    lf.old_size, f.patch_offset + x86_64::kJumpSize, f.patch_offset ? " after endbr64" : "");
-      f.insn = HS_TRY_CTX(x86_64::make_jump(RemoteAddr(f.site()), lf.new_addr),
-                          fmt::format("{}: function '{}'", file, lf.name));
-    }
-    rec.funcs.push_back(std::move(f));
-  }
-
-  // Now the target changes: journal the mapping, map, fill, protect, commit.
-  rec.upload_seq = state_.next_seq++;
+  // Now the target changes. Creating the registry maps memory, and the
+  // process maps memory of its own while we work: the range must still be
+  // free when we map it, or we link again elsewhere.
   HS_CHECK(ensure_registry());
-  Journal j;
-  j.op = JournalOp::Upload;
-  j.payload = rec.name;
-  j.tool_pid = static_cast<u64>(getpid());
-  j.map_base = rec.base;
-  j.map_size = rec.size;
-  state_.journal = j;
-  HS_CHECK(commit());
-  fault_point("upload:journaled");
-
   TracedThread* t = HS_TRY(group_->stop_one());
-  {
-    auto rs = HS_TRY(RemoteSyscalls::create(*group_, *t, *proc_));
-    RemoteAddr got = HS_TRY(rs.mmap(base, rec.size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0));
-    if (got != base) {
-      (void)rs.munmap(got, rec.size);
-      return fail(ErrorKind::Busy, "PID {}: the address range chosen for '{}' was taken meanwhile; try again",
-                  proc_->pid(), name);
-    }
-    fault_point("upload:mapped");
-    // Written through /proc/PID/mem, so the pages never need to be writable
-    // and executable at once.
-    HS_CHECK(proc_->write(base, linked.image));
-    fault_point("upload:written");
-    for (const auto& r : linked.regions)
-      if (r.prot != PROT_READ) HS_CHECK(rs.mprotect(base + static_cast<i64>(r.offset), r.size, r.prot));
-    HS_CHECK(rs.finish());
+  auto rs = HS_TRY(RemoteSyscalls::create(*group_, *t, *proc_));
+  for (int attempt = 0;; attempt++) {
+    Journal j;
+    j.op = JournalOp::Upload;
+    j.payload = rec.name;
+    j.tool_pid = static_cast<u64>(getpid());
+    j.map_base = rec.base;
+    j.map_size = rec.size;
+    state_.journal = j;
+    HS_CHECK(commit());
+    fault_point("upload:journaled");
+    auto got = map_named_memfd(*proc_, rs, *t, mapping_name(name), linked.base, rec.size, PROT_READ,
+                               MAP_PRIVATE | MAP_FIXED_NOREPLACE);
+    if (got) break;
+    state_.journal.reset();
+    HS_CHECK(commit());
+    if (got.error().sys_errno() != EEXIST || attempt == 3) return std::unexpected(got.error());
+    HS_CHECK(link_somewhere());
   }
+  fault_point("upload:mapped");
+  // Written through /proc/PID/mem, so the pages never need to be writable and
+  // executable at once.
+  HS_CHECK(proc_->write(linked.base, linked.image));
+  fault_point("upload:written");
+  for (const auto& r : linked.regions)
+    if (r.prot != PROT_READ) HS_CHECK(rs.mprotect(linked.base + static_cast<i64>(r.offset), r.size, r.prot));
+  HS_CHECK(rs.finish());
   HS_CHECK(group_->resume_all());
   fault_point("upload:protected");
 
+  rec.upload_seq = state_.next_seq++;
   state_.payloads.push_back(std::move(rec));
   state_.journal.reset();
   HS_CHECK(commit());

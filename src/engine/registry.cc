@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "engine/remote_memfd.h"
 #include "process/remote_syscall.h"
 #include "process/thread_group.h"
 
@@ -311,9 +312,7 @@ u64 fnv1a(ByteView d) {
 u64 slot_capacity() { return (Registry::kCapacity - kHeaderSize) / 2; }
 u64 slot_offset(u64 slot) { return kHeaderSize + slot * slot_capacity(); }
 
-bool is_registry_path(std::string_view path) {
-  return path.starts_with("/memfd:") && path.substr(7).starts_with(Registry::kMemfdName);
-}
+bool is_registry_path(std::string_view path) { return is_memfd_named(path, Registry::kMemfdName); }
 
 }  // namespace
 
@@ -354,23 +353,8 @@ Result<Registry> Registry::create(const Process& proc, ThreadGroup& group) {
   {
     auto rs = HS_TRY(RemoteSyscalls::create(group, *t, proc));
     HS_CHECK(close_stray_fds(proc, rs));
-    // The memfd's name goes on the borrowed thread's stack, well below its
-    // red zone: memory the thread is not using (a signal frame would land there).
-    RemoteAddr name_at((t->regs.rsp - 1024) & ~u64{15});
-    std::string name(kMemfdName);
-    HS_CHECK(proc.write(name_at, ByteView(reinterpret_cast<const u8*>(name.c_str()), name.size() + 1)));
-    long fd = HS_TRY(rs.syscall(SYS_memfd_create, name_at.value(), MFD_CLOEXEC));
-    if (fd < 0) return fail_errno(ErrorKind::BadTarget, static_cast<int>(-fd), "memfd_create in PID {} failed", proc.pid());
-    long r = HS_TRY(rs.syscall(SYS_ftruncate, fd, kCapacity));
-    Result<RemoteAddr> mapped = RemoteAddr();
-    if (r < 0) {
-      mapped = fail_errno(ErrorKind::BadTarget, static_cast<int>(-r), "ftruncate of the registry in PID {} failed",
-                          proc.pid());
-    } else {
-      mapped = rs.mmap(RemoteAddr(), kCapacity, PROT_READ | PROT_WRITE, MAP_SHARED, static_cast<int>(fd), 0);
-    }
-    HS_CHECK(rs.syscall(SYS_close, fd));
-    addr = HS_TRY(std::move(mapped));
+    addr = HS_TRY(map_named_memfd(proc, rs, *t, kMemfdName, RemoteAddr(), kCapacity, PROT_READ | PROT_WRITE,
+                                  MAP_SHARED));
     HS_CHECK(rs.finish());
   }
   HS_CHECK(group.resume_all());

@@ -394,6 +394,10 @@ class Parser {
       return bad("{} at {}+0x{:x} is not NUL-terminated", what, elf_.describe_section(at.shndx), at.offset);
     const auto len = static_cast<u64>(static_cast<const u8*>(nul) - data.data());
     if (len == 0) return bad("{} is empty", what);
+    for (u64 k = 0; k < len; ++k)
+      if (data[k] < 0x20 || data[k] == 0x7f)
+        return bad("{} '{}' contains control character 0x{:x}", what,
+                   ElfFile::printable(std::string_view(reinterpret_cast<const char*>(data.data()), len)), data[k]);
     if (len > kMaxNameLen) return bad("{} is 0x{:x} bytes long, the limit is 0x{:x}", what, len, kMaxNameLen);
     return std::string(reinterpret_cast<const char*>(data.data()), len);
   }

@@ -64,9 +64,18 @@ struct Payload {
   //   old_size != 0 (and >= 5 unless NOP-out, where new_size <= old_size and
   //   new_size != 0); new_addr points into an executable section (or is 0);
   //   expect.rsv == 0, 1 <= expect.len <= 31 when enabled; no duplicate names
-  // - hooks sections: size a multiple of 8, single-pointer ones exactly 8
-  // - .modinfo: NUL-separated key=value strings
+  // - hooks sections: known names only, size a multiple of 8, single-pointer
+  //   ones exactly 8; every slot has an R_X86_64_64 relocation to a function
+  //   in an executable section of the payload, or to an undefined symbol
+  //   (resolved at load)
+  // - .modinfo: NUL-separated key=value strings, non-empty key, no control
+  //   characters; sorted by key (stable)
   // - symbols: no SHN_COMMON, no st_shndx >= e_shnum other than ABS/UNDEF/XINDEX-free
+  // - sections: no duplicate livepatch/build-id/modinfo section names; SHF_ALLOC
+  //   sections are not compressed, not SHF_WRITE+SHF_EXECINSTR, not SHF_TLS,
+  //   SHT_NOBITS at most 64 MiB
+  // - names: at most 1024 bytes, no control characters
+  // old_addr, when relocated, must name an undefined symbol (one of the target).
   static Result<Payload> parse(ElfFile elf, std::string file);
   static Result<Payload> open(const std::string& path);
 };

@@ -35,9 +35,9 @@ std::vector<char*> cstrs(std::vector<std::string>& v) {
 
 }  // namespace
 
-std::string Run::err_line() const { return err.substr(0, err.find('\n')); }
+std::string HsRun::err_line() const { return err.substr(0, err.find('\n')); }
 
-Run hotsplice(const std::vector<std::string>& args, const std::vector<std::string>& env) {
+HsRun hotsplice(const std::vector<std::string>& args, const std::vector<std::string>& env) {
   std::vector<std::string> argv{HS_BIN};
   argv.insert(argv.end(), args.begin(), args.end());
   char out_tmpl[] = "/tmp/hs-out-XXXXXX", err_tmpl[] = "/tmp/hs-err-XXXXXX";
@@ -57,7 +57,7 @@ Run hotsplice(const std::vector<std::string>& args, const std::vector<std::strin
   }
   int status = 0;
   waitpid(pid, &status, 0);
-  Run r;
+  HsRun r;
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   lseek(out, 0, SEEK_SET);
   lseek(err, 0, SEEK_SET);
@@ -83,7 +83,7 @@ std::string build(const std::string& patch, const std::string& target, const std
     args.push_back("--depends");
     args.push_back(*depends);
   }
-  Run r = hotsplice(args);
+  HsRun r = hotsplice(args);
   EXPECT_EQ(r.code, 0) << "hotsplice build " << patch << " failed: " << r.err;
   return path;
 }

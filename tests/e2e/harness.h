@@ -11,14 +11,14 @@
 
 namespace hs::e2e {
 
-struct Run {
+struct HsRun {
   int code = -1;
   std::string out, err;
   std::string err_line() const;  // first line of stderr, without the newline
 };
 
 // Runs HS_BIN with args; never throws. Extra environment "K=V" entries allowed.
-Run hotsplice(const std::vector<std::string>& args, const std::vector<std::string>& env = {});
+HsRun hotsplice(const std::vector<std::string>& args, const std::vector<std::string>& env = {});
 
 std::string target_bin(const std::string& name);  // HS_TARGET_DIR/name
 std::string patch_src(const std::string& name);   // HS_PATCH_DIR/name

@@ -15,12 +15,12 @@ std::string P(const Target& t) { return std::to_string(t.pid()); }
 
 // Runs a hotsplice command that must succeed.
 void ok(const std::vector<std::string>& args) {
-  Run r = hotsplice(args);
+  HsRun r = hotsplice(args);
   ASSERT_EQ(r.code, 0) << "hotsplice " << testing::PrintToString(args) << "\nstderr: " << r.err;
 }
 
 json list_json(const Target& t) {
-  Run r = hotsplice({"list", P(t), "--json"});
+  HsRun r = hotsplice({"list", P(t), "--json"});
   EXPECT_EQ(r.code, 0) << r.err;
   return json::parse(r.out);
 }
@@ -85,7 +85,7 @@ TEST(Lifecycle, ListFromAnotherInvocationShowsStateAndMetadata) {
   EXPECT_EQ(p["funcs"][0]["applied"], true);
   EXPECT_EQ(t.ask("call"), "hello=2 count=1");
 
-  Run text = hotsplice({"list", P(t)});
+  HsRun text = hotsplice({"list", P(t)});
   EXPECT_EQ(text.code, 0);
   EXPECT_NE(text.out.find("hello_v2_list  APPLIED"), std::string::npos) << text.out;
   EXPECT_NE(text.out.find("[x] hello"), std::string::npos) << text.out;
@@ -100,7 +100,7 @@ TEST(Lifecycle, StackingFollowsBuildIds) {
   ok({"upload", P(t), "a", a});
   ok({"upload", P(t), "b", b});
 
-  Run r = hotsplice({"apply", P(t), "b"});
+  HsRun r = hotsplice({"apply", P(t), "b"});
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err_line().find("payload 'b' depends on build-id"), std::string::npos) << r.err;
   EXPECT_NE(r.err_line().find("the object itself"), std::string::npos) << r.err;
@@ -176,7 +176,7 @@ TEST(Lifecycle, ExpectationMismatchIsRefusedAndNothingChanges) {
   Target t(bin);
   std::string maps_before = t.maps();
   ok({"upload", P(t), "bad", lp});
-  Run r = hotsplice({"apply", P(t), "bad"});
+  HsRun r = hotsplice({"apply", P(t), "bad"});
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err_line().find("payload 'bad': function 'hello': expected bytes 0f0b at"), std::string::npos)
       << r.err;
@@ -261,9 +261,9 @@ TEST(Threads, EightThreadsCallingThePatchedFunctionSeeOldOrNewOnly) {
   ok({"upload", P(t), "v2", lp});
   int cycles = 100;
   for (int i = 0; i < cycles; i++) {
-    Run a = hotsplice({"apply", P(t), "v2"});
+    HsRun a = hotsplice({"apply", P(t), "v2"});
     ASSERT_EQ(a.code, 0) << "cycle " << i << ": " << a.err;
-    Run r = hotsplice({"revert", P(t), "v2"});
+    HsRun r = hotsplice({"revert", P(t), "v2"});
     ASSERT_EQ(r.code, 0) << "cycle " << i << ": " << r.err;
   }
   std::string stats = t.ask("stats");

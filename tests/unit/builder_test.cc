@@ -393,23 +393,39 @@ TEST_F(BuilderTest, MissingCompilerIsNamed) {
       << r.error().message();
 }
 
+// Sets an environment variable for one scope.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const std::string& value) : name_(name) {
+    if (const char* old = std::getenv(name)) saved_ = old;
+    ::setenv(name, value.c_str(), 1);
+  }
+  ~ScopedEnv() {
+    if (saved_) ::setenv(name_, saved_->c_str(), 1);
+    else ::unsetenv(name_);
+  }
+
+ private:
+  const char* name_;
+  std::optional<std::string> saved_;
+};
+
 TEST_F(BuilderTest, TempsRemovedUnlessKept) {
   const std::string tmp = tree_.path("tmp");
   fs::create_directories(tmp);
-  const char* old = std::getenv("TMPDIR");
-  std::string saved = old ? old : "";
-  ::setenv("TMPDIR", tmp.c_str(), 1);
+  ScopedEnv env("TMPDIR", tmp);
 
   auto r = build_payload(options("t.lp"));
-  EXPECT_TRUE(r.has_value()) << r.error().message();
+  ASSERT_TRUE(r.has_value()) << r.error().message();
   EXPECT_TRUE(fs::is_empty(tmp));
   EXPECT_TRUE(r->temp_dir.empty());
 
   BuildOptions o = options("k.lp");
   o.keep_temps = true;
   auto k = build_payload(o);
-  EXPECT_TRUE(k.has_value()) << k.error().message();
-  EXPECT_FALSE(k->temp_dir.empty());
+  ASSERT_TRUE(k.has_value()) << k.error().message();
+  ASSERT_FALSE(k->temp_dir.empty());
+  EXPECT_EQ(fs::path(k->temp_dir).parent_path(), fs::path(tmp));
   EXPECT_TRUE(fs::exists(fs::path(k->temp_dir) / "notes.s"));
   EXPECT_TRUE(fs::exists(fs::path(k->temp_dir) / "payload.lp"));
 
@@ -420,9 +436,6 @@ TEST_F(BuilderTest, TempsRemovedUnlessKept) {
   o.sources = {tree_.write("bad.c", "int x = ;\n")};
   EXPECT_FALSE(build_payload(o).has_value());
   EXPECT_TRUE(fs::is_empty(tmp));
-
-  if (old) ::setenv("TMPDIR", saved.c_str(), 1);
-  else ::unsetenv("TMPDIR");
 }
 
 TEST(RunTool, CapturesOutputAndStatus) {

@@ -524,6 +524,11 @@ std::vector<Case> cases() {
          return fmt::format("function [index {}]: name points into {}, which is not allocated (no SHF_ALLOC)",
                             l.fi(kHello), l.desc(".comment"));
        }},
+      {"NameControlCharacter",
+       [](Bytes& b, L l) { b[l.data(".rodata.str1.1") + l.name_off.at(kHello) + 1] = 0x1b; },
+       [](L l) {
+         return fmt::format("function [index {}]: name 'h\\x1bllo' contains control character 0x1b", l.fi(kHello));
+       }},
       {"DuplicateName",
        [](Bytes& b, L l) {
          put<i64>(b, l.relaoff(l.reloc(kOther, 0)) + RA(r_addend), static_cast<i64>(l.name_off.at(kHello)));
@@ -757,6 +762,19 @@ TEST(Payload, ParseKeepsFileNameAsContext) {
   auto p = Payload::parse(std::move(*elf), "fix.lp");
   ASSERT_FALSE(p.has_value());
   EXPECT_EQ(p.error().message(), fmt::format("fix.lp: function [index {}] 'hello': version 0x7 is not 0x2", l.fi(kHello)));
+}
+
+TEST(Payload, DependsNotesMayBeProgbits) {
+  const Layout& l = layout();
+  Bytes b = l.good;
+  put<u32>(b, l.shdr(".livepatch.depends") + SH(sh_type), SHT_PROGBITS);
+  put<u32>(b, l.shdr(".livepatch.object_depends") + SH(sh_type), SHT_PROGBITS);
+  auto elf = ElfFile::create(b);
+  ASSERT_TRUE(elf.has_value());
+  auto p = Payload::parse(std::move(*elf), "fix.lp");
+  ASSERT_TRUE(p.has_value()) << p.error().message();
+  EXPECT_EQ(p->depends, Bytes(20, testlib::kDependsFill));
+  EXPECT_EQ(p->object_depends, Bytes(20, testlib::kObjectDependsFill));
 }
 
 TEST(Payload, LiteralOldAddr) {

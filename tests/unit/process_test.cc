@@ -612,6 +612,8 @@ TEST_F(ProcessTest, ReadWriteMemoryOfChild) {
     if (::write(from_child[1], out.data(), out.size()) < 0) ::_exit(1);
     ::_exit(0);
   }
+  ::close(to_child[0]);
+  ::close(from_child[1]);
   auto p = Process::open(pid);
   ASSERT_OK(p);
   auto got = p->read(RemoteAddr(reinterpret_cast<u64>(g_shared_buf)), 16);
@@ -648,7 +650,8 @@ TEST_F(ProcessTest, ReadWriteMemoryOfChild) {
   auto w = p->write(RemoteAddr(reinterpret_cast<u64>(g_shared_buf)), ByteView(reinterpret_cast<const u8*>("x"), 1));
   ASSERT_FALSE(w);
   EXPECT_EQ(w.error().kind(), ErrorKind::TargetGone);
-  for (int fd : {to_child[0], to_child[1], from_child[0], from_child[1]}) ::close(fd);
+  ::close(to_child[1]);
+  ::close(from_child[0]);
   ::munmap(ro, 4096);
 }
 

@@ -21,16 +21,6 @@ target_link_libraries(greeter PRIVATE greet)
 set_target_properties(greeter PROPERTIES BUILD_RPATH ${HS_TARGET_OUT})
 list(APPEND HS_TARGET_NAMES greet)
 
-# The top-level -Wnon-virtual-dtor is C++-only; keep it off these C targets so
-# they build without warnings.
-foreach(t ${HS_TARGET_NAMES})
-  get_target_property(opts ${t} COMPILE_OPTIONS)
-  if(opts)
-    list(REMOVE_ITEM opts -Wnon-virtual-dtor)
-    set_target_properties(${t} PROPERTIES COMPILE_OPTIONS "${opts}")
-  endif()
-endforeach()
-
 # builder_test builds every patch in patches/ against its target.
 if(TARGET builder_test)
   add_dependencies(builder_test ${HS_TARGET_NAMES})
