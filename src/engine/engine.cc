@@ -1,5 +1,7 @@
 #include "engine/engine.h"
 
+#include <dlfcn.h>
+#include <elf.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -34,6 +36,37 @@ void fault_point(const char* name) {
 
 namespace {
 
+// An indirect function's symbol is its resolver, which picks an
+// implementation for this CPU. The tool runs on the same machine: if it has
+// the same library (same build-id) loaded, the implementation its own dynamic
+// linker picked sits at the same offset in the target's copy.
+Result<TargetSymbol> resolve_ifunc(const MappedObject& obj, std::string_view name, const TargetSymbol& sym) {
+  static const auto self = []() -> std::optional<std::vector<MappedObject>> {
+    auto me = Process::open(getpid());
+    if (!me) return std::nullopt;
+    auto objs = mapped_objects(*me);
+    if (!objs) return std::nullopt;
+    return std::move(*objs);
+  }();
+  if (self) {
+    for (const auto& mine : *self) {
+      if (mine.build_id != obj.build_id) continue;
+      void* impl = dlsym(RTLD_DEFAULT, std::string(name).c_str());
+      RemoteAddr at(reinterpret_cast<u64>(impl));
+      if (impl && mine.span.contains(at)) {
+        TargetSymbol out = sym;
+        out.addr = obj.bias + (at - mine.bias);
+        out.type = STT_FUNC;
+        return out;
+      }
+    }
+  }
+  return fail(ErrorKind::BadTarget,
+              "symbol '{}' in {} is an indirect function (STT_GNU_IFUNC) and hotsplice cannot resolve it (the tool "
+              "does not have the same {} loaded)",
+              name, obj.path, obj.path);
+}
+
 class ProcessResolver final : public SymbolResolver {
  public:
   ProcessResolver(const MappedObject& target, const std::vector<MappedObject>& objs, const RegistryState& state)
@@ -60,6 +93,7 @@ class ProcessResolver final : public SymbolResolver {
     // 1. the target object, locals included
     auto syms = HS_TRY(target_.symbols());
     auto own = syms->lookup(name);
+    if (own && own->type == STT_GNU_IFUNC) return resolve_ifunc(target_, name, *own);
     if (own) return own;
     if (own.error().message().find("ambiguous") != std::string::npos) return own;
     // 2. globals of payloads already loaded in this process, oldest first
@@ -71,7 +105,10 @@ class ProcessResolver final : public SymbolResolver {
       if (&o == &target_) continue;
       auto os = o.symbols();
       if (!os) continue;  // an object we cannot read cannot provide symbols
-      if (auto s = (*os)->lookup_global(name)) return *s;
+      if (auto s = (*os)->lookup_global(name)) {
+        if (s->type == STT_GNU_IFUNC) return resolve_ifunc(o, name, *s);
+        return *s;
+      }
     }
     return fail(ErrorKind::BadTarget, "unresolved symbol '{}'", name);
   }

@@ -273,3 +273,12 @@ TEST(Threads, EightThreadsCallingThePatchedFunctionSeeOldOrNewOnly) {
   EXPECT_GT(calls, 0u);
   EXPECT_TRUE(t.alive());
 }
+
+TEST(Symbols, IndirectFunctionsFromLibcResolveToTheirImplementation) {
+  std::string bin = target_bin("calc");
+  std::string lp = build("ifunc_call.c", bin, "ifunc_call.lp");
+  Target t(bin);
+  ok({"load", P(t), lp});
+  EXPECT_EQ(t.ask("render 3"), "render=copied");
+  EXPECT_TRUE(t.alive());
+}
