@@ -6,9 +6,11 @@
 //
 // Which file. The path in /proc/PID/maps is seen from the target's mount
 // namespace and may name a file that has been replaced or deleted since it
-// was mapped. So the file is opened as /proc/PID/root/<path> first, then as
-// <path>, and only accepted if its inode is the mapped one; failing that,
-// /proc/PID/map_files/<range> opens the mapped inode itself (root only).
+// was mapped. So the file is opened as <path>, else /proc/PID/root/<path>,
+// and only accepted if its device and inode are the mapped ones; failing
+// that, /proc/PID/map_files/<range> opens the mapped file itself (root
+// only). Overlayfs reports the underlying device and inode in maps, so if
+// nothing matches exactly, the first of those that exists is used.
 //
 // Which order. Symbol resolution searches "the process's other objects in
 // link-map order", the order ld.so uses. The link map is in the target:
@@ -41,22 +43,24 @@ bool starts_with_elf_magic(const std::string& file) {
 
 bool is_mapped_inode(const std::string& file, const MapEntry& m) {
   struct stat sb;
-  return ::stat(file.c_str(), &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_ino == m.inode;
+  return ::stat(file.c_str(), &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_ino == m.inode && sb.st_dev == m.dev;
 }
 
 // The file to read for an object whose offset-0 mapping is `m`, or "".
+// The plain path comes first when it is the mapped file (device and inode
+// match), so that messages name the file as the user knows it.
 std::string openable_file(pid_t pid, const std::string& path, const MapEntry& m) {
   std::vector<std::string> candidates;
   if (!path.ends_with(" (deleted)")) {
-    candidates.push_back(fmt::format("/proc/{}/root{}", pid, path));
     candidates.push_back(path);
+    candidates.push_back(fmt::format("/proc/{}/root{}", pid, path));
   }
   candidates.push_back(fmt::format("/proc/{}/map_files/{:x}-{:x}", pid, m.range.begin.value(), m.range.end.value()));
   for (const auto& c : candidates)
     if (is_mapped_inode(c, m)) return c;
-  // No inode matched: overlayfs reports the lower file's inode in maps but
-  // its own in stat. The map_files link opens what is mapped, if allowed.
-  std::rotate(candidates.begin(), candidates.end() - 1, candidates.end());
+  // Nothing matched (overlayfs): the map_files link opens what is mapped,
+  // if we may; else the path as seen by the target.
+  std::reverse(candidates.begin(), candidates.end());  // map_files, root/path, path
   for (const auto& c : candidates) {
     struct stat sb;
     if (::stat(c.c_str(), &sb) == 0 && S_ISREG(sb.st_mode)) return c;

@@ -81,9 +81,9 @@ struct MappedObject {
   Bytes build_id;
   // The file on disk, as read by mapped_objects() (never null in its result).
   std::shared_ptr<const ElfFile> elf;
-  // Where it was read from: /proc/PID/root/<path> (the target's mount
-  // namespace), else <path>, else /proc/PID/map_files/<range> (a deleted or
-  // replaced file); always the very inode that is mapped.
+  // Where it was read from: <path>, else /proc/PID/root/<path> (the
+  // target's mount namespace), else /proc/PID/map_files/<range> (a deleted
+  // or replaced file); the very file that is mapped.
   std::string file;
 
   // Loaded on first use and cached.

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -140,6 +141,22 @@ Result<Process> Process::open(pid_t pid) {
   if (status_says_exited(st)) return fail(ErrorKind::TargetGone, "process {} has exited", pid);
 
   int fd = ::open(fmt::format("/proc/{}/mem", pid).c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0 && gone_errno(errno) && st.threads > 1) {
+    // The leader has exited on its own (pthread_exit) and took its mm
+    // reference with it; the address space is reachable through any other
+    // thread, and the fd stays valid whichever thread exits later.
+    if (DIR* d = ::opendir(fmt::format("/proc/{}/task", pid).c_str())) {
+      while (dirent* e = ::readdir(d)) {
+        pid_t tid = 0;
+        if (!parse_num(std::string_view(e->d_name), tid) || tid == pid) continue;
+        fd = ::open(fmt::format("/proc/{}/task/{}/mem", pid, tid).c_str(), O_RDWR | O_CLOEXEC);
+        if (fd >= 0 || !gone_errno(errno)) break;
+      }
+      int err = errno;
+      ::closedir(d);
+      errno = err;
+    }
+  }
   if (fd < 0) {
     int err = errno;
     if (err == EACCES || err == EPERM)
@@ -225,14 +242,44 @@ static Result<MapEntry> parse_maps_line(std::string_view line, pid_t pid) {
   if (perms[1] == 'w') m.prot |= PROT_WRITE;
   if (perms[2] == 'x') m.prot |= PROT_EXEC;
   m.shared = perms[3] == 's';
+  size_t colon = dev.find(':');
+  unsigned major = 0, minor = 0;
+  if (colon == std::string_view::npos || !parse_num(dev.substr(0, colon), major, 16) ||
+      !parse_num(dev.substr(colon + 1), minor, 16))
+    return bad();
+  m.dev = makedev(major, minor);
   if (!parse_num(offset, m.offset, 16) || !parse_num(inode, m.inode)) return bad();
   while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
   m.path = std::string(rest);
   return m;
 }
 
+// Files of /proc/PID that describe the address space (maps, exe) come
+// from the leader's mm. A leader that exited on its own has none any more:
+// then the same file of another thread of the process is used.
+std::vector<std::string> Process::mm_file_candidates(std::string_view name) const {
+  std::vector<std::string> out{fmt::format("/proc/{}/{}", pid_, name)};
+  auto st = read_status(pid_, true);
+  if (!st || st->state != 'Z' || st->threads <= 1) return out;
+  auto tids = thread_ids();
+  if (!tids) return out;
+  for (pid_t tid : *tids)
+    if (tid != pid_) out.push_back(fmt::format("/proc/{}/task/{}/{}", pid_, tid, name));
+  return out;
+}
+
 Result<std::vector<MapEntry>> Process::maps() const {
   auto text = slurp(fmt::format("/proc/{}/maps", pid_));
+  if (text && text->empty()) {
+    auto paths = mm_file_candidates("maps");
+    for (size_t i = 1; i < paths.size(); ++i) {
+      auto t = slurp(paths[i]);
+      if (t && !t->empty()) {
+        text = std::move(t);
+        break;
+      }
+    }
+  }
   if (!text) {
     if (gone_errno(text.error())) return fail(ErrorKind::TargetGone, "process {} has exited", pid_);
     return fail_errno(kind_for_errno(text.error(), ErrorKind::Io), text.error(), "cannot read /proc/{}/maps", pid_);
@@ -251,22 +298,31 @@ Result<std::vector<MapEntry>> Process::maps() const {
   return out;
 }
 
-Result<std::string> Process::exe_path() const {
-  std::string link = fmt::format("/proc/{}/exe", pid_);
+static std::expected<std::string, int> read_link(const std::string& link) {
   std::string buf(4096, '\0');
   for (;;) {
     ssize_t n = ::readlink(link.c_str(), buf.data(), buf.size());
-    if (n < 0) {
-      int err = errno;
-      if (gone_errno(err)) return fail(ErrorKind::TargetGone, "process {} has exited", pid_);
-      return fail_errno(kind_for_errno(err, ErrorKind::Io), err, "cannot read {}", link);
-    }
+    if (n < 0) return std::unexpected(errno);
     if (static_cast<size_t>(n) < buf.size()) {
       buf.resize(static_cast<size_t>(n));
       return buf;
     }
     buf.resize(buf.size() * 2);
   }
+}
+
+Result<std::string> Process::exe_path() const {
+  std::string link = fmt::format("/proc/{}/exe", pid_);
+  auto r = read_link(link);
+  if (!r && gone_errno(r.error())) {
+    auto paths = mm_file_candidates("exe");
+    for (size_t i = 1; i < paths.size() && !r; ++i) r = read_link(paths[i]);
+  }
+  if (!r) {
+    if (gone_errno(r.error())) return fail(ErrorKind::TargetGone, "process {} has exited", pid_);
+    return fail_errno(kind_for_errno(r.error(), ErrorKind::Io), r.error(), "cannot read {}", link);
+  }
+  return *r;
 }
 
 Status Process::read(RemoteAddr addr, std::span<u8> out) const {

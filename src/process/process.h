@@ -19,6 +19,7 @@ struct MapEntry {
   int prot = 0;          // PROT_* from "rwxp"
   bool shared = false;   // 's' vs 'p'
   u64 offset = 0;
+  u64 dev = 0;           // makedev(major, minor) of the file's device
   u64 inode = 0;
   std::string path;      // may be empty, "[stack]", "/memfd:name (deleted)", ...
 };
@@ -70,6 +71,7 @@ class Process {
 
  private:
   explicit Process(pid_t pid, int mem_fd) : pid_(pid), mem_fd_(mem_fd) {}
+  std::vector<std::string> mm_file_candidates(std::string_view name) const;
   pid_t pid_ = 0;
   int mem_fd_ = -1;
 };

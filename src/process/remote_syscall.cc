@@ -10,9 +10,10 @@
 //
 // orig_rax = -1 tells the kernel that the thread is not inside a system call
 // at the point we resume it, so its restart logic (which looks at orig_rax
-// and rax) leaves our registers alone. The thread stays at its last
-// syscall-exit-stop between calls and when finish() puts the saved
-// registers back.
+// and rax) leaves our registers alone. After each call the thread's own
+// (normalised) registers are put back straight away, so that whenever
+// hotsplice is killed between calls, the kernel detaches a thread that
+// carries on correctly; the thread waits at that syscall-exit-stop.
 //
 // Normalising. A thread interrupted in a blocking call (read on a pipe,
 // nanosleep) stops with orig_rax = the call and rax = -ERESTART*; if it
@@ -135,7 +136,8 @@ RemoteSyscalls::~RemoteSyscalls() {
 Result<long> RemoteSyscalls::syscall_raw(long nr, const unsigned long (&args)[6]) {
   if (done_) return fail(ErrorKind::Internal, "remote system calls on thread {} are finished", tid_);
   TracedThread* t = group_->find(tid_);
-  if (!t) return fail(ErrorKind::TargetGone, "process {} exited during the operation", group_->pid());
+  if (!t || !t->stopped)
+    return fail(ErrorKind::TargetGone, "process {} exited during the operation", group_->pid());
 
   user_regs_struct r = saved_;
   r.rip = syscall_insn_.value();
@@ -161,7 +163,13 @@ Result<long> RemoteSyscalls::syscall_raw(long nr, const unsigned long (&args)[6]
   HS_CHECK(group_->syscall_step(*t));  // exit
   t = group_->find(tid_);
   if (!t) return fail(ErrorKind::TargetGone, "process {} exited during the operation", group_->pid());
-  return static_cast<long>(t->regs.rax);
+  const long result = static_cast<long>(t->regs.rax);
+  // The thread's own registers go back at once, not only in finish(): if
+  // hotsplice dies between two calls, the kernel detaches the thread, and it
+  // must then carry on with its own state (redoing its interrupted call),
+  // not with ours.
+  HS_CHECK(group_->set_regs(*t, saved_));
+  return result;
 }
 
 static bool is_error_result(long r) { return r < 0 && r > -4096; }
@@ -194,7 +202,8 @@ Status RemoteSyscalls::finish() {
   if (done_) return {};
   done_ = true;
   TracedThread* t = group_->find(tid_);
-  if (!t) return fail(ErrorKind::TargetGone, "process {} exited during the operation", group_->pid());
+  // Not stopped any more: it was killed while we held it.
+  if (!t || !t->stopped) return fail(ErrorKind::TargetGone, "process {} exited during the operation", group_->pid());
   return group_->set_regs(*t, saved_);
 }
 

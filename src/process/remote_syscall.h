@@ -11,6 +11,15 @@
 // `syscall` instruction executed is one that already exists in an
 // executable mapping of the target (found by scanning, usually in libc or
 // the vDSO).
+//
+// Each call runs as PTRACE_SYSCALL to the syscall-entry-stop, then to the
+// syscall-exit-stop; the thread is left at that stop (StopKind::Syscall) and
+// finish() puts the saved registers back there. A signal that arrives
+// meanwhile is not delivered (its handler would run on our registers): it
+// is recorded in pending_signal and raised again when the thread is resumed
+// (its siginfo is then the kernel's, not the original sender's). Prefer a
+// thread from ThreadGroup::stop_one(), which is never in a
+// signal-delivery-stop; borrowing one that is works the same way.
 #pragma once
 
 #include <sys/user.h>

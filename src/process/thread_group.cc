@@ -628,11 +628,20 @@ Status ThreadGroup::detach() {
 
 // ---- registers and single system calls --------------------------------------
 
+// A ptrace request on a thread we hold stopped failed with ESRCH: it has been
+// woken by SIGKILL (the whole process is dying) and is running to its exit,
+// which a later wait collects.
+std::unexpected<Error> ThreadGroup::lost(TracedThread& t) {
+  t.stopped = false;
+  t.stop = StopKind::None;
+  return fail(ErrorKind::TargetGone, "{}", gone_message());
+}
+
 Status ThreadGroup::set_regs(TracedThread& t, const user_regs_struct& regs) {
   if (!t.stopped) return fail(ErrorKind::Internal, "thread {} of PID {} is not stopped", t.tid, pid_);
   if (pt(PTRACE_SETREGS, t.tid, 0, reinterpret_cast<unsigned long>(&regs)) != 0) {
     int err = errno;
-    if (err == ESRCH) return fail(ErrorKind::TargetGone, "{}", gone_message());
+    if (err == ESRCH) return lost(t);
     return fail_errno(ErrorKind::Internal, err, "cannot set the registers of thread {} of PID {}", t.tid, pid_);
   }
   t.regs = regs;
@@ -643,7 +652,7 @@ Status ThreadGroup::refresh_regs(TracedThread& t) {
   if (!t.stopped) return fail(ErrorKind::Internal, "thread {} of PID {} is not stopped", t.tid, pid_);
   if (pt(PTRACE_GETREGS, t.tid, 0, reinterpret_cast<unsigned long>(&t.regs)) != 0) {
     int err = errno;
-    if (err == ESRCH) return fail(ErrorKind::TargetGone, "{}", gone_message());
+    if (err == ESRCH) return lost(t);
     return fail_errno(ErrorKind::Internal, err, "cannot read the registers of thread {} of PID {}", t.tid, pid_);
   }
   return {};

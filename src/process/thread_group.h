@@ -27,7 +27,10 @@
 // so a blocking wait on the leader alone could hang if the process is killed
 // meanwhile. The leader is therefore waited for last, and while waiting on it
 // the other threads are polled as well (SIGCHLD is briefly blocked in the
-// calling thread and used as the wake-up).
+// calling thread and used as the wake-up). A leader that exits on its own
+// (pthread_exit) while its process lives on never reports: after 50 ms of
+// quiet /proc is asked, and such a leader is dropped from threads(). (One
+// that has already exited cannot be attached to: seize() refuses, State.)
 //
 // A ThreadGroup must not be used from more than one host thread, and
 // RemoteSyscalls objects must not outlive (or see a move of) their group.
@@ -92,7 +95,8 @@ class ThreadGroup {
   // leader's is delivered now and the leader is stopped again right after.
   // The pointer is valid until the next call that may add or drop threads.
   Result<TracedThread*> stop_one();
-  // Detach from every thread (resuming them).
+  // Detach from every thread (resuming them). Recorded signals go with the
+  // detach; a process in a job-control stop stays stopped.
   Status detach();
   // Without blocking: lets threads that stopped on their own while running
   // (a signal to deliver, a new thread) go on, and adopts new threads.
@@ -128,6 +132,7 @@ class ThreadGroup {
   Result<bool> restart(TracedThread& t, int request, bool deliver);
   Status stop_threads();
   void mark_gone(TracedThread& t);
+  std::unexpected<Error> lost(TracedThread& t);
   Status check_alive();
   void compact();
   std::string gone_message() const;

@@ -1,6 +1,7 @@
 #include "harness.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -50,7 +51,15 @@ HsRun hotsplice(const std::vector<std::string>& args, const std::vector<std::str
     dup2(err, 2);
     int devnull = open("/dev/null", O_RDONLY);
     dup2(devnull, 0);
-    for (const auto& e : env) putenv(strdup(e.c_str()));
+    for (const auto& e : env) {
+      // Not for the tool: run it as that (unprivileged) user.
+      if (e.rfind("HOTSPLICE_TEST_SETUID=", 0) == 0) {
+        uid_t id = static_cast<uid_t>(std::stoul(e.substr(e.find('=') + 1)));
+        if (setgroups(0, nullptr) != 0 || setgid(id) != 0 || setuid(id) != 0) _exit(126);
+        continue;
+      }
+      putenv(strdup(e.c_str()));
+    }
     auto a = cstrs(argv);
     execv(a[0], a.data());
     _exit(127);

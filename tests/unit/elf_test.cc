@@ -333,7 +333,9 @@ u64 symtab_value(const std::string& path, std::string_view name, std::string_vie
   auto elf = ElfFile::open(path);
   EXPECT_TRUE(elf.has_value());
   std::string_view current_file;
-  for (const ElfSymbol& s : *elf->symbols(*elf->symtab_index())) {
+  auto syms = elf->symbols(*elf->symtab_index());
+  if (!syms) return 0;
+  for (const ElfSymbol& s : *syms) {
     if (s.type() == STT_FILE) current_file = s.name;
     if (s.name == name && s.defined() && (file.empty() || current_file == file)) return s.st_value;
   }

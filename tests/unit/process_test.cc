@@ -252,6 +252,17 @@ int main(int argc, char **argv) {
     pthread_create(&t, 0, command_thread, 0);
     say("ready\n");
     pthread_exit(0);
+  } else if (!strcmp(mode, "leaderexit-later")) {  /* main thread exits on SIGUSR2 */
+    sigset_t s;
+    sigemptyset(&s);
+    sigaddset(&s, SIGUSR2);
+    pthread_sigmask(SIG_BLOCK, &s, 0);
+    pthread_t t;
+    pthread_create(&t, 0, command_thread, 0);
+    say("ready\n");
+    int sig;
+    sigwait(&s, &sig);
+    pthread_exit(0);
   } else if (!strcmp(mode, "vfork")) {       /* leader stuck in vfork(), workers around */
     for (long i = 0; i < 4; i++) {
       pthread_t t;
@@ -512,6 +523,32 @@ TEST_F(ProcessTest, OpenThreadIdIsNotAProcess) {
   EXPECT_EQ(p.error().kind(), ErrorKind::NoProcess);
   EXPECT_EQ(p.error().message(),
             fmt::format("no process with PID {} ({} is a thread of process {})", other, other, c->pid));
+}
+
+TEST_F(ProcessTest, OpenWithoutPermission) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to drop to another user";
+  auto c = start({"threads", "0"});
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  pid_t k = ::fork();
+  if (k == 0) {
+    ::close(fds[0]);
+    if (::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(10);
+    auto p = Process::open(c->pid);
+    std::string msg = p ? "opened" : fmt::format("{}|{}", kind_name(p.error().kind()), p.error().message());
+    if (::write(fds[1], msg.data(), msg.size()) < 0) ::_exit(11);
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  std::string msg;
+  char buf[256];
+  ssize_t n;
+  while ((n = ::read(fds[0], buf, sizeof buf)) > 0) msg.append(buf, static_cast<size_t>(n));
+  ::close(fds[0]);
+  int st = 0;
+  ASSERT_EQ(::waitpid(k, &st, 0), k);
+  ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st;
+  EXPECT_EQ(msg, fmt::format("permission|not permitted to access PID {}: Permission denied", c->pid));
 }
 
 TEST_F(ProcessTest, StatusAndThreads) {
@@ -781,6 +818,41 @@ TEST_F(ProcessTest, BlockedPipeReadCompletesAfterRemoteSyscalls) {
   EXPECT_EQ(c->line(), "read 6 [hello] 0");
 }
 
+// hotsplice killed between two remote system calls: the kernel detaches the
+// borrowed thread, which must carry on with its own registers.
+TEST_F(ProcessTest, ToolKilledBetweenRemoteSyscallsLeavesTargetHealthy) {
+  auto c = start({"pipe"});
+  ASSERT_TRUE(eventually([&] { return task_syscall(c->pid, c->pid) == SYS_read; }));
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  pid_t tool = ::fork();
+  if (tool == 0) {
+    auto p = Process::open(c->pid);
+    if (!p) ::_exit(1);
+    auto g = ThreadGroup::seize(*p);
+    if (!g) ::_exit(2);
+    auto t = g->stop_one();
+    if (!t) ::_exit(3);
+    auto rs = RemoteSyscalls::create(*g, **t, *p);
+    if (!rs) ::_exit(4);
+    auto a = rs->mmap(RemoteAddr(), 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (!a) ::_exit(5);
+    if (::write(fds[1], "1", 1) != 1) ::_exit(6);
+    ::raise(SIGKILL);
+  }
+  ::close(fds[1]);
+  char x = 0;
+  EXPECT_EQ(::read(fds[0], &x, 1), 1);
+  ::close(fds[0]);
+  int st = 0;
+  ASSERT_EQ(::waitpid(tool, &st, 0), tool);
+  ASSERT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) << st;
+  ASSERT_TRUE(eventually([&] { return task_syscall(c->pid, c->pid) == SYS_read; }))
+      << "the read is restarted and blocks again";
+  c->send("hello\n");
+  EXPECT_EQ(c->line(), "read 6 [hello] 0");
+}
+
 TEST_F(ProcessTest, NanosleepSleepsItsFullTime) {
   auto c = start({"sleep", "700"});
   ASSERT_TRUE(eventually([&] {
@@ -857,6 +929,16 @@ TEST_F(ProcessTest, RedZoneIsPreservedAcrossRemoteSyscalls) {
   EXPECT_EQ(c->line(), "redzone 0");
 }
 
+// After a signal was sent to a seized process and it was resumed: the
+// thread that dequeues it sits in a signal-delivery-stop until we look.
+bool some_thread_in_tracing_stop(pid_t pid) {
+  return eventually([&] {
+    for (pid_t tid : proc_tids(pid))
+      if (task_state(pid, tid) == 't') return true;
+    return false;
+  });
+}
+
 int query_count(Child& c) {
   c.send("count\n");
   int n = -1;
@@ -875,6 +957,7 @@ TEST_F(ProcessTest, SignalSentWhileStoppedIsDeliveredOnceAfterResume) {
   ASSERT_EQ(::kill(c->pid, SIGUSR1), 0);
   ASSERT_OK(g->resume_all());
   // Some thread dequeues it and stops for us to decide: stop_all sees it.
+  ASSERT_TRUE(some_thread_in_tracing_stop(c->pid));
   ASSERT_OK(g->stop_all());
   int with_signal = 0;
   for (const auto& t : g->threads())
@@ -911,10 +994,18 @@ TEST_F(ProcessTest, SignalWhileSeizedAndRunningIsPassedOnByPollEvents) {
   auto g = ThreadGroup::seize(*p);
   ASSERT_OK(g);
   ASSERT_EQ(::kill(c->pid, SIGUSR1), 0);
+  // A thread stops to let us decide about the signal ...
+  ASSERT_TRUE(some_thread_in_tracing_stop(c->pid));
+  // ... and poll_events() passes it on. (/proc may show the stop a moment
+  // before waitpid can report it: poll until no thread is held.)
   ASSERT_TRUE(eventually([&] {
     if (!g->poll_events()) return false;
-    return query_count(*c) >= 1;
+    for (pid_t tid : proc_tids(c->pid))
+      if (task_state(c->pid, tid) == 't') return false;
+    return true;
   }));
+  for (const auto& t : g->threads()) EXPECT_FALSE(t.stopped);
+  ASSERT_TRUE(eventually([&] { return query_count(*c) >= 1; }));
   EXPECT_EQ(query_count(*c), 1);
   ASSERT_OK(g->detach());
 }
@@ -928,6 +1019,7 @@ TEST_F(ProcessTest, StopOneWhenTheOnlyThreadHasASignalToTake) {
   ASSERT_OK(g->stop_all());
   ASSERT_EQ(::kill(c->pid, SIGUSR1), 0);
   ASSERT_OK(g->resume_all());
+  ASSERT_TRUE(some_thread_in_tracing_stop(c->pid));
   ASSERT_OK(g->stop_all());
   ASSERT_EQ(g->threads().size(), 1u);
   EXPECT_EQ(g->threads().front().stop, StopKind::Signal);
@@ -1082,10 +1174,48 @@ TEST_F(ProcessTest, LeaderThatExitedIsRefused) {
   auto p = Process::open(c->pid);
   ASSERT_OK(p);  // the process lives on
   EXPECT_TRUE(p->alive());
+  // Its memory is still readable (through another thread's mm).
+  auto maps = p->maps();
+  ASSERT_OK(maps);
+  ASSERT_FALSE(maps->empty());
+  ASSERT_OK(p->read(maps->front().range.begin, 4));
   auto g = ThreadGroup::seize(*p);
   ASSERT_FALSE(g);
   EXPECT_EQ(g.error().kind(), ErrorKind::State);
   EXPECT_EQ(g.error().message(), fmt::format("cannot attach to PID {}: its main thread has exited (state Z)", c->pid));
+}
+
+TEST_F(ProcessTest, LeaderExitingWhileAttached) {
+  auto c = start({"leaderexit-later"});
+  auto p = Process::open(c->pid);
+  ASSERT_OK(p);
+  auto g = ThreadGroup::seize(*p);
+  ASSERT_OK(g);
+  ASSERT_OK(g->stop_all());
+  ASSERT_EQ(g->threads().size(), 2u);
+  ASSERT_OK(g->resume_all());
+  ASSERT_EQ(::kill(c->pid, SIGUSR2), 0);
+  ASSERT_TRUE(eventually([&] { return task_state(c->pid, c->pid) == 'Z'; }));
+  // The leader is gone, the process is not: the other thread is stopped.
+  ASSERT_OK(g->stop_all());
+  ASSERT_EQ(g->threads().size(), 1u);
+  EXPECT_NE(g->threads().front().tid, c->pid);
+  EXPECT_TRUE(g->threads().front().stopped);
+  ASSERT_OK(g->resume_all());
+  auto t = g->stop_one();
+  ASSERT_OK(t);
+  {
+    auto rs = RemoteSyscalls::create(*g, **t, *p);
+    ASSERT_OK(rs);
+    auto r = rs->syscall(SYS_getpid);
+    ASSERT_OK(r);
+    EXPECT_EQ(*r, c->pid);
+    ASSERT_OK(rs->finish());
+  }
+  ASSERT_OK(g->resume_all());
+  ASSERT_OK(g->detach());
+  c->send("count\n");
+  EXPECT_EQ(c->line(), "count 0");
 }
 
 TEST_F(ProcessTest, RemoteMmapIsVisibleInMaps) {

@@ -1,0 +1,148 @@
+// Crash safety: the tool is SIGKILLed at every fault point of every
+// operation (HOTSPLICE_FAULT_STEP=N). After each kill the target must still
+// run, each patched function must be wholly old or wholly new, and the next
+// invocation must repair the registry so that `list` matches what the target
+// does; then the payloads must still be usable.
+#include <gtest/gtest.h>
+
+#include <functional>
+
+#include <nlohmann/json.hpp>
+
+#include "harness.h"
+
+using namespace hs::e2e;
+using nlohmann::json;
+
+namespace {
+
+std::string P(const Target& t) { return std::to_string(t.pid()); }
+
+// Number of fault points an operation passes (counted with HOTSPLICE_FAULT_LIST).
+int count_points(const HsRun& r) {
+  int n = 0;
+  for (size_t at = 0; (at = r.err.find("hotsplice: fault point ", at)) != std::string::npos; at++) n++;
+  return n;
+}
+
+json list_json(const Target& t, std::string* notes = nullptr) {
+  HsRun r = hotsplice({"list", P(t), "--json"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  if (notes) *notes = r.err;
+  return json::parse(r.out.empty() ? "{}" : r.out);
+}
+
+std::string state_of(const json& l, const std::string& name) {
+  for (const auto& p : l["payloads"])
+    if (p["name"] == name) return p["state"];
+  return "absent";
+}
+
+// hello() and world() as the target reports them.
+std::pair<int, int> values(Target& t) {
+  int h = -1, w = -1, c = 0;
+  sscanf(t.ask("call").c_str(), "hello=%d count=%d", &h, &c);
+  sscanf(t.ask("world").c_str(), "world=%d", &w);
+  return {h, w};
+}
+
+// The target's behaviour must be exactly one of the states the payloads allow.
+void expect_consistent(Target& t, const json& l) {
+  auto [h, w] = values(t);
+  std::string a = state_of(l, "a"), c = state_of(l, "cum");
+  if (c == "APPLIED") {
+    EXPECT_EQ(h, 4);
+    EXPECT_EQ(w, 40);
+  } else if (a == "APPLIED") {
+    EXPECT_EQ(h, 2);
+    EXPECT_EQ(w, 10);
+  } else {
+    EXPECT_EQ(h, 1);
+    EXPECT_EQ(w, 10);
+  }
+  for (const auto& p : l["payloads"]) {
+    bool applied = p["state"] == "APPLIED";
+    for (const auto& f : p["funcs"]) EXPECT_EQ(f["applied"], applied) << p["name"] << " " << f["name"];
+  }
+}
+
+struct Op {
+  std::string name;
+  // Brings a fresh target into the state before the operation.
+  std::function<void(Target&, const std::string& a, const std::string& cum)> setup;
+  std::vector<std::string> args;  // PID is inserted after args[0]
+};
+
+}  // namespace
+
+TEST(CrashSafety, KilledAtEveryStepOfEveryOperationLeavesNoHalfPatchedProcess) {
+  std::string bin = target_bin("hello");
+  std::string a = build("hello_v2.c", bin, "crash_a.lp");
+  std::string cum = build("cumulative.c", bin, "crash_cum.lp");
+  auto run_ok = [](const std::vector<std::string>& args) {
+    HsRun r = hotsplice(args);
+    ASSERT_EQ(r.code, 0) << testing::PrintToString(args) << ": " << r.err;
+  };
+  std::vector<Op> ops = {
+      {"upload", [](Target&, auto&, auto&) {}, {"upload", "a", a}},
+      {"apply", [&](Target& t, auto&, auto&) { run_ok({"upload", P(t), "a", a}); }, {"apply", "a"}},
+      {"revert", [&](Target& t, auto&, auto&) { run_ok({"load", P(t), a, "--name", "a"}); }, {"revert", "a"}},
+      {"unload", [&](Target& t, auto&, auto&) { run_ok({"upload", P(t), "a", a}); }, {"unload", "a"}},
+      {"apply-two-functions", [&](Target& t, auto&, auto&) { run_ok({"upload", P(t), "cum", cum}); }, {"apply", "cum"}},
+      {"replace",
+       [&](Target& t, auto&, auto&) {
+         run_ok({"load", P(t), a, "--name", "a"});
+         run_ok({"upload", P(t), "cum", cum});
+       },
+       {"replace", "cum"}},
+  };
+
+  int kills = 0;
+  for (const auto& op : ops) {
+    SCOPED_TRACE(op.name);
+    int points;
+    {
+      Target t(bin);
+      op.setup(t, a, cum);
+      std::vector<std::string> args = op.args;
+      args.insert(args.begin() + 1, P(t));
+      HsRun r = hotsplice(args, {"HOTSPLICE_FAULT_LIST=1"});
+      ASSERT_EQ(r.code, 0) << r.err;
+      points = count_points(r);
+      ASSERT_GT(points, 0);
+    }
+    for (int step = 1; step <= points; step++) {
+      SCOPED_TRACE("killed at fault point " + std::to_string(step));
+      Target t(bin);
+      op.setup(t, a, cum);
+      std::vector<std::string> args = op.args;
+      args.insert(args.begin() + 1, P(t));
+      HsRun r = hotsplice(args, {"HOTSPLICE_FAULT_STEP=" + std::to_string(step)});
+      ASSERT_EQ(r.code, 128 + 9) << "the tool was not killed: " << r.err;
+      kills++;
+      ASSERT_TRUE(t.alive());
+      // Before any repair: each function is wholly old or wholly new.
+      auto [h, w] = values(t);
+      EXPECT_TRUE(h == 1 || h == 2 || h == 4) << h;
+      EXPECT_TRUE(w == 10 || w == 40) << w;
+      // The next invocation repairs; list then matches the behaviour.
+      std::string notes;
+      json l = list_json(t, &notes);
+      expect_consistent(t, l);
+      // Nothing is left behind that the registry does not know about.
+      std::string maps = t.maps();
+      for (const char* n : {"a", "cum"})
+        EXPECT_EQ(maps.find(std::string("hotsplice:") + n + " ") != std::string::npos, state_of(l, n) != "absent")
+            << n << "\n" << maps << notes;
+      // And the payloads still work from here: everything can be undone.
+      for (const char* n : {"cum", "a"}) {
+        if (state_of(l, n) == "APPLIED") run_ok({"revert", P(t), n});
+        if (state_of(l, n) != "absent") run_ok({"unload", P(t), n});
+      }
+      EXPECT_EQ(values(t), std::make_pair(1, 10));
+      EXPECT_EQ(t.maps().find("hotsplice:a "), std::string::npos);
+    }
+  }
+  RecordProperty("kills", kills);
+  EXPECT_GT(kills, 20);
+}
