@@ -195,6 +195,11 @@ static_assert(reloc_names[R_X86_64_CODE_6_GOTPC32_TLSDESC] == "R_X86_64_CODE_6_G
 
 std::string_view reloc_name(u32 type) { return type < reloc_names.size() ? reloc_names[type] : std::string_view(); }
 
+std::string reloc_display_name(u32 type) {
+  std::string_view name = reloc_name(type);
+  return name.empty() ? fmt::format("unknown type {:#x}", type) : std::string(name);
+}
+
 static std::string type_text(u32 type) {
   std::string_view name = reloc_name(type);
   return name.empty() ? fmt::format("relocation type {:#x}", type) : std::string(name);
@@ -242,11 +247,15 @@ Result<RelocNeeds> scan_relocation(u32 type, u64 offset, std::string_view symbol
               type, offset, symbol);
 }
 
-// Size of the field a supported relocation writes.
-static size_t field_size(u32 type) {
+size_t reloc_field_size(u32 type) {
   switch (type) {
-    case R_X86_64_NONE: return 0;
     case R_X86_64_64:
+    case R_X86_64_GLOB_DAT:
+    case R_X86_64_JUMP_SLOT:
+    case R_X86_64_RELATIVE:
+    case R_X86_64_DTPMOD64:
+    case R_X86_64_DTPOFF64:
+    case R_X86_64_TPOFF64:
     case R_X86_64_PC64:
     case R_X86_64_GOTOFF64:
     case R_X86_64_GOT64:
@@ -255,9 +264,33 @@ static size_t field_size(u32 type) {
     case R_X86_64_GOTPLT64:
     case R_X86_64_PLTOFF64:
     case R_X86_64_SIZE64:
-      return 8;
-    default:
+    case R_X86_64_IRELATIVE:
+    case R_X86_64_RELATIVE64: return 8;
+    case R_X86_64_TLSDESC: return 16;
+    case R_X86_64_PC32:
+    case R_X86_64_GOT32:
+    case R_X86_64_PLT32:
+    case R_X86_64_GOTPCREL:
+    case R_X86_64_32:
+    case R_X86_64_32S:
+    case R_X86_64_TLSGD:
+    case R_X86_64_TLSLD:
+    case R_X86_64_DTPOFF32:
+    case R_X86_64_GOTTPOFF:
+    case R_X86_64_TPOFF32:
+    case R_X86_64_GOTPC32:
+    case R_X86_64_SIZE32:
+    case R_X86_64_GOTPC32_TLSDESC:
+    case R_X86_64_GOTPCRELX:
+    case R_X86_64_REX_GOTPCRELX:
+    case 43:  // R_X86_64_CODE_4_GOTPCRELX
+    case 44:  // R_X86_64_CODE_4_GOTTPOFF
+    case 45:  // R_X86_64_CODE_4_GOTPC32_TLSDESC
       return 4;
+    case R_X86_64_16:
+    case R_X86_64_PC16: return 2;
+    case R_X86_64_NONE: return 0;
+    default: return 1;  // R_X86_64_8, PC8, TLSDESC_CALL, unknown
   }
 }
 
@@ -318,7 +351,7 @@ static bool is_relaxable_mov(std::span<const u8> sec, u64 off, u32 type) {
 
 Status apply_relocation(std::span<u8> section, const RelocInput& r) {
   RelocNeeds needs = HS_TRY(scan_relocation(r.type, r.offset, r.symbol));
-  size_t size = field_size(r.type);
+  size_t size = reloc_field_size(r.type);
   if (r.offset > section.size() || size > section.size() - r.offset)
     return fail(ErrorKind::BadPayload, "{} is past the end of the section (size {:#x})",
                 describe_relocation(r.type, r.offset, r.symbol), section.size());

@@ -66,6 +66,11 @@ Result<Bytes> make_veneer(RemoteAddr at, RemoteAddr slot);
 
 // The psABI name of a relocation type ("R_X86_64_PC32"), or "" if unknown.
 std::string_view reloc_name(u32 type);
+// The psABI name, or "unknown type 0x.." (for messages).
+std::string reloc_display_name(u32 type);
+// Bytes a relocation of this type writes (0 for R_X86_64_NONE, 1 for unknown
+// types, so a bounds check of r_offset still means something).
+size_t reloc_field_size(u32 type);
 
 // "R_X86_64_PC32 at offset 0x1f against 'snprintf'" (unknown types print as
 // "relocation type 0xff ..."), the prefix of every relocation message.

@@ -1,6 +1,8 @@
 // Hand-written-mode payload builder; see builder.h for the passes.
 #include "builder/builder.h"
 
+#include "support/file.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -43,23 +45,9 @@ constexpr size_t kMaxToolOutput = 1 << 20;
 // Small file helpers.
 
 Result<Bytes> read_file(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return fail_errno(ErrorKind::Io, errno, "{}", path);
-  Bytes out;
-  u8 buf[65536];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int err = errno;
-      ::close(fd);
-      return fail_errno(ErrorKind::Io, err, "{}: read", path);
-    }
-    if (n == 0) break;
-    out.insert(out.end(), buf, buf + n);
-  }
-  ::close(fd);
-  return out;
+  auto bytes = read_whole_file(path);
+  if (!bytes) return fail_errno(ErrorKind::Io, bytes.error().err, "{}{}", path, bytes.error().opening ? "" : ": read");
+  return std::move(*bytes);
 }
 
 Status write_file(const std::string& path, ByteView data) {

@@ -37,6 +37,9 @@
 //  - SHT_NOTE: headers, names and descriptors in bounds, names NUL-terminated
 #include "elf/elf_file.h"
 
+#include "arch/x86_64.h"
+#include "support/file.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -177,71 +180,6 @@ std::string ElfFile::printable(std::string_view s) {
   return out;
 }
 
-std::string ElfFile::reloc_type_name(u32 type) {
-  static constexpr const char* names[] = {
-      "R_X86_64_NONE",          "R_X86_64_64",          "R_X86_64_PC32",        "R_X86_64_GOT32",
-      "R_X86_64_PLT32",         "R_X86_64_COPY",        "R_X86_64_GLOB_DAT",    "R_X86_64_JUMP_SLOT",
-      "R_X86_64_RELATIVE",      "R_X86_64_GOTPCREL",    "R_X86_64_32",          "R_X86_64_32S",
-      "R_X86_64_16",            "R_X86_64_PC16",        "R_X86_64_8",           "R_X86_64_PC8",
-      "R_X86_64_DTPMOD64",      "R_X86_64_DTPOFF64",    "R_X86_64_TPOFF64",     "R_X86_64_TLSGD",
-      "R_X86_64_TLSLD",         "R_X86_64_DTPOFF32",    "R_X86_64_GOTTPOFF",    "R_X86_64_TPOFF32",
-      "R_X86_64_PC64",          "R_X86_64_GOTOFF64",    "R_X86_64_GOTPC32",     "R_X86_64_GOT64",
-      "R_X86_64_GOTPCREL64",    "R_X86_64_GOTPC64",     "R_X86_64_GOTPLT64",    "R_X86_64_PLTOFF64",
-      "R_X86_64_SIZE32",        "R_X86_64_SIZE64",      "R_X86_64_GOTPC32_TLSDESC", "R_X86_64_TLSDESC_CALL",
-      "R_X86_64_TLSDESC",       "R_X86_64_IRELATIVE",   "R_X86_64_RELATIVE64",  nullptr,
-      nullptr,                  "R_X86_64_GOTPCRELX",   "R_X86_64_REX_GOTPCRELX", "R_X86_64_CODE_4_GOTPCRELX",
-      "R_X86_64_CODE_4_GOTTPOFF", "R_X86_64_CODE_4_GOTPC32_TLSDESC",
-  };
-  if (type < std::size(names) && names[type]) return names[type];
-  return fmt::format("unknown type 0x{:x}", type);
-}
-
-u64 ElfFile::reloc_type_size(u32 type) {
-  switch (type) {
-    case R_X86_64_64:
-    case R_X86_64_GLOB_DAT:
-    case R_X86_64_JUMP_SLOT:
-    case R_X86_64_RELATIVE:
-    case R_X86_64_DTPMOD64:
-    case R_X86_64_DTPOFF64:
-    case R_X86_64_TPOFF64:
-    case R_X86_64_PC64:
-    case R_X86_64_GOTOFF64:
-    case R_X86_64_GOT64:
-    case R_X86_64_GOTPCREL64:
-    case R_X86_64_GOTPC64:
-    case R_X86_64_GOTPLT64:
-    case R_X86_64_PLTOFF64:
-    case R_X86_64_SIZE64:
-    case R_X86_64_IRELATIVE:
-    case R_X86_64_RELATIVE64: return 8;
-    case R_X86_64_TLSDESC: return 16;
-    case R_X86_64_PC32:
-    case R_X86_64_GOT32:
-    case R_X86_64_PLT32:
-    case R_X86_64_GOTPCREL:
-    case R_X86_64_32:
-    case R_X86_64_32S:
-    case R_X86_64_TLSGD:
-    case R_X86_64_TLSLD:
-    case R_X86_64_DTPOFF32:
-    case R_X86_64_GOTTPOFF:
-    case R_X86_64_TPOFF32:
-    case R_X86_64_GOTPC32:
-    case R_X86_64_SIZE32:
-    case R_X86_64_GOTPC32_TLSDESC:
-    case R_X86_64_GOTPCRELX:
-    case R_X86_64_REX_GOTPCRELX:
-    case 43:  // R_X86_64_CODE_4_GOTPCRELX
-    case 44:  // R_X86_64_CODE_4_GOTTPOFF
-    case 45:  // R_X86_64_CODE_4_GOTPC32_TLSDESC
-      return 4;
-    case R_X86_64_16:
-    case R_X86_64_PC16: return 2;
-    default: return 1;  // R_X86_64_8, PC8, NONE, TLSDESC_CALL, unknown
-  }
-}
-
 // ---------------------------------------------------------------------------
 // Creation and validation
 
@@ -253,25 +191,11 @@ Result<ElfFile> ElfFile::create(Bytes data) {
 }
 
 Result<ElfFile> ElfFile::open(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return with_context(fail_errno(ErrorKind::Io, errno, "cannot open").error(), path);
-  Bytes bytes;
-  struct stat st {};
-  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) bytes.reserve(static_cast<size_t>(st.st_size));
-  u8 buf[65536];
-  for (;;) {
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      const int err = errno;
-      ::close(fd);
-      return with_context(fail_errno(ErrorKind::Io, err, "cannot read").error(), path);
-    }
-    if (n == 0) break;
-    bytes.insert(bytes.end(), buf, buf + n);
-  }
-  ::close(fd);
-  auto f = create(std::move(bytes));
+  auto bytes = read_whole_file(path);
+  if (!bytes)
+    return with_context(
+        fail_errno(ErrorKind::Io, bytes.error().err, "{}", bytes.error().opening ? "cannot open" : "cannot read").error(), path);
+  auto f = create(std::move(*bytes));
   if (!f) return with_context(std::move(f.error()), path);
   f->path_ = path;
   return f;
@@ -548,10 +472,10 @@ Status ElfFile::validate_rela(size_t index) {
       return bad("{}: relocation [index {}]: symbol index 0x{:x} is not less than the number of symbols in {} (0x{:x})",
                  what, k, sym, describe_section(sh.sh_link), nsyms);
     if (rel) {
-      const u64 width = reloc_type_size(type);
+      const u64 width = x86_64::reloc_field_size(type);
       if (!in_bounds(r.r_offset, width, target_size))
         return bad("{}: relocation [index {}]: r_offset 0x{:x} + 0x{:x} ({}) is past the end of {} (0x{:x})", what, k,
-                   r.r_offset, width, reloc_type_name(type), describe_section(sh.sh_info), target_size);
+                   r.r_offset, width, x86_64::reloc_display_name(type), describe_section(sh.sh_info), target_size);
     }
   }
   return {};

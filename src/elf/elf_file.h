@@ -107,9 +107,7 @@ class ElfFile {
 
   // x86-64 relocation type helpers for messages and bounds checks:
   // "R_X86_64_PC32", or "unknown type 0x99"; and the number of bytes the
-  // relocation writes (at least 1, also for unknown types).
-  static std::string reloc_type_name(u32 type);
-  static u64 reloc_type_size(u32 type);
+
 
   // A string from the file, made safe for a one-line message: bytes outside
   // printable ASCII become \xNN.

@@ -12,6 +12,8 @@
 // function's own symbol (`fixed_other + 0`) or an undefined one.
 #include "payload/payload.h"
 
+#include "arch/x86_64.h"
+
 #include <algorithm>
 #include <cstring>
 #include <map>
@@ -205,7 +207,7 @@ class Parser {
         const u32 type = static_cast<u32>(ELF64_R_TYPE(r.r_info));
         if (type != R_X86_64_64)
           return bad("{} at r_offset 0x{:x}: type {} (0x{:x}) is not R_X86_64_64", where, r.r_offset,
-                     ElfFile::reloc_type_name(type), type);
+                     x86_64::reloc_display_name(type), type);
         HS_CHECK(field_ok(r.r_offset, where));
         auto [it, inserted] = out.try_emplace(r.r_offset, Pointer{r, where});
         if (!inserted) return bad("{}: a second relocation at r_offset 0x{:x} (the first is {})", where, r.r_offset,

@@ -6,6 +6,8 @@
 // that is reported as TargetGone, never as an I/O error.
 #include "process/process.h"
 
+#include "support/file.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -23,23 +25,9 @@ namespace {
 
 // Reads a whole (small, /proc) file. Returns the errno on failure.
 std::expected<std::string, int> slurp(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return std::unexpected(errno);
-  std::string out;
-  char buf[16384];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int err = errno;
-      ::close(fd);
-      return std::unexpected(err);
-    }
-    if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  return out;
+  auto bytes = read_whole_file(path);
+  if (!bytes) return std::unexpected(bytes.error().err);
+  return std::string(bytes->begin(), bytes->end());
 }
 
 bool gone_errno(int err) { return err == ENOENT || err == ESRCH; }

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "arch/x86_64.h"
 #include "elf_testlib.h"
 #include "process/objects.h"
 
@@ -246,19 +247,19 @@ TEST(BuildIdNote, Malformed) {
 // Helpers
 
 TEST(ElfHelpers, RelocationTypes) {
-  EXPECT_EQ(ElfFile::reloc_type_name(R_X86_64_64), "R_X86_64_64");
-  EXPECT_EQ(ElfFile::reloc_type_name(R_X86_64_PLT32), "R_X86_64_PLT32");
-  EXPECT_EQ(ElfFile::reloc_type_name(R_X86_64_REX_GOTPCRELX), "R_X86_64_REX_GOTPCRELX");
-  EXPECT_EQ(ElfFile::reloc_type_name(R_X86_64_RELATIVE64), "R_X86_64_RELATIVE64");
-  EXPECT_EQ(ElfFile::reloc_type_name(39), "unknown type 0x27");
-  EXPECT_EQ(ElfFile::reloc_type_name(0x1234), "unknown type 0x1234");
-  EXPECT_EQ(ElfFile::reloc_type_size(R_X86_64_64), 8u);
-  EXPECT_EQ(ElfFile::reloc_type_size(R_X86_64_PC32), 4u);
-  EXPECT_EQ(ElfFile::reloc_type_size(R_X86_64_GOTPCRELX), 4u);
-  EXPECT_EQ(ElfFile::reloc_type_size(R_X86_64_16), 2u);
-  EXPECT_EQ(ElfFile::reloc_type_size(R_X86_64_TLSDESC), 16u);
-  EXPECT_EQ(ElfFile::reloc_type_size(R_X86_64_NONE), 1u);
-  EXPECT_EQ(ElfFile::reloc_type_size(0x1234), 1u);
+  EXPECT_EQ(hs::x86_64::reloc_display_name(R_X86_64_64), "R_X86_64_64");
+  EXPECT_EQ(hs::x86_64::reloc_display_name(R_X86_64_PLT32), "R_X86_64_PLT32");
+  EXPECT_EQ(hs::x86_64::reloc_display_name(R_X86_64_REX_GOTPCRELX), "R_X86_64_REX_GOTPCRELX");
+  EXPECT_EQ(hs::x86_64::reloc_display_name(R_X86_64_RELATIVE64), "R_X86_64_RELATIVE64");
+  EXPECT_EQ(hs::x86_64::reloc_display_name(39), "unknown type 0x27");
+  EXPECT_EQ(hs::x86_64::reloc_display_name(0x1234), "unknown type 0x1234");
+  EXPECT_EQ(hs::x86_64::reloc_field_size(R_X86_64_64), 8u);
+  EXPECT_EQ(hs::x86_64::reloc_field_size(R_X86_64_PC32), 4u);
+  EXPECT_EQ(hs::x86_64::reloc_field_size(R_X86_64_GOTPCRELX), 4u);
+  EXPECT_EQ(hs::x86_64::reloc_field_size(R_X86_64_16), 2u);
+  EXPECT_EQ(hs::x86_64::reloc_field_size(R_X86_64_TLSDESC), 16u);
+  EXPECT_EQ(hs::x86_64::reloc_field_size(R_X86_64_NONE), 0u);
+  EXPECT_EQ(hs::x86_64::reloc_field_size(0x1234), 1u);
 }
 
 TEST(ElfHelpers, Printable) {
