@@ -261,9 +261,9 @@ TEST(Threads, EightThreadsCallingThePatchedFunctionSeeOldOrNewOnly) {
   ok({"upload", P(t), "v2", lp});
   int cycles = 100;
   for (int i = 0; i < cycles; i++) {
-    HsRun a = hotsplice({"apply", P(t), "v2"});
+    HsRun a = hotsplice({"apply", P(t), "v2", "--timeout", "20s"});
     ASSERT_EQ(a.code, 0) << "cycle " << i << ": " << a.err;
-    HsRun r = hotsplice({"revert", P(t), "v2"});
+    HsRun r = hotsplice({"revert", P(t), "v2", "--timeout", "20s"});
     ASSERT_EQ(r.code, 0) << "cycle " << i << ": " << r.err;
   }
   std::string stats = t.ask("stats");
