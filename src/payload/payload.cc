@@ -87,6 +87,14 @@ class Parser {
     if (!idx) return bad("no symbol table (SHT_SYMTAB)");
     symtab_ = *idx;
     syms_ = HS_TRY(elf_.symbols(symtab_));
+    // Symbol names are looked up in the target and end up in messages: a
+    // name with a control character is no C name.
+    for (const ElfSymbol& s : syms_) {
+      for (unsigned char c : s.name)
+        if (c < 0x20 || c == 0x7f)
+          return bad("{}: symbol [index {}] '{}': name contains control character 0x{:x}",
+                     elf_.describe_section(symtab_), s.index, ElfFile::printable(s.name), c);
+    }
     // FUNC / OBJECT symbols by place, for display names; globals win.
     for (const ElfSymbol& s : syms_) {
       if (s.type() != STT_FUNC && s.type() != STT_OBJECT) continue;

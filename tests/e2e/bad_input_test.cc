@@ -225,6 +225,15 @@ TEST_F(BadPayload, Table) {
          b[ro.sh_offset + at + 4] = 'p';
        },
        ""},
+      {"symbol name with a control character",
+       [&](const Layout& l, Bytes& b) {
+         const auto& st = l.s(".strtab");
+         std::string_view text(reinterpret_cast<const char*>(b.data() + st.sh_offset), st.sh_size);
+         size_t at = text.find(std::string_view("hello_sink\0", 11));
+         ASSERT_NE(at, std::string_view::npos);
+         b[st.sh_offset + at] = '\n';
+       },
+       ""},
   };
 
   // Messages that name things only the reader knows (symbol names, relocation
@@ -253,6 +262,16 @@ TEST_F(BadPayload, Table) {
         "section [index {}] '.rela.text.hello_v2': unsupported relocation type 0x99 at offset {:#x} against 'hello_sink'", L.index(".rela.text.hello_v2"), r0);
   }
   cases[33].message = "function 'hellp': symbol 'hellp' not found in " + target_bin("hello");
+  {
+    auto elf = ElfFile::create(L.bytes);
+    auto syms = elf->symbols(symtab);
+    ASSERT_TRUE(syms.has_value());
+    for (const auto& sym : *syms)
+      if (sym.name == "hello_sink")
+        cases[34].message = fmt::format(
+            "section [index {}] '.symtab': symbol [index {}] '\\x0aello_sink': name contains control character 0xa", symtab,
+            sym.index);
+  }
 
   ASSERT_GE(cases.size(), 30u);
   for (size_t i = 0; i < cases.size(); i++) {
