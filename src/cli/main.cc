@@ -2,10 +2,12 @@
 // the engine or the builder, and prints. Verbs and argument order follow
 // Xen's xen-livepatch; exit codes are 0 ok, 1 error, 2 retry-able (busy,
 // activeness timeout), 64 bad usage.
+#include <dirent.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "builder/builder.h"
@@ -29,6 +31,34 @@ T check(Result<T> r) {
 }
 void check(Status s) {
   if (!s) die(s.error());
+}
+
+// Whether process `pid` has died: it is gone from /proc, or none of its
+// threads runs any more (threads hotsplice still traces stay zombies until it
+// lets go of them, so the thread count alone does not tell).
+bool target_dead(pid_t pid) {
+  DIR* d = ::opendir(fmt::format("/proc/{}/task", pid).c_str());
+  if (!d) return true;
+  bool running = false;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    char buf[512] = {};
+    FILE* f = std::fopen(fmt::format("/proc/{}/task/{}/stat", pid, e->d_name).c_str(), "re");
+    const char* paren = f && std::fgets(buf, sizeof buf, f) ? std::strrchr(buf, ')') : nullptr;
+    if (paren && paren[1] && paren[2] != 'Z' && paren[2] != 'X') running = true;
+    if (f) std::fclose(f);
+  }
+  ::closedir(d);
+  return !running;
+}
+
+// A target that dies under an operation makes whichever step was running
+// fail (a memory access, a remote system call, the unwinder), each in its own
+// words; say once what happened instead.
+void check_op(pid_t pid, Status s) {
+  if (!s && s.error().kind() != ErrorKind::Usage && target_dead(pid))
+    die(Error(ErrorKind::TargetGone, fmt::format("process {} exited during the operation", pid)));
+  check(std::move(s));
 }
 
 Result<std::chrono::milliseconds> parse_duration(const std::string& s) {
@@ -132,6 +162,15 @@ json state_json(pid_t pid, const ListResult& l) {
     }
     pj["modinfo"] = json::object();
     for (const auto& [k, v] : p.modinfo) pj["modinfo"][k] = v;
+    // As `info` shows them: load/unload as arrays, the others as one name.
+    pj["hooks"] = json::object();
+    for (const auto& h : p.hooks) {
+      if (h.kind == "load" || h.kind == "unload")
+        pj["hooks"][h.kind].push_back(h.name);
+      else
+        pj["hooks"][h.kind] = h.name;
+    }
+    pj["unload_hooks_run"] = p.unload_hooks_started;
     j["payloads"].push_back(pj);
   }
   return j;
@@ -147,6 +186,8 @@ void print_state(pid_t pid, const ListResult& l) {
       fmt::print("  [{}] {} {:#x} -> {}\n", f.applied ? "x" : " ", f.name, f.old_addr,
                  f.new_addr ? fmt::format("{:#x}", f.new_addr) : std::string("nop"));
     for (const auto& [k, v] : p.modinfo) fmt::print("  {}={}\n", k, v);
+    for (const auto& h : p.hooks) fmt::print("  {} hook {}\n", h.kind, h.name);
+    if (p.unload_hooks_started) fmt::print("  (its unload hooks have run: unload it)\n");
   }
 }
 
@@ -260,6 +301,7 @@ int main(int argc, char** argv) {
   if (force) fmt::print(stderr, "hotsplice: warning: --force skips the activeness check; the process may crash\n");
   auto session = check(Session::open(pid, eopt));
   print_notes(session->notes());
+  const size_t notes_shown = session->notes().size();
   Status st;
   if (upload->parsed()) st = session->upload(name, file);
   if (apply->parsed()) st = session->apply(name);
@@ -270,7 +312,9 @@ int main(int argc, char** argv) {
     if (name.empty()) name = payload_name_from_file(file);
     st = session->load(name, file);
   }
-  check(std::move(st));
-  check(session->close());
+  // What the operation itself has to say (a post hook that failed).
+  print_notes({session->notes().begin() + static_cast<long>(notes_shown), session->notes().end()});
+  check_op(pid, std::move(st));
+  check_op(pid, session->close());
   return 0;
 }

@@ -1,5 +1,6 @@
 #include "engine/engine.h"
 
+#include <dirent.h>
 #include <dlfcn.h>
 #include <elf.h>
 #include <signal.h>
@@ -7,22 +8,58 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <thread>
 
 #include "arch/x86_64.h"
 #include "payload/loader.h"
 #include "payload/payload.h"
 #include "engine/remote_memfd.h"
+#include "process/remote_call.h"
 #include "process/remote_syscall.h"
 
 namespace hs {
 
 // ---- fault injection ------------------------------------------------------
 
+namespace {
+
+pid_t fault_target_pid = 0;  // the process of the last Session::open
+
+// HOTSPLICE_FAULT_KILL_TARGET: SIGKILLs the target, then waits (at most 5 s)
+// until none of its threads runs any more, so that what the tool does next
+// meets a dead process every time, not one still dying.
+void kill_target(pid_t pid) {
+  ::kill(pid, SIGKILL);
+  for (int i = 0; i < 5000; i++) {
+    bool running = false;
+    if (DIR* d = ::opendir(fmt::format("/proc/{}/task", pid).c_str())) {
+      while (dirent* e = ::readdir(d)) {
+        if (e->d_name[0] == '.') continue;
+        char buf[512] = {};
+        FILE* f = std::fopen(fmt::format("/proc/{}/task/{}/stat", pid, e->d_name).c_str(), "re");
+        const char* paren = f && std::fgets(buf, sizeof buf, f) ? std::strrchr(buf, ')') : nullptr;
+        if (paren && paren[1] && paren[2] != 'Z' && paren[2] != 'X') running = true;
+        if (f) std::fclose(f);
+      }
+      ::closedir(d);
+    }
+    if (!running) return;
+    ::usleep(1000);
+  }
+}
+
+}  // namespace
+
 void fault_point(const char* name) {
   static const long target = [] {
     const char* s = std::getenv("HOTSPLICE_FAULT_STEP");
+    return s ? std::atol(s) : 0L;
+  }();
+  static const long kill_at = [] {
+    const char* s = std::getenv("HOTSPLICE_FAULT_KILL_TARGET");
     return s ? std::atol(s) : 0L;
   }();
   static const bool list = std::getenv("HOTSPLICE_FAULT_LIST") != nullptr;
@@ -30,7 +67,47 @@ void fault_point(const char* name) {
   reached++;
   if (list) fmt::print(stderr, "hotsplice: fault point {} {}\n", reached, name);
   if (reached == target) raise(SIGKILL);
+  if (reached == kill_at && fault_target_pid > 0) kill_target(fault_target_pid);
 }
+
+// ---- phase timings (HOTSPLICE_TIMING=1, read by bench/) -------------------
+
+namespace {
+
+// Prints "hotsplice: timing WHAT name=ns ..." on stderr when it goes out of
+// scope, if HOTSPLICE_TIMING is set. A name marked twice (a retry) keeps its
+// last value for readers that use a map.
+class PhaseTimer {
+ public:
+  explicit PhaseTimer(const char* what) : what_(what), last_(now()) {}
+  ~PhaseTimer() {
+    if (enabled()) fmt::print(stderr, "hotsplice: timing {}{}\n", what_, line_);
+  }
+  static bool enabled() {
+    static const bool on = std::getenv("HOTSPLICE_TIMING") != nullptr;
+    return on;
+  }
+  static long long now() {  // CLOCK_MONOTONIC ns
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  }
+  long long last() const { return last_; }
+  void mark(const char* name) {  // name = time since the previous mark
+    long long t = now();
+    put(name, t - last_);
+    last_ = t;
+  }
+  void put(const char* name, long long v) {
+    if (enabled()) line_ += fmt::format(" {}={}", name, v);
+  }
+
+ private:
+  const char* what_;
+  long long last_;
+  std::string line_;
+};
+
+}  // namespace
 
 // ---- symbol resolution against a live process -----------------------------
 
@@ -201,6 +278,10 @@ struct Session::Plan {
   std::vector<GuardedRange> guards;
   // (payload, function index, undo bytes) for functions switched on.
   std::vector<std::tuple<std::string, size_t, Bytes>> applied;
+  std::vector<std::string> reverted;  // payloads a replace switches off
+  // Apply/revert hooks run in the stop window right after the writes, in
+  // order: (payload, hook).
+  std::vector<std::pair<std::string, HookRecord>> action_hooks;
 };
 
 Status Session::plan_apply(const PayloadRecord& p, Overlay& mem, Plan& plan) {
@@ -249,17 +330,23 @@ Status Session::execute(JournalOp op, std::string_view name, const Plan& plan) {
   j.payload = std::string(name);
   j.tool_pid = static_cast<u64>(getpid());
   j.writes = plan.writes;
+  PhaseTimer timer(op_name(op));
   state_.journal = std::move(j);
   HS_CHECK(commit());
+  timer.mark("journal");
   const std::vector<JournalWrite>* writes = &plan.writes;
   fault_point(op_name(op));
 
   ActivenessChecker checker(*proc_);
+  for (const auto& p : state_.payloads) checker.add_payload(p);
   if (!opts_.force) HS_CHECK(checker.prepare());
+  timer.mark("prepare");
   auto deadline = std::chrono::steady_clock::now() + opts_.timeout;
   auto backoff = std::chrono::microseconds(200);
-  for (;;) {
+  for (int tries = 1;; tries++) {
+    const long long stop_at = timer.last();
     HS_CHECK(group_->stop_all());
+    timer.mark("stop");
     std::optional<UnsafeThread> unsafe;
     if (!opts_.force) {
       auto r = checker.check(*group_, plan.guards);
@@ -269,6 +356,7 @@ Status Session::execute(JournalOp op, std::string_view name, const Plan& plan) {
       }
       unsafe = *r;
     }
+    timer.mark("check");
     if (!unsafe) {
       for (size_t i = 0; i < writes->size(); i++) {
         const auto& w = (*writes)[i];
@@ -283,10 +371,19 @@ Status Session::execute(JournalOp op, std::string_view name, const Plan& plan) {
         }
         fault_point("write");
       }
+      timer.mark("write");
+      if (!plan.action_hooks.empty()) HS_CHECK(run_action_hooks(op, name, plan));
       HS_CHECK(group_->resume_all());
+      timer.mark("resume");
+      timer.put("tries", tries);
+      timer.put("writes", static_cast<long long>(writes->size()));
+      timer.put("threads", static_cast<long long>(group_->threads().size()));
+      timer.put("t0", stop_at);
+      timer.put("t1", timer.last());
       return {};
     }
     HS_CHECK(group_->resume_all());
+    timer.mark("resume");
     if (std::chrono::steady_clock::now() >= deadline) {
       state_.journal.reset();
       HS_CHECK(commit());
@@ -295,22 +392,299 @@ Status Session::execute(JournalOp op, std::string_view name, const Plan& plan) {
     }
     std::this_thread::sleep_for(backoff);
     backoff = std::min(backoff * 2, std::chrono::microseconds(20000));
+    timer.mark("backoff");
   }
+}
+
+// ---- hooks -----------------------------------------------------------------
+//
+// A hook is payload code that runs inside the target, on one borrowed
+// thread (RemoteCall), with a time limit. When each kind runs, and which
+// threads are stopped meanwhile (docs/DESIGN.md, "Hooks", says why):
+//
+//   load            upload: after the image is written and protected; the
+//                   other threads run. A failure fails the upload (unmapped).
+//   unload          unload: before the activeness check and munmap; the
+//                   other threads run. Never run twice.
+//   preapply,       before the stop window, the process running; a non-zero
+//   prerevert       return refuses the operation, nothing changed.
+//   apply, revert   in the stop window, every thread stopped, right after
+//                   the writes; a non-zero return or a failure rolls the
+//                   writes back. (Xen's action hooks replace the default
+//                   action; in user space a hook cannot call the engine, so
+//                   here they run after it, as the spec's "write ..., run
+//                   hooks, resume" says.)
+//   postapply,      after the operation is committed, the process running;
+//   postrevert      a failure is a warning, the operation stays done.
+//
+// Crash safety. Hooks are not idempotent, so a repair never runs one, and
+// what a hook did is committed as soon as it has returned: the record of an
+// upload (after its first load hook), the new states of an apply/revert/
+// replace (after its first action hook), the unload_hooks_started mark
+// (after the first unload hook). A repair then goes forward from a committed
+// hook and back from anything else. (A tool killed while a hook runs leaves
+// the thread on the call's registers, and the target dies when the hook
+// returns, see remote_call.h; only the instant between a hook's return and
+// that commit is ambiguous, and there a repair acts as if the hook had not
+// run.)
+
+namespace {
+
+// A code address in a crash message: "sym+0x12" after the nearest hook or
+// exported symbol of the payload at or below it, else hex.
+std::string describe_code(const PayloadRecord& p, u64 pc) {
+  if (!p.range().contains(RemoteAddr(pc))) return fmt::format("{:#x}", pc);
+  const std::string* best = nullptr;
+  u64 best_addr = 0;
+  auto consider = [&](const std::string& n, u64 a) {
+    if (a <= pc && (!best || a > best_addr)) {
+      best = &n;
+      best_addr = a;
+    }
+  };
+  for (const auto& h : p.hooks) consider(h.name, h.addr);
+  for (const auto& [n, a] : p.exports) consider(n, a);
+  if (!best) return fmt::format("payload '{}'+{:#x}", p.name, pc - p.base);
+  return fmt::format("{}+{:#x}", *best, pc - best_addr);
+}
+
+// "MESSAGE; what", keeping the error's kind.
+std::unexpected<Error> then(const Error& e, std::string_view what) {
+  return std::unexpected(Error(e.kind(), fmt::format("{}; {}", e.message(), what), e.sys_errno()));
+}
+
+// An int hook's result (eax, sign-extended).
+int int_result(u64 rax) { return static_cast<int>(static_cast<u32>(rax)); }
+
+}  // namespace
+
+Result<u64> Session::call_hook(const PayloadRecord& p, const HookRecord& h, pid_t tid, bool stop_window) {
+  TracedThread* t = group_->find(tid);
+  if (!t || !t->stopped) return fail(ErrorKind::TargetGone, "process {} exited during the operation", proc_->pid());
+  auto rc = HS_TRY(RemoteCall::create(*group_, *t, *proc_));
+  // Threads a hook creates in the stop window stay stopped until it ends.
+  rc.keep_new_threads_stopped(stop_window);
+  rc.set_describer([&p](u64 pc) { return describe_code(p, pc); });
+  // The argument is Xen's `struct payload *`, reserved here: NULL. Load and
+  // unload hooks take none and ignore it.
+  auto r = rc.call(RemoteAddr(h.addr), u64{0});
+  auto fin = rc.finish();
+  if (!r) {
+    const Error& e = r.error();
+    if (e.kind() == ErrorKind::TargetGone)
+      return fail(ErrorKind::TargetGone, "payload '{}': {} hook '{}': {}", p.name, h.kind, h.name, e.message());
+    return std::unexpected(
+        Error(e.kind(), fmt::format("payload '{}': {} hook '{}' {}", p.name, h.kind, h.name, e.message()),
+              e.sys_errno()));
+  }
+  HS_CHECK(fin);
+  return *r;
+}
+
+// One hook with the process running: one thread is stopped for it.
+Result<u64> Session::call_hook_running(const PayloadRecord& p, const HookRecord& h) {
+  TracedThread* t = HS_TRY(group_->stop_one());
+  auto r = call_hook(p, h, t->tid);
+  auto resumed = group_->resume_all();
+  if (!r) return r;
+  HS_CHECK(resumed);
+  return r;
+}
+
+// The thread for hooks in the stop window: the leader unless it has a
+// signal to take, else another thread without one, else any.
+pid_t Session::stopped_hook_thread() const {
+  pid_t other = 0, any = 0;
+  for (const auto& t : group_->threads()) {
+    if (t.gone || !t.stopped) continue;
+    if (!any) any = t.tid;
+    if (t.stop == StopKind::Signal || t.pending_signal != 0) continue;
+    if (t.tid == proc_->pid()) return t.tid;
+    if (!other) other = t.tid;
+  }
+  return other ? other : any;
+}
+
+Status Session::run_pre_hook(std::string_view name, std::string_view kind, JournalOp op) {
+  const PayloadRecord* p = HS_TRY(need(name));
+  const HookRecord* h = p->hook(kind);
+  if (!h) return {};
+  auto r = call_hook_running(*p, *h);
+  if (!r && r.error().kind() == ErrorKind::TargetGone) return std::unexpected(std::move(r.error()));
+  if (!r) return then(r.error(), fmt::format("{} refused", op_name(op)));
+  if (int v = int_result(*r); v != 0)
+    return fail(ErrorKind::BadTarget, "payload '{}': {} hook '{}' returned {}; {} refused", p->name, kind, h->name, v,
+                op_name(op));
+  return {};
+}
+
+Status Session::run_post_hook(std::string_view name, std::string_view kind) {
+  const PayloadRecord* p = state_.find(name);
+  const HookRecord* h = p ? p->hook(kind) : nullptr;
+  if (!h) return {};
+  auto r = call_hook_running(*p, *h);
+  if (!r && r.error().kind() == ErrorKind::TargetGone) return std::unexpected(std::move(r.error()));
+  if (!r) notes_.push_back(fmt::format("warning: {}; the payload stays {}", r.error().message(), state_name(p->state)));
+  return {};
+}
+
+// The registry states `plan` leads to. Idempotent: run_action_hooks() makes
+// the transition before the hooks run, and the operation makes it again.
+Status Session::transition(JournalOp op, std::string_view name, const Plan& plan) {
+  auto switch_off = [](PayloadRecord& r) {
+    for (auto& f : r.funcs) f.applied = false;
+    r.state = PayloadState::Checked;
+    r.apply_seq = 0;
+  };
+  for (const auto& rn : plan.reverted) switch_off(*HS_TRY(need(rn)));
+  PayloadRecord* p = HS_TRY(need(name));
+  if (op == JournalOp::Revert) {
+    switch_off(*p);
+    return {};
+  }
+  if (p->state == PayloadState::Applied) return {};
+  for (const auto& [pn, i, undo] : plan.applied) {
+    if (pn != p->name) continue;
+    p->funcs[i].applied = true;
+    p->funcs[i].undo = undo;
+  }
+  p->state = PayloadState::Applied;
+  p->apply_seq = state_.next_seq++;
+  return {};
+}
+
+// In the stop window, every thread stopped and the writes done. Once the
+// first hook has returned 0, the new states are committed with the journal
+// kept: a repair from then on completes the operation instead of undoing
+// it. A hook that fails undoes everything: the old states are committed
+// again (a repair would now roll back), the writes are undone, the process
+// resumes. Hooks that had completed are not compensated.
+Status Session::run_action_hooks(JournalOp op, std::string_view name, const Plan& plan) {
+  const RegistryState before = state_;
+  auto undo = [&](std::unexpected<Error> e) -> Status {
+    state_ = before;
+    (void)commit();
+    for (size_t k = plan.writes.size(); k-- > 0;)
+      (void)proc_->write(RemoteAddr(plan.writes[k].addr), plan.writes[k].before);
+    (void)group_->resume_all();
+    state_.journal.reset();
+    (void)commit();
+    return e;
+  };
+  fault_point("hooks:action");
+  const pid_t tid = stopped_hook_thread();
+  const std::string rolled_back = fmt::format("{} rolled back", op_name(op));
+  bool committed = false;
+  for (const auto& [pname, h] : plan.action_hooks) {
+    const PayloadRecord* p = state_.find(pname);
+    if (!p) return undo(fail(ErrorKind::Internal, "payload '{}' is missing from the registry", pname));
+    auto r = call_hook(*p, h, tid, /*stop_window=*/true);
+    if (!r && r.error().kind() == ErrorKind::TargetGone) return std::unexpected(std::move(r.error()));
+    if (!r) return undo(then(r.error(), rolled_back));
+    if (int v = int_result(*r); v != 0)
+      return undo(fail(ErrorKind::BadTarget, "payload '{}': {} hook '{}' returned {}; {}", pname, h.kind, h.name, v,
+                       rolled_back));
+    if (!committed) {
+      if (auto st = transition(op, name, plan); !st) return undo(std::unexpected(std::move(st.error())));
+      if (auto st = commit(); !st) return undo(std::unexpected(std::move(st.error())));
+      committed = true;
+      fault_point("hooks:action-committed");
+    }
+  }
+  return {};
+}
+
+// Upload, the image written and protected, thread `tid` borrowed (the others
+// run). Once the first load hook has returned, the record is committed with
+// the Upload journal kept: from then on a repair keeps the payload (the
+// hook may have left pointers into it) rather than unmapping it. A failing
+// hook fails the upload: the record is dropped (a repair would now unmap),
+// then the image is unmapped. Hooks that had completed are not compensated.
+Status Session::run_load_hooks(PayloadRecord rec, pid_t tid) {
+  const std::string name = rec.name;
+  rec.upload_seq = state_.next_seq++;
+  state_.payloads.push_back(std::move(rec));  // not committed yet
+  fault_point("upload:hooks");
+  bool committed = false;
+  for (const HookRecord* h : HS_TRY(need(name))->hooks_of("load")) {
+    auto r = call_hook(*HS_TRY(need(name)), *h, tid);
+    if (r) {
+      if (!committed) {
+        HS_CHECK(commit());
+        committed = true;
+        fault_point("upload:hooks-committed");
+      }
+      continue;
+    }
+    const Error e = r.error();
+    if (e.kind() == ErrorKind::TargetGone) return std::unexpected(e);
+    const Journal j = *state_.journal;
+    std::erase_if(state_.payloads, [&](const PayloadRecord& q) { return q.name == name; });
+    if (committed) HS_CHECK(commit());
+    TracedThread* t = group_->find(tid);
+    if (!t) return fail(ErrorKind::TargetGone, "process {} exited during the operation", proc_->pid());
+    {
+      auto rs = HS_TRY(RemoteSyscalls::create(*group_, *t, *proc_));
+      HS_CHECK(rs.munmap(RemoteAddr(j.map_base), j.map_size));
+      HS_CHECK(rs.finish());
+    }
+    HS_CHECK(group_->resume_all());
+    state_.journal.reset();
+    HS_CHECK(commit());
+    return then(e, "upload rolled back");
+  }
+  return {};
+}
+
+// Unload, journaled: the unload hooks run before the activeness check and
+// munmap, with the process running. unload_hooks_started is committed once
+// the first one has returned (or one has failed), so they never run twice:
+// not in a retried unload (after a failing hook or an activeness timeout),
+// not in a repair.
+Status Session::run_unload_hooks(std::string_view name) {
+  PayloadRecord* p = HS_TRY(need(name));
+  if (p->unload_hooks_started || p->hooks_of("unload").empty()) return {};
+  fault_point("unload:hooks");
+  TracedThread* t = HS_TRY(group_->stop_one());
+  const pid_t tid = t->tid;
+  for (const HookRecord* h : p->hooks_of("unload")) {
+    auto r = call_hook(*p, *h, tid);
+    if (!r && r.error().kind() == ErrorKind::TargetGone) return std::unexpected(std::move(r.error()));
+    const bool first = !p->unload_hooks_started;
+    p->unload_hooks_started = true;
+    if (r) {
+      if (first) {
+        HS_CHECK(commit());
+        fault_point("unload:hooks-committed");
+      }
+      continue;
+    }
+    const Error e = r.error();
+    (void)group_->resume_all();
+    state_.journal.reset();
+    HS_CHECK(commit());
+    return then(e, "the payload stays loaded (its unload hooks will not run again)");
+  }
+  return group_->resume_all();
 }
 
 // ---- session ---------------------------------------------------------------
 
 Result<std::unique_ptr<Session>> Session::open(pid_t pid, EngineOptions opts) {
+  fault_target_pid = pid;
+  PhaseTimer timer("open");
   std::unique_ptr<Session> s(new Session());
   s->opts_ = opts;
   s->proc_ = std::make_unique<Process>(HS_TRY(Process::open(pid)));
   s->group_.emplace(HS_TRY(ThreadGroup::seize(*s->proc_)));
+  timer.mark("seize");
   auto reg = HS_TRY(Registry::find(*s->proc_));
   if (reg) {
     s->registry_ = *reg;
     s->state_ = HS_TRY(s->registry_->load());
     if (s->state_.journal) HS_CHECK(s->repair());
   }
+  timer.mark("registry");
   return s;
 }
 
@@ -318,8 +692,10 @@ Session::~Session() { (void)close(); }
 
 Status Session::close() {
   if (group_) {
+    PhaseTimer timer("close");
     auto st = group_->detach();
     group_.reset();
+    timer.mark("detach");
     return st;
   }
   return {};
@@ -358,11 +734,21 @@ Result<bool> Session::payload_mapped(const Journal& j) {
   });
 }
 
-// Rolls back whatever operation a killed invocation left in the journal.
+// Repairs what a killed invocation left in the journal: rolls it back, or
+// forward where a hook of it had already run (see the hooks section).
 Status Session::repair() {
   Journal j = *state_.journal;
   switch (j.op) {
     case JournalOp::Upload: {
+      if (state_.find(j.payload)) {
+        // Killed among the load hooks, after the first had returned (the
+        // record is committed then, see run_load_hooks): they may have left
+        // pointers into the payload, so it is kept, never unmapped.
+        notes_.push_back(fmt::format(
+            "repaired: completed an interrupted upload of '{}' (tool PID {}): a load hook of it had run",
+            j.payload, j.tool_pid));
+        break;
+      }
       if (HS_TRY(payload_mapped(j))) {
         TracedThread* t = HS_TRY(group_->stop_one());
         {
@@ -379,6 +765,27 @@ Status Session::repair() {
     case JournalOp::Apply:
     case JournalOp::Revert:
     case JournalOp::Replace: {
+      // Killed among the apply/revert hooks, after the first had returned
+      // (the new states are committed then, see run_action_hooks): the
+      // operation is completed (its writes made again, they are
+      // idempotent), never undone.
+      const PayloadRecord* target = state_.find(j.payload);
+      if (target && target->state == (j.op == JournalOp::Revert ? PayloadState::Checked : PayloadState::Applied)) {
+        HS_CHECK(group_->stop_all());
+        for (const auto& w : j.writes) {
+          auto st = proc_->write(RemoteAddr(w.addr), w.after);
+          if (!st) {
+            (void)group_->resume_all();
+            return st;
+          }
+        }
+        HS_CHECK(group_->resume_all());
+        notes_.push_back(fmt::format(
+            "repaired: completed an interrupted {} of '{}' (tool PID {}): {} hook had run", op_name(j.op),
+            j.payload, j.tool_pid,
+            j.op == JournalOp::Apply ? "its apply" : j.op == JournalOp::Revert ? "its revert" : "an apply or revert"));
+        break;
+      }
       // Writing each change's `before`, newest first, restores every byte to
       // what it was before the first change touched it, however many of the
       // writes had happened.
@@ -401,8 +808,12 @@ Status Session::repair() {
         notes_.push_back(fmt::format("repaired: completed an interrupted unload of '{}' (tool PID {})", j.payload,
                                      j.tool_pid));
       } else {
-        notes_.push_back(fmt::format("repaired: rolled back an interrupted unload of '{}' (tool PID {})", j.payload,
-                                     j.tool_pid));
+        const PayloadRecord* q = state_.find(j.payload);
+        notes_.push_back(fmt::format("repaired: rolled back an interrupted unload of '{}' (tool PID {}){}", j.payload,
+                                     j.tool_pid,
+                                     q && q->unload_hooks_started
+                                         ? "; its unload hooks have run and will not run again"
+                                         : ""));
       }
       break;
     }
@@ -434,6 +845,28 @@ static Result<PayloadRecord> make_record(const Process& proc, std::string_view n
   for (const auto& r : linked.regions) rec.regions.push_back({r.offset, r.size, r.prot});
   for (const auto& [n, a] : linked.exports) rec.exports.emplace_back(n, a.value());
   rec.modinfo = payload.modinfo;
+  rec.eh_frame_offset = linked.eh_frame_offset;
+  rec.eh_frame_size = linked.eh_frame_size;
+  // Hooks: the linked addresses, named after the symbols their slots point at.
+  auto add_hooks = [&](const char* kind, const std::vector<RemoteAddr>& addrs, auto name_of) {
+    for (size_t i = 0; i < addrs.size(); i++)
+      if (!addrs[i].is_null()) rec.hooks.push_back({kind, name_of(i), addrs[i].value()});
+  };
+  auto array_names = [](const std::vector<SymRef>& refs) {
+    return [&refs](size_t i) { return i < refs.size() ? refs[i].display : std::string("?"); };
+  };
+  auto single_name = [](const std::optional<SymRef>& ref) {
+    return [&ref](size_t) { return ref ? ref->display : std::string("?"); };
+  };
+  const LinkedHooks& lh = linked.hooks;
+  add_hooks("load", lh.load, array_names(payload.load_hooks));
+  add_hooks("unload", lh.unload, array_names(payload.unload_hooks));
+  add_hooks("preapply", {lh.preapply}, single_name(payload.preapply));
+  add_hooks("apply", {lh.apply}, single_name(payload.apply));
+  add_hooks("postapply", {lh.postapply}, single_name(payload.postapply));
+  add_hooks("prerevert", {lh.prerevert}, single_name(payload.prerevert));
+  add_hooks("revert", {lh.revert}, single_name(payload.revert));
+  add_hooks("postrevert", {lh.postrevert}, single_name(payload.postrevert));
   for (const auto& lf : linked.funcs) {
     FuncState f;
     f.name = lf.name;
@@ -469,13 +902,16 @@ Status Session::upload(std::string_view name, const std::string& file) {
     return fail(ErrorKind::Usage, "invalid payload name '{}': use 1 to 64 of [A-Za-z0-9_.-]", name);
   if (state_.find(name))
     return fail(ErrorKind::State, "a payload named '{}' is already loaded in PID {}", name, proc_->pid());
+  PhaseTimer timer("upload");
   Payload payload = HS_TRY(Payload::open(file));
+  timer.mark("parse");
   for (const auto& p : state_.payloads)
     if (p.build_id == payload.build_id)
       return fail(ErrorKind::State, "{}: payload '{}' with the same build-id {} is already loaded in PID {}", file,
                   p.name, to_hex(p.build_id), proc_->pid());
   const auto& objs = *HS_TRY(objects());
   const MappedObject* obj = HS_TRY_CTX(find_object(objs, payload.object_depends, proc_->pid()), file);
+  timer.mark("objects");
 
   // Link before touching the target: every bad symbol or relocation is
   // found while the process is still untouched.
@@ -491,13 +927,23 @@ Status Session::upload(std::string_view name, const std::string& file) {
     return {};
   };
   HS_CHECK(link_somewhere());
+  timer.mark("link");
 
   // Now the target changes. Creating the registry maps memory, and the
   // process maps memory of its own while we work: the range must still be
   // free when we map it, or we link again elsewhere.
   HS_CHECK(ensure_registry());
+  timer.mark("registry");
   TracedThread* t = HS_TRY(group_->stop_one());
   auto rs = HS_TRY(RemoteSyscalls::create(*group_, *t, *proc_));
+  timer.mark("borrow");
+  // The image is mapped with the text's protection (RX) and the other
+  // regions are narrowed afterwards: a process under MDWE (PR_SET_MDWE) may
+  // map new memory executable but not make memory executable later. It is
+  // written through /proc/PID/mem, so no page is ever writable and executable
+  // at once.
+  int map_prot = PROT_READ;
+  for (const auto& r : linked.regions) map_prot |= r.prot & PROT_EXEC;
   for (int attempt = 0;; attempt++) {
     Journal j;
     j.op = JournalOp::Upload;
@@ -508,29 +954,53 @@ Status Session::upload(std::string_view name, const std::string& file) {
     state_.journal = j;
     HS_CHECK(commit());
     fault_point("upload:journaled");
-    auto got = map_named_memfd(*proc_, rs, *t, mapping_name(name), linked.base, rec.size, PROT_READ,
+    auto got = map_named_memfd(*proc_, rs, *t, mapping_name(name), linked.base, rec.size, map_prot,
                                MAP_PRIVATE | MAP_FIXED_NOREPLACE);
     if (got) break;
     state_.journal.reset();
     HS_CHECK(commit());
-    if (got.error().sys_errno() != EEXIST || attempt == 3) return std::unexpected(got.error());
+    int err = got.error().sys_errno();
+    if ((err == EPERM || err == EACCES) && (map_prot & PROT_EXEC))
+      got.error().context(fmt::format("PID {} refuses executable memory (seccomp or MDWE)", proc_->pid()));
+    if (err != EEXIST || attempt == 3) return std::unexpected(got.error());
     HS_CHECK(link_somewhere());
   }
   fault_point("upload:mapped");
-  // Written through /proc/PID/mem, so the pages never need to be writable and
-  // executable at once.
-  HS_CHECK(proc_->write(linked.base, linked.image));
+  timer.mark("map");
+  // A failure from here on unmaps the image again (and then drops the
+  // journal), so the process is left as it was.
+  auto unmap_and_fail = [&](Error e) -> Status {
+    if (rs.munmap(linked.base, rec.size)) {
+      state_.journal.reset();
+      (void)commit();
+    }
+    (void)rs.finish();
+    (void)group_->resume_all();
+    return std::unexpected(std::move(e));
+  };
+  if (auto st = proc_->write(linked.base, linked.image); !st) return unmap_and_fail(std::move(st.error()));
+  timer.mark("write");
   fault_point("upload:written");
-  for (const auto& r : linked.regions)
-    if (r.prot != PROT_READ) HS_CHECK(rs.mprotect(linked.base + static_cast<i64>(r.offset), r.size, r.prot));
+  for (const auto& r : linked.regions) {
+    if (r.prot == map_prot) continue;
+    auto st = rs.mprotect(linked.base + static_cast<i64>(r.offset), r.size, r.prot);
+    if (!st) return unmap_and_fail(std::move(st.error()));
+  }
   HS_CHECK(rs.finish());
+  const bool load_hooks = !rec.hooks_of("load").empty();
+  if (load_hooks) HS_CHECK(run_load_hooks(rec, t->tid));  // commits the record
   HS_CHECK(group_->resume_all());
+  timer.mark("protect");
   fault_point("upload:protected");
 
-  rec.upload_seq = state_.next_seq++;
-  state_.payloads.push_back(std::move(rec));
+  if (!load_hooks) {
+    rec.upload_seq = state_.next_seq++;
+    state_.payloads.push_back(std::move(rec));
+  }
   state_.journal.reset();
   HS_CHECK(commit());
+  timer.mark("commit");
+  timer.put("bytes", static_cast<long long>(linked.image.size()));
   fault_point("upload:committed");
   return {};
 }
@@ -545,23 +1015,21 @@ Status Session::apply(std::string_view name) {
                 name, to_hex(p->depends), p->object_path,
                 top ? fmt::format("payload '{}' (build-id {})", top->name, to_hex(top->build_id))
                     : fmt::format("the object itself (build-id {})", to_hex(p->object_depends)));
+  if (p->unload_hooks_started)
+    return fail(ErrorKind::State, "payload '{}' cannot be applied: its unload hooks have run; unload it", name);
   Overlay mem{*proc_, {}};
   Plan plan;
   HS_CHECK(plan_apply(*p, mem, plan));
   plan.writes = std::move(mem.writes);
+  if (const HookRecord* h = p->hook("apply")) plan.action_hooks.emplace_back(p->name, *h);
+  HS_CHECK(run_pre_hook(name, "preapply", JournalOp::Apply));
   HS_CHECK(execute(JournalOp::Apply, name, plan));
 
-  p = HS_TRY(need(name));
-  for (auto& [pn, i, undo] : plan.applied) {
-    p->funcs[i].applied = true;
-    p->funcs[i].undo = undo;
-  }
-  p->state = PayloadState::Applied;
-  p->apply_seq = state_.next_seq++;
+  HS_CHECK(transition(JournalOp::Apply, name, plan));
   state_.journal.reset();
   HS_CHECK(commit());
   fault_point("apply:committed");
-  return {};
+  return run_post_hook(name, "postapply");
 }
 
 Status Session::revert(std::string_view name) {
@@ -575,16 +1043,15 @@ Status Session::revert(std::string_view name) {
   Plan plan;
   HS_CHECK(plan_revert(*p, mem, plan));
   plan.writes = std::move(mem.writes);
+  if (const HookRecord* h = p->hook("revert")) plan.action_hooks.emplace_back(p->name, *h);
+  HS_CHECK(run_pre_hook(name, "prerevert", JournalOp::Revert));
   HS_CHECK(execute(JournalOp::Revert, name, plan));
 
-  p = HS_TRY(need(name));
-  for (auto& f : p->funcs) f.applied = false;
-  p->state = PayloadState::Checked;
-  p->apply_seq = 0;
+  HS_CHECK(transition(JournalOp::Revert, name, plan));
   state_.journal.reset();
   HS_CHECK(commit());
   fault_point("revert:committed");
-  return {};
+  return run_post_hook(name, "postrevert");
 }
 
 Status Session::replace(std::string_view name) {
@@ -594,30 +1061,32 @@ Status Session::replace(std::string_view name) {
     return fail(ErrorKind::State,
                 "payload '{}' cannot replace: it depends on build-id {}, not on the object {} (build-id {})", name,
                 to_hex(p->depends), p->object_path, to_hex(p->object_depends));
+  if (p->unload_hooks_started)
+    return fail(ErrorKind::State, "payload '{}' cannot be applied: its unload hooks have run; unload it", name);
+  // As in Xen: pre- and post- hooks usually come in pairs that set up and
+  // tear down, and one replace step cannot honour them for a whole stack.
+  const auto stack = state_.applied_stack(p->object_path);
+  std::vector<const PayloadRecord*> involved{p};
+  involved.insert(involved.end(), stack.begin(), stack.end());
+  for (const PayloadRecord* q : involved)
+    for (const char* kind : {"preapply", "postapply", "prerevert", "postrevert"})
+      if (q->hook(kind))
+        return fail(ErrorKind::State,
+                    "payload '{}' cannot replace: payload '{}' has a {} hook, and replace runs no pre- or post- hooks",
+                    name, q->name, kind);
   Overlay mem{*proc_, {}};
   Plan plan;
-  std::vector<std::string> reverted;
-  for (const PayloadRecord* old : state_.applied_stack(p->object_path)) {
+  for (const PayloadRecord* old : stack) {
     HS_CHECK(plan_revert(*old, mem, plan));
-    reverted.push_back(old->name);
+    plan.reverted.push_back(old->name);
+    if (const HookRecord* h = old->hook("revert")) plan.action_hooks.emplace_back(old->name, *h);
   }
   HS_CHECK(plan_apply(*p, mem, plan));
   plan.writes = std::move(mem.writes);
+  if (const HookRecord* h = p->hook("apply")) plan.action_hooks.emplace_back(p->name, *h);
   HS_CHECK(execute(JournalOp::Replace, name, plan));
 
-  for (const auto& rn : reverted) {
-    PayloadRecord* o = HS_TRY(need(rn));
-    for (auto& f : o->funcs) f.applied = false;
-    o->state = PayloadState::Checked;
-    o->apply_seq = 0;
-  }
-  p = HS_TRY(need(name));
-  for (auto& [pn, i, undo] : plan.applied) {
-    p->funcs[i].applied = true;
-    p->funcs[i].undo = undo;
-  }
-  p->state = PayloadState::Applied;
-  p->apply_seq = state_.next_seq++;
+  HS_CHECK(transition(JournalOp::Replace, name, plan));
   state_.journal.reset();
   HS_CHECK(commit());
   fault_point("replace:committed");
@@ -637,9 +1106,12 @@ Status Session::unload(std::string_view name) {
   state_.journal = j;
   HS_CHECK(commit());
   fault_point("unload:journaled");
+  HS_CHECK(run_unload_hooks(name));
+  p = HS_TRY(need(name));
 
   std::vector<GuardedRange> guards{{p->range(), fmt::format("payload '{}'", name)}};
   ActivenessChecker checker(*proc_);
+  for (const auto& q : state_.payloads) checker.add_payload(q);
   if (!opts_.force) HS_CHECK(checker.prepare());
   auto deadline = std::chrono::steady_clock::now() + opts_.timeout;
   auto backoff = std::chrono::microseconds(200);

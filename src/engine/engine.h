@@ -71,6 +71,19 @@ class Session {
   Status execute(JournalOp op, std::string_view name, const Plan& plan);
   Status unmap_payload(const PayloadRecord& p);
 
+  // Hooks (engine.cc, "hooks"): when each kind runs and with which threads
+  // stopped, and how a repair treats an operation killed among them.
+  Result<u64> call_hook(const PayloadRecord& p, const HookRecord& h, pid_t tid, bool stop_window = false);
+  Result<u64> call_hook_running(const PayloadRecord& p, const HookRecord& h);
+  pid_t stopped_hook_thread() const;
+  Status run_pre_hook(std::string_view name, std::string_view kind, JournalOp op);
+  Status run_post_hook(std::string_view name, std::string_view kind);
+  Status run_action_hooks(JournalOp op, std::string_view name, const Plan& plan);
+  Status run_load_hooks(PayloadRecord rec, pid_t tid);
+  Status run_unload_hooks(std::string_view name);
+  // Sets the registry states `plan` leads to (idempotent).
+  Status transition(JournalOp op, std::string_view name, const Plan& plan);
+
   std::unique_ptr<Process> proc_;
   std::optional<ThreadGroup> group_;
   std::optional<Registry> registry_;
@@ -93,7 +106,9 @@ Result<ListResult> list_state(pid_t pid);
 // Fault injection for the crash-safety tests: when the environment variable
 // HOTSPLICE_FAULT_STEP=N is set, the N-th fault point reached kills the tool
 // with SIGKILL (HOTSPLICE_FAULT_LIST=1 prints each point's number and name to
-// stderr as it is passed).
+// stderr as it is passed). HOTSPLICE_FAULT_KILL_TARGET=N instead SIGKILLs the
+// target process at the N-th point and waits until it has died, for the tests
+// of a target that dies in the middle of an operation.
 void fault_point(const char* name);
 
 }  // namespace hs

@@ -53,6 +53,19 @@ std::vector<const PayloadRecord*> RegistryState::applied_stack(std::string_view 
   return v;
 }
 
+std::vector<const HookRecord*> PayloadRecord::hooks_of(std::string_view kind) const {
+  std::vector<const HookRecord*> v;
+  for (const auto& h : hooks)
+    if (h.kind == kind) v.push_back(&h);
+  return v;
+}
+
+const HookRecord* PayloadRecord::hook(std::string_view kind) const {
+  for (const auto& h : hooks)
+    if (h.kind == kind) return &h;
+  return nullptr;
+}
+
 const PayloadRecord* RegistryState::top_of_stack(std::string_view object_path) const {
   auto v = applied_stack(object_path);
   return v.empty() ? nullptr : v.front();
@@ -102,6 +115,7 @@ class Reader {
     Bytes b = bytes();
     return std::string(b.begin(), b.end());
   }
+  bool at_end() const { return pos_ == d_.size(); }
   // A count that must fit in the remaining bytes at `min_each` bytes per item.
   u64 count(size_t min_each) {
     u64 n = u64_();
@@ -153,6 +167,90 @@ Journal get_journal(Reader& r) {
   j.map_base = r.u64_();
   j.map_size = r.u64_();
   return j;
+}
+
+// Extensions follow the journal: each is a u32 tag and a length-prefixed
+// body. A reader skips tags it does not know, and a registry written before
+// an extension existed simply has none (its fields keep their defaults), so
+// adding one needs no new format version, in either direction.
+enum ExtensionTag : u32 {
+  kExtUnwind = 1,  // per payload, in order: eh_frame_offset, eh_frame_size
+  kExtHooks = 2,   // per payload, in order: unload_hooks_started, hooks (kind, name, addr)
+};
+
+void put_hooks(Writer& w, const RegistryState& s) {
+  Writer body;
+  body.u64_(s.payloads.size());
+  for (const auto& p : s.payloads) {
+    body.u8_(p.unload_hooks_started);
+    body.u64_(p.hooks.size());
+    for (const auto& h : p.hooks) {
+      body.str(h.kind);
+      body.str(h.name);
+      body.u64_(h.addr);
+    }
+  }
+  w.u32_(kExtHooks);
+  w.bytes(body.take());
+}
+
+Status get_hooks(ByteView data, RegistryState& s) {
+  Reader e(data);
+  u64 n = e.count(9);
+  if (!e.ok() || n != s.payloads.size())
+    return fail(ErrorKind::Internal, "registry is corrupt: hooks for {} payloads, expected {}", n, s.payloads.size());
+  for (auto& p : s.payloads) {
+    p.unload_hooks_started = e.u8_() != 0;
+    u64 nh = e.count(24);
+    for (u64 k = 0; k < nh && e.ok(); k++) {
+      HookRecord h;
+      h.kind = e.str();
+      h.name = e.str();
+      h.addr = e.u64_();
+      p.hooks.push_back(std::move(h));
+    }
+  }
+  if (!e.ok()) return fail(ErrorKind::Internal, "registry is corrupt: truncated hooks");
+  return {};
+}
+
+void put_extensions(Writer& w, const RegistryState& s) {
+  Writer unwind;
+  unwind.u64_(s.payloads.size());
+  for (const auto& p : s.payloads) {
+    unwind.u64_(p.eh_frame_offset);
+    unwind.u64_(p.eh_frame_size);
+  }
+  w.u32_(kExtUnwind);
+  w.bytes(unwind.take());
+  put_hooks(w, s);
+}
+
+Status get_extensions(Reader& r, RegistryState& s) {
+  while (r.ok() && !r.at_end()) {
+    u32 tag = r.u32_();
+    Bytes body = r.bytes();
+    if (!r.ok()) break;
+    if (tag == kExtHooks) {
+      HS_CHECK(get_hooks(body, s));
+      continue;
+    }
+    if (tag != kExtUnwind) continue;
+    Reader e(body);
+    u64 n = e.count(16);
+    if (!e.ok() || n != s.payloads.size())
+      return fail(ErrorKind::Internal, "registry is corrupt: unwind information for {} payloads, expected {}", n,
+                  s.payloads.size());
+    for (auto& p : s.payloads) {
+      p.eh_frame_offset = e.u64_();
+      p.eh_frame_size = e.u64_();
+      if (p.eh_frame_offset > p.size || p.eh_frame_size > p.size - p.eh_frame_offset)
+        return fail(ErrorKind::Internal,
+                    "registry is corrupt: payload '{}' has .eh_frame at {:#x}+{:#x} outside its {:#x} bytes", p.name,
+                    p.eh_frame_offset, p.eh_frame_size, p.size);
+    }
+  }
+  return {};
 }
 
 void put_pairs(Writer& w, const std::vector<std::pair<std::string, std::string>>& v) {
@@ -210,6 +308,7 @@ Bytes serialize(const RegistryState& s) {
   }
   w.u8_(s.journal.has_value());
   if (s.journal) put_journal(w, *s.journal);
+  put_extensions(w, s);
   return w.take();
 }
 
@@ -275,6 +374,8 @@ Result<RegistryState> deserialize(ByteView data) {
     s.payloads.push_back(std::move(p));
   }
   if (r.u8_()) s.journal = get_journal(r);
+  if (!r.ok()) return fail(ErrorKind::Internal, "registry is corrupt: truncated state");
+  HS_CHECK(get_extensions(r, s));
   if (!r.ok()) return fail(ErrorKind::Internal, "registry is corrupt: truncated state");
   return s;
 }

@@ -58,6 +58,13 @@ struct RegionRecord {
   int prot = 0;
 };
 
+// A hook of a payload (.livepatch.hooks.*): where it is in the target.
+struct HookRecord {
+  std::string kind;  // "load", "unload", "preapply", "apply", "postapply", "prerevert", "revert", "postrevert"
+  std::string name;  // the symbol its slot points at ("on_load"), for messages
+  u64 addr = 0;
+};
+
 struct PayloadRecord {
   std::string name;
   std::string file;
@@ -71,8 +78,20 @@ struct PayloadRecord {
   std::vector<std::pair<std::string, std::string>> modinfo;
   u64 upload_seq = 0;
   u64 apply_seq = 0;             // order on the applied stack (0 when not applied)
+  // Its .eh_frame, as an offset from `base` (size 0: none), so the
+  // activeness check can unwind through its code.
+  u64 eh_frame_offset = 0, eh_frame_size = 0;
+
+  // Its hooks, in section order (load and unload ones may repeat).
+  std::vector<HookRecord> hooks;
+  // An unload has run (or started) its unload hooks; they never run again,
+  // and the payload can only be unloaded now (see Session::unload).
+  bool unload_hooks_started = false;
 
   RemoteRange range() const { return {RemoteAddr(base), RemoteAddr(base + size)}; }
+  // The hooks of one kind, in order; the first one (null if none).
+  std::vector<const HookRecord*> hooks_of(std::string_view kind) const;
+  const HookRecord* hook(std::string_view kind) const;
 };
 
 // One memory change an operation is about to make.

@@ -197,6 +197,11 @@ class Linker {
     HS_CHECK(link_funcs());
     read_hooks();
     collect_exports();
+    size_t eh = 0;
+    if (auto off = loaded_section(".eh_frame", &eh); off && elf_.sections()[eh].sh_type != SHT_NOBITS) {
+      out_.eh_frame_offset = *off;
+      out_.eh_frame_size = elf_.sections()[eh].sh_size;
+    }
     return std::move(out_);
   }
 

@@ -58,6 +58,8 @@ struct LinkedPayload {
   // Global defined symbols of the payload, for payloads loaded after it.
   std::vector<std::pair<std::string, RemoteAddr>> exports;
   RemoteAddr funcs_addr;              // where .livepatch.funcs lives in the target
+  // The relocated .eh_frame, as an offset into the image (size 0: none).
+  u64 eh_frame_offset = 0, eh_frame_size = 0;
 };
 
 // Total bytes the payload needs (page multiple), including the GOT slots and

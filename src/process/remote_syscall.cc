@@ -108,6 +108,8 @@ Result<RemoteAddr> find_syscall_insn(const Process& proc) {
 
 }  // namespace
 
+void normalise_syscall_restart(user_regs_struct& r) { normalise(r); }
+
 Result<RemoteSyscalls> RemoteSyscalls::create(ThreadGroup& group, TracedThread& t, const Process& proc) {
   if (!t.stopped)
     return fail(ErrorKind::Internal, "thread {} of PID {} must be stopped to run system calls", t.tid, group.pid());

@@ -28,6 +28,12 @@
 
 namespace hs {
 
+// The normalisation described above, on its own: registers of a thread
+// stopped inside an interrupted system call become "about to re-execute it"
+// (rip -= 2, rax = its number or restart_syscall), and orig_rax = -1 always.
+// Idempotent. RemoteCall uses it too.
+void normalise_syscall_restart(user_regs_struct& r);
+
 class RemoteSyscalls {
  public:
   // `t` must be stopped. Finds a syscall instruction in the target.

@@ -46,6 +46,7 @@
 namespace hs {
 
 class RemoteSyscalls;
+class RemoteCall;
 
 // What kind of ptrace-stop a stopped thread sits in. It decides how the
 // thread may be resumed: a recorded signal can only be re-delivered from a
@@ -117,6 +118,7 @@ class ThreadGroup {
 
  private:
   friend class RemoteSyscalls;
+  friend class RemoteCall;
   enum class Mode : u8 { Stop, StopOne, Run };
   struct Wait {
     enum : u8 { None, Status, Gone } what = None;

@@ -13,21 +13,23 @@
  *                         return address sits n + 2 frames down the stack
  *   other()           7   never blocks (for a payload unrelated to the
  *                         blocked thread)
- * plus nocfi_block(), written in assembler without unwind information (CFI),
- * which blocks with the PC in it.
+ * plus two functions in assembler that block with the PC in them:
+ * nocfi_block() has no unwind information (CFI); corrupt_block() has, but
+ * moves the stack pointer to unmapped memory first (a corrupt stack).
  *
  * Protocol (one answer line per input line, stdout flushed after each):
  *   start             -> "ready <pid>"
  *   call F            -> "F=<F(0)>" for F in parked, outer, other;
  *                        "F=<F(4, 0)>" for descend, hold
  *   park F [N]        -> the worker calls F with block=1 (N: the depth for
- *                        descend and hold, default 4; F may be nocfi); once
+ *                        descend and hold, default 4; F may also be nocfi
+ *                        or corrupt); once
  *                        it sits in its read(2) system call:
  *                        "parked tid=<worker tid> pc=<its pc> ret=<addr>"
  *                        where addr is the return address into F (for
  *                        outer, descend: blocker()'s return address; for
  *                        hold: deep()'s outermost return address; 0x0 for
- *                        parked and nocfi, which block in themselves)
+ *                        parked, nocfi and corrupt, which block in themselves)
  *   release           -> lets the worker go on; once its call has returned:
  *                        "released F=<value it returned>"
  *   ping              -> "pong"
@@ -131,8 +133,18 @@ __attribute__((noipa)) int other(void) {
   return 7;
 }
 
-/* No .cfi_* directives: no unwinder can step from here to the caller. */
+/* Assembler functions that block with the PC in them, as nothing compiled
+ * from C would: nocfi_block() has no unwind information (no .cfi_*
+ * directives), so no unwinder can step from it to its caller honestly;
+ * corrupt_block() has correct CFI but then points the stack pointer at
+ * unmapped memory (as a corrupt stack would), so its CFI leads nowhere.
+ * Both leave %rbp alone: following frame pointers would still "work". */
+int release_fd;
+char park_byte;
+__attribute__((noipa, used)) void park_tell(void) { tell_main('b'); }
+
 void nocfi_block(void);
+void corrupt_block(void);
 __asm__(
     "  .text\n"
     "  .p2align 4\n"
@@ -140,23 +152,45 @@ __asm__(
     "  .type nocfi_block, @function\n"
     "nocfi_block:\n"
     "  push %rbx\n"
-    "  call nocfi_tell\n"
+    "  call park_tell\n"
     "1:\n"
-    "  sub $16, %rsp\n"
     "  movl release_fd(%rip), %edi\n"
-    "  mov %rsp, %rsi\n"
+    "  lea park_byte(%rip), %rsi\n"
     "  mov $1, %edx\n"
     "  xor %eax, %eax\n"
     "  syscall\n"
-    "  add $16, %rsp\n"
     "  cmp $1, %rax\n"
     "  jne 1b\n"
     "  pop %rbx\n"
     "  ret\n"
-    "  .size nocfi_block, .-nocfi_block\n");
-
-int release_fd;
-__attribute__((noipa, used)) void nocfi_tell(void) { tell_main('b'); }
+    "  .size nocfi_block, .-nocfi_block\n"
+    "\n"
+    "  .p2align 4\n"
+    "  .globl corrupt_block\n"
+    "  .type corrupt_block, @function\n"
+    "corrupt_block:\n"
+    "  .cfi_startproc\n"
+    "  push %rbx\n"
+    "  .cfi_adjust_cfa_offset 8\n"
+    "  .cfi_rel_offset %rbx, 0\n"
+    "  call park_tell\n"
+    "  mov %rsp, %rbx\n"
+    "  mov $16, %rsp\n"
+    "2:\n"
+    "  movl release_fd(%rip), %edi\n"
+    "  lea park_byte(%rip), %rsi\n"
+    "  mov $1, %edx\n"
+    "  xor %eax, %eax\n"
+    "  syscall\n"
+    "  cmp $1, %rax\n"
+    "  jne 2b\n"
+    "  mov %rbx, %rsp\n"
+    "  pop %rbx\n"
+    "  .cfi_adjust_cfa_offset -8\n"
+    "  .cfi_restore %rbx\n"
+    "  ret\n"
+    "  .cfi_endproc\n"
+    "  .size corrupt_block, .-corrupt_block\n");
 
 struct order {
   char fn[16];
@@ -177,6 +211,7 @@ static void* worker(void* arg) {
     else if (strcmp(o.fn, "descend") == 0) v = descend(o.n, 1);
     else if (strcmp(o.fn, "hold") == 0) v = hold(o.n, 1);
     else if (strcmp(o.fn, "nocfi") == 0) nocfi_block();
+    else if (strcmp(o.fn, "corrupt") == 0) corrupt_block();
     sink = v;
     /* The value goes back through a second pipe write: 'r' then 4 bytes. */
     tell_main('r');

@@ -1,0 +1,363 @@
+// Calling functions inside a stopped thread of the target (see the header
+// for the protocol and what each outcome means).
+//
+// The wait loop. The borrowed thread runs with PTRACE_CONT, so it stops only
+// for signals, ptrace events and our own PTRACE_INTERRUPT. Its reports are
+// collected with waitpid(WNOHANG); between polls the loop looks after the
+// group's other threads and then sleeps in sigtimedwait() on SIGCHLD (which
+// every tracee state change raises in the tracer), at most 50 ms at a time,
+// so the timeout is honoured without busy-waiting.
+//
+// Other threads. Running ones are handled as ThreadGroup::poll_events()
+// would (signals delivered, new threads adopted), because the callee may
+// wait for them. Ones held stopped can only report their death (SIGKILL of
+// the process); that report is kept in deferred_status, which also reaps
+// them: the kernel reports the thread-group leader's exit only once every
+// other thread is reaped, and the borrowed thread may be the leader.
+#include "process/remote_call.h"
+
+#include <elf.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <thread>
+
+#include "process/remote_syscall.h"
+
+namespace hs {
+
+namespace {
+
+// TracedThread::deferred_status encoding, as in thread_group.cc.
+constexpr int kNoStatus = -1;
+constexpr int kGoneStatus = -2;
+
+constexpr unsigned long long kTrapFlag = 1ull << 8;
+constexpr unsigned long long kDirectionFlag = 1ull << 10;
+
+// Large enough for any XSAVE area the kernel reports (AMX included).
+constexpr size_t kXstateMax = 64 * 1024;
+
+// How long an interrupted thread may take to stop before we give up on it
+// (it may sit in an uninterruptible sleep).
+constexpr std::chrono::seconds kInterruptGrace{10};
+
+long pt(__ptrace_request req, pid_t tid, unsigned long addr = 0, void* data = nullptr) {
+  return ::ptrace(req, tid, reinterpret_cast<void*>(addr), data);
+}
+
+// Blocks SIGCHLD in this thread while it lives; wait() sleeps until one
+// arrives (or the time passes).
+class SigchldWait {
+ public:
+  SigchldWait() {
+    sigemptyset(&set_);
+    sigaddset(&set_, SIGCHLD);
+    pthread_sigmask(SIG_BLOCK, &set_, &old_);
+  }
+  ~SigchldWait() { pthread_sigmask(SIG_SETMASK, &old_, nullptr); }
+  SigchldWait(const SigchldWait&) = delete;
+  SigchldWait& operator=(const SigchldWait&) = delete;
+
+  void wait(std::chrono::milliseconds ms) {
+    long n = std::max<long>(1, static_cast<long>(ms.count()));
+    timespec ts{n / 1000, (n % 1000) * 1000000};
+    sigtimedwait(&set_, nullptr, &ts);
+  }
+
+ private:
+  sigset_t set_, old_;
+};
+
+std::string signal_name(int sig) {
+  const char* abbrev = sigabbrev_np(sig);
+  return abbrev ? fmt::format("SIG{}", abbrev) : fmt::format("signal {}", sig);
+}
+
+// A signal that the callee caused: a synchronous fault raised by the kernel
+// (si_code > 0), or a SIGABRT the process sent itself (abort()).
+bool is_fault(int sig, const siginfo_t& si, pid_t pid) {
+  switch (sig) {
+    case SIGSEGV:
+    case SIGBUS:
+    case SIGILL:
+    case SIGFPE:
+    case SIGTRAP:
+    case SIGSYS: return si.si_code > 0;
+    case SIGABRT: return si.si_code == SI_TKILL && si.si_pid == pid;
+    default: return false;
+  }
+}
+
+}  // namespace
+
+struct RemoteCall::Outcome {
+  enum : u8 { Returned, Crashed, TimedOut } what = Returned;
+  u64 rax = 0;
+  int sig = 0;
+  siginfo_t si{};
+  u64 rip = 0;
+};
+
+Result<RemoteCall> RemoteCall::create(ThreadGroup& group, TracedThread& t, const Process& proc) {
+  if (!t.stopped)
+    return fail(ErrorKind::Internal, "thread {} of PID {} must be stopped to call a function", t.tid, group.pid());
+  HS_CHECK(group.refresh_regs(t));
+
+  RemoteCall rc;
+  rc.group_ = &group;
+  rc.proc_ = &proc;
+  rc.tid_ = t.tid;
+  rc.saved_ = t.regs;
+  normalise_syscall_restart(rc.saved_);
+
+  rc.saved_fp_.resize(kXstateMax);
+  iovec iov{rc.saved_fp_.data(), rc.saved_fp_.size()};
+  if (pt(PTRACE_GETREGSET, t.tid, NT_X86_XSTATE, &iov) == 0) {
+    rc.fp_regset_ = NT_X86_XSTATE;
+  } else {
+    if (errno == ESRCH) return group.lost(t);
+    iov = {rc.saved_fp_.data(), sizeof(user_fpregs_struct)};
+    if (pt(PTRACE_GETREGSET, t.tid, NT_PRFPREG, &iov) != 0) {
+      if (errno == ESRCH) return group.lost(t);
+      return fail_errno(ErrorKind::Internal, errno, "cannot read the vector registers of thread {} of PID {}", t.tid,
+                        group.pid());
+    }
+    rc.fp_regset_ = NT_PRFPREG;
+  }
+  rc.saved_fp_.resize(iov.iov_len);
+  rc.done_ = false;
+  return rc;
+}
+
+RemoteCall::RemoteCall(RemoteCall&& o) noexcept
+    : group_(o.group_),
+      proc_(o.proc_),
+      tid_(o.tid_),
+      saved_(o.saved_),
+      saved_fp_(std::move(o.saved_fp_)),
+      fp_regset_(o.fp_regset_),
+      timeout_(o.timeout_),
+      describe_(std::move(o.describe_)),
+      keep_new_stopped_(o.keep_new_stopped_),
+      done_(o.done_) {
+  o.done_ = true;
+}
+
+RemoteCall::~RemoteCall() {
+  if (!done_) (void)finish();
+}
+
+Status RemoteCall::restore() {
+  TracedThread* t = group_->find(tid_);
+  if (!t || !t->stopped) return fail(ErrorKind::TargetGone, "{}", group_->gone_message());
+  HS_CHECK(group_->set_regs(*t, saved_));
+  iovec iov{saved_fp_.data(), saved_fp_.size()};
+  if (pt(PTRACE_SETREGSET, tid_, fp_regset_, &iov) != 0) {
+    if (errno == ESRCH) return group_->lost(*t);
+    return fail_errno(ErrorKind::Internal, errno, "cannot restore the vector registers of thread {} of PID {}", tid_,
+                      group_->pid());
+  }
+  return {};
+}
+
+Status RemoteCall::finish() {
+  if (done_) return {};
+  done_ = true;
+  return restore();
+}
+
+void RemoteCall::record_signal(TracedThread& t, int sig) {
+  if (t.pending_signal == 0)
+    t.pending_signal = sig;
+  else
+    group_->requeue_.emplace_back(t.tid, sig);
+}
+
+Result<u64> RemoteCall::call_raw(RemoteAddr fn, std::span<const u64> args) {
+  if (done_) return fail(ErrorKind::Internal, "remote calls on thread {} are finished", tid_);
+  if (args.size() > kMaxArgs)
+    return fail(ErrorKind::Internal, "a remote call takes at most {} arguments, not {}", kMaxArgs, args.size());
+  TracedThread* t = group_->find(tid_);
+  if (!t || !t->stopped) return fail(ErrorKind::TargetGone, "{}", group_->gone_message());
+
+  user_regs_struct r = saved_;
+  const u64 sp = ((saved_.rsp - kRedZone) & ~u64{15}) - 8;
+  r.rsp = sp;
+  r.rip = fn.value();
+  r.rax = 0;
+  r.orig_rax = static_cast<unsigned long long>(-1);
+  unsigned long long* const arg_regs[] = {&r.rdi, &r.rsi, &r.rdx, &r.rcx, &r.r8, &r.r9};
+  for (size_t i = 0; i < args.size(); i++) *arg_regs[i] = args[i];
+  r.eflags &= ~(kTrapFlag | kDirectionFlag);
+  const u64 return_address = 0;
+  HS_CHECK(proc_->write(RemoteAddr(sp), ByteView(reinterpret_cast<const u8*>(&return_address), sizeof return_address)));
+  HS_CHECK(group_->set_regs(*t, r));
+
+  if (pt(PTRACE_CONT, tid_) != 0) {
+    if (errno == ESRCH) return group_->lost(*t);
+    return fail_errno(ErrorKind::Internal, errno, "cannot resume thread {} of PID {}", tid_, group_->pid());
+  }
+  t->stopped = false;
+  t->stop = StopKind::None;
+
+  auto outcome = run_until_return(sp + 8);
+  if (!outcome) {
+    // Put the thread's own state back if we still hold it.
+    if (TracedThread* s = group_->find(tid_); s && s->stopped) (void)restore();
+    return std::unexpected(std::move(outcome.error()));
+  }
+  HS_CHECK(restore());
+  switch (outcome->what) {
+    case Outcome::Returned: return outcome->rax;
+    case Outcome::TimedOut: return fail(ErrorKind::Timeout, "did not return within {} ms", timeout_.count());
+    case Outcome::Crashed: break;
+  }
+  const int sig = outcome->sig;
+  std::string where = describe_ ? describe_(outcome->rip) : fmt::format("{:#x}", outcome->rip);
+  std::string extra;
+  if (sig == SIGSEGV || sig == SIGBUS)
+    extra = fmt::format(" (fault address {:#x})", reinterpret_cast<u64>(outcome->si.si_addr));
+  return fail(ErrorKind::BadPayload, "crashed with {} at {}{}", signal_name(sig), where, extra);
+}
+
+Result<RemoteCall::Outcome> RemoteCall::run_until_return(u64 ret_sp) {
+  using Clock = std::chrono::steady_clock;
+  SigchldWait chld;
+  const auto deadline = Clock::now() + timeout_;
+  bool interrupted = false;
+  auto give_up = deadline;
+
+  // The borrowed thread is at a stop: note it (and its registers).
+  auto stopped_at = [&](StopKind kind) -> Result<TracedThread*> {
+    TracedThread* t = group_->find(tid_);
+    if (!t) return fail(ErrorKind::TargetGone, "{}", group_->gone_message());
+    t->stopped = true;
+    t->stop = kind;
+    HS_CHECK(group_->refresh_regs(*t));
+    return t;
+  };
+  auto go_on = [&]() -> Status {
+    TracedThread* t = group_->find(tid_);
+    if (!t) return fail(ErrorKind::TargetGone, "{}", group_->gone_message());
+    t->stopped = false;
+    t->stop = StopKind::None;
+    // ESRCH: killed meanwhile; its exit report comes next.
+    if (pt(PTRACE_CONT, tid_) != 0 && errno != ESRCH)
+      return fail_errno(ErrorKind::Internal, errno, "cannot resume thread {} of PID {}", tid_, group_->pid());
+    return {};
+  };
+
+  for (;;) {
+    int status = 0;
+    pid_t r = ::waitpid(tid_, &status, __WALL | WNOHANG);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && errno != ECHILD)
+      return fail_errno(ErrorKind::Internal, errno, "waitpid for thread {} of PID {} failed", tid_, group_->pid());
+    if (r < 0 || (r == tid_ && (WIFEXITED(status) || WIFSIGNALED(status)))) {
+      if (TracedThread* t = group_->find(tid_)) group_->mark_gone(*t);
+      // The whole process is dying (the usual case), or the callee ended
+      // just its own thread: a dying process is gone within moments.
+      auto until = Clock::now() + std::chrono::milliseconds(500);
+      while (proc_->alive() && Clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      if (!proc_->alive()) return fail(ErrorKind::TargetGone, "{}", group_->gone_message());
+      return fail(ErrorKind::BadPayload, "ended its thread {} (the process lives on)", tid_);
+    }
+    if (r == tid_ && WIFSTOPPED(status)) {
+      const int sig = WSTOPSIG(status);
+      const int event = status >> 16;
+      if (event == PTRACE_EVENT_CLONE) {
+        const size_t before = group_->threads().size();
+        HS_CHECK(group_->adopt_clone(tid_, ThreadGroup::Mode::Run));  // the callee goes on
+        HS_CHECK(adopt_new_threads(before));
+        continue;
+      }
+      if (event != 0) {
+        // PTRACE_EVENT_STOP: ours, a stray one, or a job-control stop.
+        if (interrupted && event == PTRACE_EVENT_STOP) {
+          const bool group_stop = sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU;
+          HS_CHECK(stopped_at(group_stop ? StopKind::GroupStop : StopKind::Interrupt));
+          return Outcome{.what = Outcome::TimedOut};
+        }
+        HS_CHECK(go_on());
+        continue;
+      }
+      // A signal-delivery-stop.
+      siginfo_t si{};
+      if (pt(PTRACE_GETSIGINFO, tid_, 0, &si) != 0 && errno != ESRCH)
+        return fail_errno(ErrorKind::Internal, errno, "cannot read the signal of thread {} of PID {}", tid_,
+                          group_->pid());
+      TracedThread* t = HS_TRY(stopped_at(StopKind::Signal));
+      if (sig == SIGSEGV && si.si_code > 0 && t->regs.rip == 0 && t->regs.rsp == ret_sp)
+        return Outcome{.what = Outcome::Returned, .rax = t->regs.rax};
+      if (is_fault(sig, si, group_->pid()))
+        return Outcome{.what = Outcome::Crashed, .sig = sig, .si = si, .rip = t->regs.rip};
+      // Someone else's signal: the thread gets it once it is its own again.
+      record_signal(*t, sig);
+      if (interrupted) return Outcome{.what = Outcome::TimedOut};  // this stop is as good as ours
+      HS_CHECK(go_on());
+      continue;
+    }
+
+    HS_CHECK(service_others());
+    const auto now = Clock::now();
+    if (!interrupted && now >= deadline) {
+      pt(PTRACE_INTERRUPT, tid_);
+      interrupted = true;
+      give_up = now + kInterruptGrace;
+      continue;
+    }
+    if (interrupted && now >= give_up)
+      return fail(ErrorKind::Internal, "thread {} of PID {} does not stop after the call timed out", tid_,
+                  group_->pid());
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>((interrupted ? give_up : deadline) - now);
+    chld.wait(std::min(left + std::chrono::milliseconds(1), std::chrono::milliseconds(50)));
+  }
+}
+
+Status RemoteCall::service_others() {
+  for (size_t i = 0; i < group_->threads().size(); ++i) {  // grows as new threads are adopted
+    const pid_t tid = group_->threads()[i].tid;
+    if (tid == tid_) continue;
+    TracedThread* o = group_->find(tid);
+    if (!o || o->deferred_status != kNoStatus) continue;
+    if (o->stopped) {
+      // Held stopped: only its death can be reported. Keep (and reap) it.
+      int status = 0;
+      pid_t r = ::waitpid(tid, &status, __WALL | WNOHANG);
+      if (r == tid) o->deferred_status = status;
+      else if (r < 0 && errno == ECHILD) o->deferred_status = kGoneStatus;
+      continue;
+    }
+    for (;;) {
+      auto w = HS_TRY(group_->wait_one(tid, false));
+      if (w.what == ThreadGroup::Wait::None) break;
+      if (w.what == ThreadGroup::Wait::Gone) {
+        if (TracedThread* g = group_->find(tid)) group_->mark_gone(*g);
+        break;
+      }
+      HS_CHECK(group_->handle(tid, w.status, ThreadGroup::Mode::Run));
+      if (!group_->find(tid)) break;
+    }
+  }
+  return {};
+}
+
+// Threads the callee created: kept stopped if the caller asked for that.
+Status RemoteCall::adopt_new_threads(size_t first_new) {
+  if (!keep_new_stopped_) return {};
+  for (size_t i = first_new; i < group_->threads().size(); ++i) {
+    const pid_t tid = group_->threads()[i].tid;
+    TracedThread* n = group_->find(tid);
+    if (!n || n->stopped) continue;
+    pt(PTRACE_INTERRUPT, tid);
+    while ((n = group_->find(tid)) && !n->stopped) HS_CHECK(group_->collect(tid, ThreadGroup::Mode::Stop));
+  }
+  return {};
+}
+
+}  // namespace hs

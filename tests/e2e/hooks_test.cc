@@ -1,0 +1,356 @@
+// End-to-end: payload hooks (.livepatch.hooks.*) run inside the target at the
+// right moments, with the documented failure semantics, and survive the tool
+// being killed at every fault point. The target is `calc`, whose `get`
+// prints global_counter, which the hooks of patches/hooks*.c change.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <functional>
+
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+
+#include "harness.h"
+
+using namespace hs::e2e;
+using nlohmann::json;
+
+namespace {
+
+std::string P(const Target& t) { return std::to_string(t.pid()); }
+
+void ok(const std::vector<std::string>& args) {
+  HsRun r = hotsplice(args);
+  ASSERT_EQ(r.code, 0) << "hotsplice " << testing::PrintToString(args) << "\nstderr: " << r.err;
+}
+
+json list_json(const Target& t, std::string* err = nullptr) {
+  HsRun r = hotsplice({"list", P(t), "--json"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  if (err) *err = r.err;
+  return json::parse(r.out.empty() ? "{}" : r.out);
+}
+
+const json* find_payload(const json& l, const std::string& name) {
+  for (const auto& p : l["payloads"])
+    if (p["name"] == name) return &p;
+  return nullptr;
+}
+
+std::string state_of(const json& l, const std::string& name) {
+  const json* p = find_payload(l, name);
+  return p ? (*p)["state"].get<std::string>() : "absent";
+}
+
+// global_counter as calc reports it.
+int global(Target& t) {
+  int g = -1000000, s = 0;
+  std::string a = t.ask("get");
+  EXPECT_EQ(sscanf(a.c_str(), "global=%d static=%d", &g, &s), 2) << a;
+  return g;
+}
+
+bool mapped(const Target& t, const std::string& name) {
+  return t.maps().find("/memfd:hotsplice:" + name + " ") != std::string::npos;
+}
+
+}  // namespace
+
+TEST(Hooks, LoadApplyRevertUnloadHooksRunOnceEach) {
+  std::string bin = target_bin("calc");
+  std::string lp = build("hooks.c", bin, "hooks.lp");
+  Target t(bin);
+  EXPECT_EQ(global(t), 0);
+
+  ok({"upload", P(t), "h", lp});
+  EXPECT_EQ(global(t), 1000) << "load hook";
+  json l = list_json(t);
+  const json* p = find_payload(l, "h");
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ((*p)["state"], "CHECKED");
+  EXPECT_EQ((*p)["hooks"]["load"], json::array({"on_load"}));
+  EXPECT_EQ((*p)["hooks"]["unload"], json::array({"on_unload"}));
+  EXPECT_EQ((*p)["hooks"]["postapply"], "on_postapply");
+  EXPECT_EQ((*p)["hooks"]["postrevert"], "on_postrevert");
+  EXPECT_EQ((*p)["unload_hooks_run"], false);
+
+  ok({"apply", P(t), "h"});
+  EXPECT_EQ(global(t), 1100) << "postapply hook";
+  EXPECT_EQ(state_of(list_json(t), "h"), "APPLIED");
+  ok({"revert", P(t), "h"});
+  EXPECT_EQ(global(t), 1000) << "postrevert hook";
+  ok({"apply", P(t), "h"});
+  EXPECT_EQ(global(t), 1100);
+  ok({"revert", P(t), "h"});
+  EXPECT_EQ(global(t), 1000);
+  ok({"unload", P(t), "h"});
+  EXPECT_EQ(global(t), 0) << "unload hook";
+  EXPECT_EQ(state_of(list_json(t), "h"), "absent");
+  EXPECT_FALSE(mapped(t, "h"));
+  EXPECT_EQ(t.ask("bump"), "bump=1");
+}
+
+TEST(Hooks, LoadIsUploadPlusApplyWithBothHooks) {
+  std::string bin = target_bin("calc");
+  std::string lp = build("hooks.c", bin, "hooks_load.lp");
+  Target t(bin);
+  ok({"load", P(t), lp});
+  EXPECT_EQ(global(t), 1100);
+}
+
+TEST(Hooks, PreapplyHookThatRefusesChangesNothing) {
+  std::string bin = target_bin("calc");
+  std::string lp = build("hooks_veto.c", bin, "hooks_veto.lp");
+  Target t(bin);
+  ok({"upload", P(t), "veto", lp});
+  std::string maps_before = t.maps();
+  HsRun r = hotsplice({"apply", P(t), "veto"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.err_line(), "hotsplice: error: payload 'veto': preapply hook 'refuse' returned 7; apply refused");
+  EXPECT_EQ(state_of(list_json(t), "veto"), "CHECKED");
+  EXPECT_EQ(global(t), 0) << "the postapply hook must not run";
+  EXPECT_EQ(t.ask("bump"), "bump=1") << "bump() must not be patched";
+  EXPECT_EQ(t.maps(), maps_before);
+  ok({"unload", P(t), "veto"});
+  EXPECT_EQ(t.ask("bump"), "bump=2");
+  // load = upload + apply: the refused apply unloads again.
+  r = hotsplice({"load", P(t), lp, "--name", "veto2"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.err_line(), "hotsplice: error: payload 'veto2': preapply hook 'refuse' returned 7; apply refused");
+  EXPECT_EQ(state_of(list_json(t), "veto2"), "absent");
+  EXPECT_FALSE(mapped(t, "veto2"));
+  EXPECT_EQ(t.ask("bump"), "bump=3");
+}
+
+TEST(Hooks, CrashingLoadHookFailsTheUploadCleanly) {
+  std::string bin = target_bin("calc");
+  std::string lp = build("hooks_crash.c", bin, "hooks_crash.lp");
+  Target t(bin);
+  EXPECT_EQ(t.ask("bump"), "bump=1");
+  HsRun r = hotsplice({"upload", P(t), "crash", lp});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.err_line(),
+            "hotsplice: error: payload 'crash': load hook 'crash_on_load' crashed with SIGSEGV at crash_on_load+0x0 "
+            "(fault address 0x10); upload rolled back");
+  ASSERT_TRUE(t.alive());
+  EXPECT_EQ(t.ask("bump"), "bump=2") << "the target goes on as before";
+  EXPECT_FALSE(mapped(t, "crash")) << t.maps();
+  std::string err;
+  json l = list_json(t, &err);
+  EXPECT_EQ(state_of(l, "crash"), "absent");
+  EXPECT_EQ(l["in_progress"], false);
+  EXPECT_EQ(err, "") << "nothing left to repair";
+  // The name is free again, and a good payload still loads.
+  ok({"upload", P(t), "crash", build("hooks.c", bin, "hooks_after_crash.lp")});
+  EXPECT_EQ(global(t), 1002);
+}
+
+TEST(Hooks, CrashingPostapplyHookIsAWarningTheApplyStands) {
+  std::string bin = target_bin("calc");
+  std::string lp = build("hooks_post_crash.c", bin, "hooks_post_crash.lp");
+  Target t(bin);
+  ok({"upload", P(t), "pc", lp});
+  EXPECT_EQ(global(t), 1000);
+  HsRun r = hotsplice({"apply", P(t), "pc"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.err,
+            "hotsplice: warning: payload 'pc': postapply hook 'crash_after_apply' crashed with SIGSEGV at "
+            "crash_after_apply+0x0 (fault address 0x18); the payload stays APPLIED\n");
+  ASSERT_TRUE(t.alive());
+  EXPECT_EQ(state_of(list_json(t), "pc"), "APPLIED");
+  EXPECT_EQ(global(t), 1000);
+  ok({"revert", P(t), "pc"});
+  ok({"unload", P(t), "pc"});
+  EXPECT_FALSE(mapped(t, "pc"));
+}
+
+TEST(Hooks, CrashingUnloadHookKeepsThePayloadAndNeverRunsAgain) {
+  std::string bin = target_bin("calc");
+  std::string lp = build("hooks_unload_crash.c", bin, "hooks_unload_crash.lp");
+  Target t(bin);
+  ok({"upload", P(t), "uc", lp});
+  EXPECT_EQ(global(t), 1000);
+  HsRun r = hotsplice({"unload", P(t), "uc"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.err_line(),
+            "hotsplice: error: payload 'uc': unload hook 'crash_on_unload' crashed with SIGSEGV at "
+            "crash_on_unload+0x0 (fault address 0x20); the payload stays loaded (its unload hooks will not run "
+            "again)");
+  ASSERT_TRUE(t.alive());
+  json l = list_json(t);
+  ASSERT_NE(find_payload(l, "uc"), nullptr);
+  EXPECT_EQ((*find_payload(l, "uc"))["unload_hooks_run"], true);
+  EXPECT_TRUE(mapped(t, "uc"));
+  r = hotsplice({"apply", P(t), "uc"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.err_line(), "hotsplice: error: payload 'uc' cannot be applied: its unload hooks have run; unload it");
+  ok({"unload", P(t), "uc"});
+  EXPECT_EQ(state_of(list_json(t), "uc"), "absent");
+  EXPECT_FALSE(mapped(t, "uc"));
+  EXPECT_EQ(global(t), 1000);
+}
+
+TEST(Hooks, ApplyAndRevertHooksRunInTheStopWindow) {
+  std::string bin = target_bin("calc");
+  std::string lp = build("hooks_action.c", bin, "hooks_action.lp");
+  Target t(bin);
+  ok({"upload", P(t), "act", lp});
+  EXPECT_EQ(global(t), 0);
+  ok({"apply", P(t), "act"});
+  EXPECT_EQ(global(t), 10);
+  EXPECT_EQ(t.ask("bump"), "bump=12");
+  ok({"revert", P(t), "act"});
+  EXPECT_EQ(global(t), 2);
+  EXPECT_EQ(t.ask("bump"), "bump=3");
+  ok({"unload", P(t), "act"});
+}
+
+TEST(Hooks, FailingApplyHookRollsTheWritesBack) {
+  std::string bin = target_bin("calc");
+  std::string lp = build("hooks_action_fail.c", bin, "hooks_action_fail.lp");
+  Target t(bin);
+  ok({"upload", P(t), "afail", lp});
+  HsRun r = hotsplice({"apply", P(t), "afail"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.err_line(), "hotsplice: error: payload 'afail': apply hook 'fail_apply' returned 3; apply rolled back");
+  json l = list_json(t);
+  EXPECT_EQ(state_of(l, "afail"), "CHECKED");
+  EXPECT_EQ((*find_payload(l, "afail"))["funcs"][0]["applied"], false);
+  EXPECT_EQ(t.ask("bump"), "bump=1") << "bump() must be the original again";
+  ok({"unload", P(t), "afail"});
+}
+
+TEST(Hooks, ReplaceIsRefusedWithPreOrPostHooks) {
+  std::string bin = target_bin("calc");
+  std::string with_post = build("hooks.c", bin, "hooks_rep_post.lp");
+  std::string act = build("hooks_action.c", bin, "hooks_rep_act.lp");
+  Target t(bin);
+  ok({"load", P(t), with_post, "--name", "h"});
+  ok({"upload", P(t), "act", act});
+  HsRun r = hotsplice({"replace", P(t), "act"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.err_line(),
+            "hotsplice: error: payload 'act' cannot replace: payload 'h' has a postapply hook, and replace runs no "
+            "pre- or post- hooks");
+  EXPECT_EQ(global(t), 1100);
+  // Without them, replace runs the action hooks (nothing to revert here).
+  ok({"revert", P(t), "h"});
+  ok({"replace", P(t), "act"});
+  EXPECT_EQ(global(t), 1010);
+  EXPECT_EQ(t.ask("bump"), "bump=1012");
+}
+
+// The tool SIGKILLed at every fault point of every operation of a payload
+// with hooks. Each hook runs at most once, and what ran is what the repaired
+// registry says: global_counter = 1000 while the payload is loaded and its
+// unload hooks have not run, + 100 while APPLIED, except that a post hook
+// does not run when the kill comes right after the operation's commit.
+TEST(Hooks, KilledAtEveryFaultPointHooksRunAtMostOnceAndMatchTheState) {
+  std::string bin = target_bin("calc");
+  std::string lp = build("hooks.c", bin, "hooks_crash_safety.lp");
+  struct Op {
+    std::string name;
+    std::function<void(Target&)> setup;
+    std::vector<std::string> args;  // PID inserted after args[0]
+  };
+  std::vector<Op> ops = {
+      {"upload", [](Target&) {}, {"upload", "h", lp}},
+      {"apply", [&](Target& t) { ok({"upload", P(t), "h", lp}); }, {"apply", "h"}},
+      {"revert", [&](Target& t) { ok({"load", P(t), lp, "--name", "h"}); }, {"revert", "h"}},
+      {"unload", [&](Target& t) { ok({"upload", P(t), "h", lp}); }, {"unload", "h"}},
+  };
+  int kills = 0;
+  for (const auto& op : ops) {
+    SCOPED_TRACE(op.name);
+    std::vector<std::string> names;  // of the fault points, in order
+    {
+      Target t(bin);
+      op.setup(t);
+      std::vector<std::string> args = op.args;
+      args.insert(args.begin() + 1, P(t));
+      HsRun r = hotsplice(args, {"HOTSPLICE_FAULT_LIST=1"});
+      ASSERT_EQ(r.code, 0) << r.err;
+      const std::string tag = "hotsplice: fault point ";
+      for (size_t at = 0; (at = r.err.find(tag, at)) != std::string::npos; at++) {
+        std::string line = r.err.substr(at + tag.size(), r.err.find('\n', at) - at - tag.size());
+        names.push_back(line.substr(line.find(' ') + 1));
+      }
+      ASSERT_FALSE(names.empty());
+    }
+    for (size_t step = 1; step <= names.size(); step++) {
+      const std::string& point = names[step - 1];
+      SCOPED_TRACE("killed at fault point " + std::to_string(step) + " " + point);
+      Target t(bin);
+      op.setup(t);
+      const int start = global(t);
+      std::vector<std::string> args = op.args;
+      args.insert(args.begin() + 1, P(t));
+      HsRun r = hotsplice(args, {"HOTSPLICE_FAULT_STEP=" + std::to_string(step)});
+      ASSERT_EQ(r.code, 128 + 9) << "the tool was not killed: " << r.err;
+      kills++;
+      ASSERT_TRUE(t.alive());
+      std::string notes;
+      json l = list_json(t, &notes);
+      const json* p = find_payload(l, "h");
+      const std::string state = p ? (*p)["state"].get<std::string>() : "absent";
+      const bool unloaded_hooks = p && (*p)["unload_hooks_run"].get<bool>();
+      int want = (state != "absent" && !unloaded_hooks ? 1000 : 0) + (state == "APPLIED" ? 100 : 0);
+      if (point == "apply:committed") want -= 100;   // postapply not run
+      if (point == "revert:committed") want += 100;  // postrevert not run
+      EXPECT_EQ(global(t), want) << "state " << state << ", started at " << start << "\n" << notes;
+      EXPECT_EQ(mapped(t, "h"), state != "absent") << t.maps() << notes;
+      // And from here everything can be undone, each hook once.
+      if (state == "APPLIED") ok({"revert", P(t), "h"});
+      if (state != "absent") ok({"unload", P(t), "h"});
+      EXPECT_EQ(global(t), want - (state == "APPLIED" ? 100 : 0) - (state != "absent" && !unloaded_hooks ? 1000 : 0));
+      EXPECT_FALSE(mapped(t, "h"));
+    }
+  }
+  EXPECT_GT(kills, 10);
+}
+
+// Apply/revert hooks: a kill before the hook returned rolls the operation
+// back; after, the repair completes it. Never is a hook run twice.
+TEST(Hooks, KilledAroundAnApplyHookRepairFollowsTheHook) {
+  std::string bin = target_bin("calc");
+  std::string lp = build("hooks_action.c", bin, "hooks_action_crash.lp");
+  for (const std::string op : {"apply", "revert"}) {
+    SCOPED_TRACE(op);
+    std::vector<std::string> names;
+    auto setup = [&](Target& t) {
+      ok({"upload", P(t), "act", lp});
+      if (op == "revert") ok({"apply", P(t), "act"});
+    };
+    {
+      Target t(bin);
+      setup(t);
+      HsRun r = hotsplice({op, P(t), "act"}, {"HOTSPLICE_FAULT_LIST=1"});
+      ASSERT_EQ(r.code, 0) << r.err;
+      const std::string tag = "hotsplice: fault point ";
+      for (size_t at = 0; (at = r.err.find(tag, at)) != std::string::npos; at++) {
+        std::string line = r.err.substr(at + tag.size(), r.err.find('\n', at) - at - tag.size());
+        names.push_back(line.substr(line.find(' ') + 1));
+      }
+    }
+    ASSERT_NE(std::find(names.begin(), names.end(), "hooks:action"), names.end());
+    ASSERT_NE(std::find(names.begin(), names.end(), "hooks:action-committed"), names.end());
+    for (size_t step = 1; step <= names.size(); step++) {
+      SCOPED_TRACE("killed at " + names[step - 1]);
+      Target t(bin);
+      setup(t);
+      HsRun r = hotsplice({op, P(t), "act"}, {"HOTSPLICE_FAULT_STEP=" + std::to_string(step)});
+      ASSERT_EQ(r.code, 128 + 9) << r.err;
+      std::string notes;
+      json l = list_json(t, &notes);
+      const bool applied = state_of(l, "act") == "APPLIED";
+      EXPECT_EQ(global(t), applied ? 10 : 0) << notes;
+      EXPECT_EQ(t.ask("bump"), applied ? "bump=12" : "bump=1") << notes;
+      if (names[step - 1] == "hooks:action-committed") {
+        EXPECT_EQ(applied, op == "apply");
+        EXPECT_NE(notes.find(fmt::format("repaired: completed an interrupted {} of 'act'", op)), std::string::npos)
+            << notes;
+      }
+    }
+  }
+}
