@@ -298,6 +298,7 @@ int main(int argc, char** argv) {
   EngineOptions eopt;
   eopt.timeout = check(parse_duration(timeout_s));
   eopt.force = force;
+  eopt.release_when_done = true;  // one operation per invocation
   if (force) fmt::print(stderr, "hotsplice: warning: --force skips the activeness check; the process may crash\n");
   auto session = check(Session::open(pid, eopt));
   print_notes(session->notes());

@@ -77,6 +77,11 @@ namespace {
 // Prints "hotsplice: timing WHAT name=ns ..." on stderr when it goes out of
 // scope, if HOTSPLICE_TIMING is set. A name marked twice (a retry) keeps its
 // last value for readers that use a map.
+
+}  // namespace
+
+// Phase timings of one operation, printed to stderr with HOTSPLICE_TIMING=1
+// (used by bench/ to see where the time goes).
 class PhaseTimer {
  public:
   explicit PhaseTimer(const char* what) : what_(what), last_(now()) {}
@@ -106,8 +111,6 @@ class PhaseTimer {
   long long last_;
   std::string line_;
 };
-
-}  // namespace
 
 // ---- symbol resolution against a live process -----------------------------
 
@@ -282,6 +285,9 @@ struct Session::Plan {
   // Apply/revert hooks run in the stop window right after the writes, in
   // order: (payload, hook).
   std::vector<std::pair<std::string, HookRecord>> action_hooks;
+  // Detach straight from the stop window once committed (nothing after the
+  // operation needs the threads held).
+  bool detach_when_done = false;
 };
 
 Status Session::plan_apply(const PayloadRecord& p, Overlay& mem, Plan& plan) {
@@ -337,6 +343,46 @@ Status Session::execute(JournalOp op, std::string_view name, const Plan& plan) {
   const std::vector<JournalWrite>* writes = &plan.writes;
   fault_point(op_name(op));
 
+  HS_CHECK(stop_when_safe(op, name, plan.guards, timer));
+  for (size_t i = 0; i < writes->size(); i++) {
+    const auto& w = (*writes)[i];
+    auto st = proc_->write(RemoteAddr(w.addr), w.after);
+    if (!st) {
+      // Put back what was written, newest first, then report.
+      for (size_t k = i; k-- > 0;) (void)proc_->write(RemoteAddr((*writes)[k].addr), (*writes)[k].before);
+      (void)group_->resume_all();
+      state_.journal.reset();
+      (void)commit();
+      return st;
+    }
+    fault_point("write");
+  }
+  timer.mark("write");
+  if (!plan.action_hooks.empty()) HS_CHECK(run_action_hooks(op, name, plan));
+  // The new state is committed while the threads are still stopped, and
+  // when nothing else needs them held (no post-hook to run), detaching
+  // resumes them: the process stops once per operation, not a second time
+  // for the detach.
+  HS_CHECK(transition(op, name, plan));
+  state_.journal.reset();
+  HS_CHECK(commit());
+  timer.mark("commit");
+  if (plan.detach_when_done && opts_.release_when_done)
+    HS_CHECK(close());
+  else
+    HS_CHECK(group_->resume_all());
+  timer.mark("resume");
+  timer.put("writes", static_cast<long long>(writes->size()));
+  timer.put("t1", timer.last());
+  return {};
+}
+
+// Stops every thread at a moment when none of them is in, or will return
+// into, `guards`: stop, check, and if unsafe resume, back off and retry until
+// --timeout. Returns with the threads stopped; on a timeout the journal the
+// caller wrote is cleared again (nothing has changed).
+Status Session::stop_when_safe(JournalOp op, std::string_view name, std::span<const GuardedRange> guards,
+                               PhaseTimer& timer) {
   ActivenessChecker checker(*proc_);
   for (const auto& p : state_.payloads) checker.add_payload(p);
   if (!opts_.force) HS_CHECK(checker.prepare());
@@ -349,7 +395,7 @@ Status Session::execute(JournalOp op, std::string_view name, const Plan& plan) {
     timer.mark("stop");
     std::optional<UnsafeThread> unsafe;
     if (!opts_.force) {
-      auto r = checker.check(*group_, plan.guards);
+      auto r = checker.check(*group_, guards);
       if (!r) {
         (void)group_->resume_all();
         return std::unexpected(r.error());
@@ -358,28 +404,9 @@ Status Session::execute(JournalOp op, std::string_view name, const Plan& plan) {
     }
     timer.mark("check");
     if (!unsafe) {
-      for (size_t i = 0; i < writes->size(); i++) {
-        const auto& w = (*writes)[i];
-        auto st = proc_->write(RemoteAddr(w.addr), w.after);
-        if (!st) {
-          // Put back what was written, newest first, then report.
-          for (size_t k = i; k-- > 0;) (void)proc_->write(RemoteAddr((*writes)[k].addr), (*writes)[k].before);
-          (void)group_->resume_all();
-          state_.journal.reset();
-          (void)commit();
-          return st;
-        }
-        fault_point("write");
-      }
-      timer.mark("write");
-      if (!plan.action_hooks.empty()) HS_CHECK(run_action_hooks(op, name, plan));
-      HS_CHECK(group_->resume_all());
-      timer.mark("resume");
-      timer.put("tries", tries);
-      timer.put("writes", static_cast<long long>(writes->size()));
-      timer.put("threads", static_cast<long long>(group_->threads().size()));
       timer.put("t0", stop_at);
-      timer.put("t1", timer.last());
+      timer.put("tries", tries);
+      timer.put("threads", static_cast<long long>(group_->threads().size()));
       return {};
     }
     HS_CHECK(group_->resume_all());
@@ -1023,11 +1050,8 @@ Status Session::apply(std::string_view name) {
   plan.writes = std::move(mem.writes);
   if (const HookRecord* h = p->hook("apply")) plan.action_hooks.emplace_back(p->name, *h);
   HS_CHECK(run_pre_hook(name, "preapply", JournalOp::Apply));
+  plan.detach_when_done = !p->hook("postapply");
   HS_CHECK(execute(JournalOp::Apply, name, plan));
-
-  HS_CHECK(transition(JournalOp::Apply, name, plan));
-  state_.journal.reset();
-  HS_CHECK(commit());
   fault_point("apply:committed");
   return run_post_hook(name, "postapply");
 }
@@ -1045,11 +1069,8 @@ Status Session::revert(std::string_view name) {
   plan.writes = std::move(mem.writes);
   if (const HookRecord* h = p->hook("revert")) plan.action_hooks.emplace_back(p->name, *h);
   HS_CHECK(run_pre_hook(name, "prerevert", JournalOp::Revert));
+  plan.detach_when_done = !p->hook("postrevert");
   HS_CHECK(execute(JournalOp::Revert, name, plan));
-
-  HS_CHECK(transition(JournalOp::Revert, name, plan));
-  state_.journal.reset();
-  HS_CHECK(commit());
   fault_point("revert:committed");
   return run_post_hook(name, "postrevert");
 }
@@ -1084,11 +1105,8 @@ Status Session::replace(std::string_view name) {
   HS_CHECK(plan_apply(*p, mem, plan));
   plan.writes = std::move(mem.writes);
   if (const HookRecord* h = p->hook("apply")) plan.action_hooks.emplace_back(p->name, *h);
+  plan.detach_when_done = true;  // replace runs no post-hooks
   HS_CHECK(execute(JournalOp::Replace, name, plan));
-
-  HS_CHECK(transition(JournalOp::Replace, name, plan));
-  state_.journal.reset();
-  HS_CHECK(commit());
   fault_point("replace:committed");
   return {};
 }
@@ -1110,42 +1128,23 @@ Status Session::unload(std::string_view name) {
   p = HS_TRY(need(name));
 
   std::vector<GuardedRange> guards{{p->range(), fmt::format("payload '{}'", name)}};
-  ActivenessChecker checker(*proc_);
-  for (const auto& q : state_.payloads) checker.add_payload(q);
-  if (!opts_.force) HS_CHECK(checker.prepare());
-  auto deadline = std::chrono::steady_clock::now() + opts_.timeout;
-  auto backoff = std::chrono::microseconds(200);
-  for (;;) {
-    HS_CHECK(group_->stop_all());
-    std::optional<UnsafeThread> unsafe;
-    if (!opts_.force) unsafe = HS_TRY(checker.check(*group_, guards));
-    if (!unsafe) {
-      TracedThread* t = nullptr;
-      for (auto& th : group_->threads())
-        if (th.stopped && th.pending_signal == 0) t = &th;
-      if (!t) t = &group_->threads().front();
-      {
-        auto rs = HS_TRY(RemoteSyscalls::create(*group_, *t, *proc_));
-        HS_CHECK(rs.munmap(RemoteAddr(p->base), p->size));
-        HS_CHECK(rs.finish());
-      }
-      fault_point("unload:unmapped");
-      HS_CHECK(group_->resume_all());
-      break;
-    }
-    HS_CHECK(group_->resume_all());
-    if (std::chrono::steady_clock::now() >= deadline) {
-      state_.journal.reset();
-      HS_CHECK(commit());
-      return fail(ErrorKind::Timeout, "unload of '{}' is not safe after {} ms: {}", name, opts_.timeout.count(),
-                  describe_unsafe(*unsafe));
-    }
-    std::this_thread::sleep_for(backoff);
-    backoff = std::min(backoff * 2, std::chrono::microseconds(20000));
+  PhaseTimer timer("unload");
+  HS_CHECK(stop_when_safe(JournalOp::Unload, name, guards, timer));
+  TracedThread* t = nullptr;
+  for (auto& th : group_->threads())
+    if (th.stopped && th.pending_signal == 0) t = &th;
+  if (!t) t = &group_->threads().front();
+  {
+    auto rs = HS_TRY(RemoteSyscalls::create(*group_, *t, *proc_));
+    HS_CHECK(rs.munmap(RemoteAddr(p->base), p->size));
+    HS_CHECK(rs.finish());
   }
+  fault_point("unload:unmapped");
+  // Committed with the threads still stopped; detaching resumes them.
   std::erase_if(state_.payloads, [&](const PayloadRecord& r) { return r.name == name; });
   state_.journal.reset();
   HS_CHECK(commit());
+  HS_CHECK(opts_.release_when_done ? close() : group_->resume_all());
   fault_point("unload:committed");
   return {};
 }
@@ -1155,7 +1154,9 @@ Status Session::load(std::string_view name, const std::string& file) {
   auto st = apply(name);
   if (!st) {
     auto un = unload(name);
-    if (!un) st.error().context(fmt::format("(and unloading it again failed: {})", un.error().message()));
+    if (!un)
+      return std::unexpected(Error(st.error().kind(), fmt::format("{} (and unloading it again failed: {})",
+                                                                   st.error().message(), un.error().message())));
     return st;
   }
   return {};

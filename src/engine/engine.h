@@ -27,10 +27,16 @@ namespace hs {
 
 struct Payload;
 struct Overlay;
+class PhaseTimer;
 
 struct EngineOptions {
   std::chrono::milliseconds timeout{1000};  // activeness retries
   bool force = false;                        // skip the activeness check (warns)
+  // The session's last operation: once it has committed with the threads
+  // stopped, detach from that same stop instead of resuming and stopping
+  // again to detach (one stop window instead of two). The session is closed
+  // afterwards. The CLI sets it; code running several operations does not.
+  bool release_when_done = false;
 };
 
 class Session {
@@ -69,6 +75,7 @@ class Session {
   Status plan_revert(const PayloadRecord& p, Overlay& mem, Plan& plan);
   // Journals `plan`, stops the world until it is safe, writes, resumes.
   Status execute(JournalOp op, std::string_view name, const Plan& plan);
+  Status stop_when_safe(JournalOp op, std::string_view name, std::span<const GuardedRange> guards, PhaseTimer& timer);
   Status unmap_payload(const PayloadRecord& p);
 
   // Hooks (engine.cc, "hooks"): when each kind runs and with which threads
