@@ -2,7 +2,6 @@
 // the engine or the builder, and prints. Verbs and argument order follow
 // Xen's xen-livepatch; exit codes are 0 ok, 1 error, 2 retry-able (busy,
 // activeness timeout), 64 bad usage.
-#include <dirent.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -33,30 +32,11 @@ void check(Status s) {
   if (!s) die(s.error());
 }
 
-// Whether process `pid` has died: it is gone from /proc, or none of its
-// threads runs any more (threads hotsplice still traces stay zombies until it
-// lets go of them, so the thread count alone does not tell).
-bool target_dead(pid_t pid) {
-  DIR* d = ::opendir(fmt::format("/proc/{}/task", pid).c_str());
-  if (!d) return true;
-  bool running = false;
-  while (dirent* e = ::readdir(d)) {
-    if (e->d_name[0] == '.') continue;
-    char buf[512] = {};
-    FILE* f = std::fopen(fmt::format("/proc/{}/task/{}/stat", pid, e->d_name).c_str(), "re");
-    const char* paren = f && std::fgets(buf, sizeof buf, f) ? std::strrchr(buf, ')') : nullptr;
-    if (paren && paren[1] && paren[2] != 'Z' && paren[2] != 'X') running = true;
-    if (f) std::fclose(f);
-  }
-  ::closedir(d);
-  return !running;
-}
-
 // A target that dies under an operation makes whichever step was running
 // fail (a memory access, a remote system call, the unwinder), each in its own
 // words; say once what happened instead.
 void check_op(pid_t pid, Status s) {
-  if (!s && s.error().kind() != ErrorKind::Usage && target_dead(pid))
+  if (!s && s.error().kind() != ErrorKind::Usage && !Process::any_thread_running(pid))
     die(Error(ErrorKind::TargetGone, fmt::format("process {} exited during the operation", pid)));
   check(std::move(s));
 }

@@ -1,6 +1,5 @@
 #include "engine/engine.h"
 
-#include <dirent.h>
 #include <dlfcn.h>
 #include <elf.h>
 #include <signal.h>
@@ -33,22 +32,7 @@ pid_t fault_target_pid = 0;  // the process of the last Session::open
 // meets a dead process every time, not one still dying.
 void kill_target(pid_t pid) {
   ::kill(pid, SIGKILL);
-  for (int i = 0; i < 5000; i++) {
-    bool running = false;
-    if (DIR* d = ::opendir(fmt::format("/proc/{}/task", pid).c_str())) {
-      while (dirent* e = ::readdir(d)) {
-        if (e->d_name[0] == '.') continue;
-        char buf[512] = {};
-        FILE* f = std::fopen(fmt::format("/proc/{}/task/{}/stat", pid, e->d_name).c_str(), "re");
-        const char* paren = f && std::fgets(buf, sizeof buf, f) ? std::strrchr(buf, ')') : nullptr;
-        if (paren && paren[1] && paren[2] != 'Z' && paren[2] != 'X') running = true;
-        if (f) std::fclose(f);
-      }
-      ::closedir(d);
-    }
-    if (!running) return;
-    ::usleep(1000);
-  }
+  for (int i = 0; i < 5000 && Process::any_thread_running(pid); i++) ::usleep(1000);
 }
 
 }  // namespace

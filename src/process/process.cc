@@ -357,4 +357,22 @@ bool Process::alive() const {
   return st && !status_says_exited(*st);
 }
 
+bool Process::any_thread_running(pid_t pid) {
+  DIR* d = ::opendir(fmt::format("/proc/{}/task", pid).c_str());
+  if (!d) return false;
+  bool running = false;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    auto stat = slurp(fmt::format("/proc/{}/task/{}/stat", pid, e->d_name));
+    if (!stat) continue;
+    // "tid (comm) S ...": the state follows the last ')'.
+    auto paren = stat->rfind(')');
+    if (paren != std::string::npos && paren + 2 < stat->size() && (*stat)[paren + 2] != 'Z' &&
+        (*stat)[paren + 2] != 'X')
+      running = true;
+  }
+  ::closedir(d);
+  return running;
+}
+
 }  // namespace hs

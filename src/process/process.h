@@ -69,6 +69,11 @@ class Process {
   // process is alive.)
   bool alive() const;
 
+  // True if any thread of `pid` still runs (is not a zombie or dead).
+  // Threads a tracer still holds stay zombies until it lets go, so the
+  // thread count alone does not tell whether a process has died.
+  static bool any_thread_running(pid_t pid);
+
  private:
   explicit Process(pid_t pid, int mem_fd) : pid_(pid), mem_fd_(mem_fd) {}
   std::vector<std::string> mm_file_candidates(std::string_view name) const;

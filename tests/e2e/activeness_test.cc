@@ -20,22 +20,6 @@ using nlohmann::json;
 
 namespace {
 
-std::string P(const Target& t) { return std::to_string(t.pid()); }
-
-void ok(const std::vector<std::string>& args) {
-  HsRun r = hotsplice(args);
-  ASSERT_EQ(r.code, 0) << "hotsplice " << testing::PrintToString(args) << "\nstderr: " << r.err;
-}
-
-std::string state_of(const Target& t, const std::string& name) {
-  HsRun r = hotsplice({"list", P(t), "--json"});
-  EXPECT_EQ(r.code, 0) << r.err;
-  json l = json::parse(r.out);
-  for (const auto& p : l["payloads"])
-    if (p["name"] == name) return p["state"].get<std::string>();
-  return "absent";
-}
-
 // Where the worker sits, as the target reports it.
 struct Parked {
   std::string tid, pc, ret;

@@ -16,28 +16,6 @@ using nlohmann::json;
 
 namespace {
 
-std::string P(const Target& t) { return std::to_string(t.pid()); }
-
-// Number of fault points an operation passes (counted with HOTSPLICE_FAULT_LIST).
-int count_points(const HsRun& r) {
-  int n = 0;
-  for (size_t at = 0; (at = r.err.find("hotsplice: fault point ", at)) != std::string::npos; at++) n++;
-  return n;
-}
-
-json list_json(const Target& t, std::string* notes = nullptr) {
-  HsRun r = hotsplice({"list", P(t), "--json"});
-  EXPECT_EQ(r.code, 0) << r.err;
-  if (notes) *notes = r.err;
-  return json::parse(r.out.empty() ? "{}" : r.out);
-}
-
-std::string state_of(const json& l, const std::string& name) {
-  for (const auto& p : l["payloads"])
-    if (p["name"] == name) return p["state"];
-  return "absent";
-}
-
 // hello() and world() as the target reports them.
 std::pair<int, int> values(Target& t) {
   int h = -1, w = -1, c = 0;

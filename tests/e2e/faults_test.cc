@@ -33,25 +33,6 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-std::string P(const Target& t) { return std::to_string(t.pid()); }
-
-void ok(const std::vector<std::string>& args) {
-  HsRun r = hotsplice(args);
-  ASSERT_EQ(r.code, 0) << "hotsplice " << testing::PrintToString(args) << "\nstderr: " << r.err;
-}
-
-int count_points(const HsRun& r) {
-  int n = 0;
-  for (size_t at = 0; (at = r.err.find("hotsplice: fault point ", at)) != std::string::npos; at++) n++;
-  return n;
-}
-
-json list_json(const Target& t) {
-  HsRun r = hotsplice({"list", P(t), "--json"});
-  EXPECT_EQ(r.code, 0) << r.err;
-  return json::parse(r.out.empty() ? "{}" : r.out);
-}
-
 // A field of /proc/PID/status ("TracerPid"), or "" if absent.
 std::string status_field(pid_t pid, const std::string& key) {
   std::ifstream f("/proc/" + std::to_string(pid) + "/status");
@@ -62,16 +43,6 @@ std::string status_field(pid_t pid, const std::string& key) {
       return v == std::string::npos ? "" : line.substr(v);
     }
   return "";
-}
-
-// Polls `cond` (every millisecond) until it holds or `limit` passes.
-bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds limit = std::chrono::seconds(20)) {
-  auto end = Clock::now() + limit;
-  while (Clock::now() < end) {
-    if (cond()) return true;
-    usleep(1000);
-  }
-  return cond();
 }
 
 long long ms_since(Clock::time_point t0) {

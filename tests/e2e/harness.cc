@@ -172,4 +172,44 @@ std::string Target::maps() const {
   return ss.str();
 }
 
+void ok(const std::vector<std::string>& args) {
+  HsRun r = hotsplice(args);
+  ASSERT_EQ(r.code, 0) << "hotsplice " << testing::PrintToString(args) << "\nstderr: " << r.err;
+}
+
+nlohmann::json list_json(const Target& t, std::string* err) {
+  HsRun r = hotsplice({"list", P(t), "--json"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  if (err) *err = r.err;
+  return nlohmann::json::parse(r.out.empty() ? "{}" : r.out);
+}
+
+const nlohmann::json* find_payload(const nlohmann::json& list, const std::string& name) {
+  for (const auto& p : list["payloads"])
+    if (p["name"] == name) return &p;
+  return nullptr;
+}
+
+std::string state_of(const nlohmann::json& list, const std::string& name) {
+  const nlohmann::json* p = find_payload(list, name);
+  return p ? (*p)["state"].get<std::string>() : "absent";
+}
+
+std::string state_of(const Target& t, const std::string& name) { return state_of(list_json(t), name); }
+
+int count_points(const HsRun& r) {
+  int n = 0;
+  for (size_t at = 0; (at = r.err.find("hotsplice: fault point ", at)) != std::string::npos; at++) n++;
+  return n;
+}
+
+bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds limit) {
+  auto end = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < end) {
+    if (cond()) return true;
+    usleep(1000);
+  }
+  return cond();
+}
+
 }  // namespace hs::e2e

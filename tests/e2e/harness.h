@@ -5,9 +5,13 @@
 
 #include <sys/types.h>
 
+#include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 namespace hs::e2e {
 
@@ -50,5 +54,26 @@ class Target {
   int in_ = -1, out_ = -1;
   std::string buf_;
 };
+
+// ---- shorthands the tests share ----
+
+inline std::string P(const Target& t) { return std::to_string(t.pid()); }
+
+// Runs a hotsplice command that must succeed (a fatal test failure if not).
+void ok(const std::vector<std::string>& args);
+
+// `hotsplice list PID --json`, parsed; what it printed to stderr (repair
+// notes) goes to *err.
+nlohmann::json list_json(const Target& t, std::string* err = nullptr);
+const nlohmann::json* find_payload(const nlohmann::json& list, const std::string& name);
+// "CHECKED", "APPLIED" or "absent".
+std::string state_of(const nlohmann::json& list, const std::string& name);
+std::string state_of(const Target& t, const std::string& name);
+
+// How many fault points an operation run with HOTSPLICE_FAULT_LIST=1 passed.
+int count_points(const HsRun& r);
+
+// Polls `cond` every millisecond until it holds or `limit` passes.
+bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds limit = std::chrono::seconds(20));
 
 }  // namespace hs::e2e

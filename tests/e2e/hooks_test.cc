@@ -18,31 +18,6 @@ using nlohmann::json;
 
 namespace {
 
-std::string P(const Target& t) { return std::to_string(t.pid()); }
-
-void ok(const std::vector<std::string>& args) {
-  HsRun r = hotsplice(args);
-  ASSERT_EQ(r.code, 0) << "hotsplice " << testing::PrintToString(args) << "\nstderr: " << r.err;
-}
-
-json list_json(const Target& t, std::string* err = nullptr) {
-  HsRun r = hotsplice({"list", P(t), "--json"});
-  EXPECT_EQ(r.code, 0) << r.err;
-  if (err) *err = r.err;
-  return json::parse(r.out.empty() ? "{}" : r.out);
-}
-
-const json* find_payload(const json& l, const std::string& name) {
-  for (const auto& p : l["payloads"])
-    if (p["name"] == name) return &p;
-  return nullptr;
-}
-
-std::string state_of(const json& l, const std::string& name) {
-  const json* p = find_payload(l, name);
-  return p ? (*p)["state"].get<std::string>() : "absent";
-}
-
 // global_counter as calc reports it.
 int global(Target& t) {
   int g = -1000000, s = 0;

@@ -11,32 +11,6 @@ using nlohmann::json;
 
 namespace {
 
-std::string P(const Target& t) { return std::to_string(t.pid()); }
-
-// Runs a hotsplice command that must succeed.
-void ok(const std::vector<std::string>& args) {
-  HsRun r = hotsplice(args);
-  ASSERT_EQ(r.code, 0) << "hotsplice " << testing::PrintToString(args) << "\nstderr: " << r.err;
-}
-
-json list_json(const Target& t) {
-  HsRun r = hotsplice({"list", P(t), "--json"});
-  EXPECT_EQ(r.code, 0) << r.err;
-  return json::parse(r.out);
-}
-
-const json* find_payload(const json& l, const std::string& name) {
-  for (const auto& p : l["payloads"])
-    if (p["name"] == name) return &p;
-  return nullptr;
-}
-
-std::string state_of(const Target& t, const std::string& name) {
-  json l = list_json(t);
-  const json* p = find_payload(l, name);
-  return p ? (*p)["state"].get<std::string>() : "absent";
-}
-
 }  // namespace
 
 TEST(Lifecycle, HelloWorldChangesLiveAndReverts) {
