@@ -13,8 +13,12 @@
 //       any), then runs loop_old; `direct` runs loop_new; `unpatched` runs
 //       loop_old unpatched. Run with --toggle-collect=loop_old or loop_new.
 //   hs_callcost time FN N ROUNDS
-//       ns/call of unpatched old, direct new and self-patched old, best of
-//       ROUNDS interleaved rounds: "unpatched=<ns> direct=<ns> patched=<ns>".
+//       ns/call of unpatched old, direct new, self-patched old (jump to
+//       new_FN) and self-patched old jumping to a copy of new_FN ~1 GiB away
+//       (where a payload would be); each alternated with rounds of direct
+//       calls, best of ROUNDS: "unpatched=<ns> direct_a=<ns> patched=<ns>
+//       direct_b=<ns> far=<ns> direct_c=<ns>" (direct_X: the direct rounds
+//       run alongside the variant before it).
 //   hs_callcost serve
 //       Line protocol for the real engine: "ready <pid>", then
 //       "run old|new tiny|small N" -> "ns=<ns per call> acc=<sum>",
@@ -108,11 +112,12 @@ double now_ns() {
 
 // Writes what the engine writes at a patched function: the jump produced by
 // the same arch code, at the same offset (after endbr64).
-bool self_patch(const Pair& p) {
+bool self_patch(const Pair& p, void* target = nullptr) {
   auto site = reinterpret_cast<uintptr_t>(p.old_fn);
   const auto* head = reinterpret_cast<const hs::u8*>(site);
   size_t off = hs::x86_64::patch_offset(hs::ByteView(head, 4));
-  auto jmp = hs::x86_64::make_jump(hs::RemoteAddr(site + off), hs::RemoteAddr(reinterpret_cast<uintptr_t>(p.new_fn)));
+  auto to = reinterpret_cast<uintptr_t>(target ? target : p.new_fn);
+  auto jmp = hs::x86_64::make_jump(hs::RemoteAddr(site + off), hs::RemoteAddr(to));
   if (!jmp) return false;
   long page = sysconf(_SC_PAGESIZE);
   uintptr_t lo = (site + off) & ~static_cast<uintptr_t>(page - 1);
@@ -120,6 +125,23 @@ bool self_patch(const Pair& p) {
   if (mprotect(reinterpret_cast<void*>(lo), hi - lo, PROT_READ | PROT_WRITE | PROT_EXEC) != 0) return false;
   std::memcpy(reinterpret_cast<void*>(site + off), jmp->data(), jmp->size());
   return mprotect(reinterpret_cast<void*>(lo), hi - lo, PROT_READ | PROT_EXEC) == 0;
+}
+
+// A copy of new_FN's code (both are position-independent: no memory
+// operands) in an anonymous mapping about 1 GiB below the executable, the
+// kind of distance a payload mapping has from the code it patches.
+void* far_copy(const Pair& p) {
+  const size_t len = 4096;
+  auto here = reinterpret_cast<uintptr_t>(p.new_fn);
+  for (uintptr_t d = 1ull << 30; d >= (1ull << 24); d >>= 1) {
+    void* want = reinterpret_cast<void*>((here - d) & ~static_cast<uintptr_t>(len - 1));
+    void* m = mmap(want, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    if (m == MAP_FAILED) continue;
+    std::memcpy(m, p.new_fn, 256);
+    if (mprotect(m, len, PROT_READ | PROT_EXEC) != 0) return nullptr;
+    return m;
+  }
+  return nullptr;
 }
 
 double time_loop(Loop loop, long n, long& acc) {
@@ -190,20 +212,34 @@ int main(int argc, char** argv) {
     long n = std::atol(argv[3]);
     int rounds = std::atoi(argv[4]);
     long acc = 0;
-    double best_unpatched = 1e9, best_direct = 1e9, best_patched = 1e9;
+    // Three phases, each alternating its variant with the direct call, so
+    // each variant is compared with direct rounds run at the same time
+    // (the machine's load changes over seconds).
+    double best_unpatched = 1e9, best_adjacent = 1e9, best_far = 1e9;
+    double direct_a = 1e9, direct_b = 1e9, direct_c = 1e9;
     for (int r = 0; r < rounds; r++) {
       best_unpatched = std::min(best_unpatched, time_loop(p.loop_old, n, acc));
-      best_direct = std::min(best_direct, time_loop(p.loop_new, n, acc));
+      direct_a = std::min(direct_a, time_loop(p.loop_new, n, acc));
     }
     if (!self_patch(p)) {
       std::fprintf(stderr, "hs_callcost: self-patching failed\n");
       return 1;
     }
     for (int r = 0; r < rounds; r++) {
-      best_patched = std::min(best_patched, time_loop(p.loop_old, n, acc));
-      best_direct = std::min(best_direct, time_loop(p.loop_new, n, acc));
+      best_adjacent = std::min(best_adjacent, time_loop(p.loop_old, n, acc));
+      direct_b = std::min(direct_b, time_loop(p.loop_new, n, acc));
     }
-    std::printf("unpatched=%.4f direct=%.4f patched=%.4f acc=%ld\n", best_unpatched, best_direct, best_patched, acc);
+    void* far = far_copy(p);
+    if (!far || !self_patch(p, far)) {
+      std::fprintf(stderr, "hs_callcost: self-patching to a far copy failed\n");
+      return 1;
+    }
+    for (int r = 0; r < rounds; r++) {
+      best_far = std::min(best_far, time_loop(p.loop_old, n, acc));
+      direct_c = std::min(direct_c, time_loop(p.loop_new, n, acc));
+    }
+    std::printf("unpatched=%.4f direct_a=%.4f patched=%.4f direct_b=%.4f far=%.4f direct_c=%.4f acc=%ld\n",
+                best_unpatched, direct_a, best_adjacent, direct_b, best_far, direct_c, acc);
     return 0;
   }
   return usage();

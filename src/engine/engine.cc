@@ -367,7 +367,10 @@ Status Session::execute(JournalOp op, std::string_view name, const Plan& plan) {
 // caller wrote is cleared again (nothing has changed).
 Status Session::stop_when_safe(JournalOp op, std::string_view name, std::span<const GuardedRange> guards,
                                PhaseTimer& timer) {
-  ActivenessChecker checker(*proc_);
+  // Kept by the session, so that tearing libdw down happens after the
+  // threads are running again, not inside the stop window.
+  checker_ = std::make_unique<ActivenessChecker>(*proc_);
+  ActivenessChecker& checker = *checker_;
   for (const auto& p : state_.payloads) checker.add_payload(p);
   if (!opts_.force) HS_CHECK(checker.prepare());
   timer.mark("prepare");

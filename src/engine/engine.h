@@ -98,6 +98,7 @@ class Session {
   std::optional<std::vector<MappedObject>> objects_;
   EngineOptions opts_;
   std::vector<std::string> notes_;
+  std::unique_ptr<ActivenessChecker> checker_;  // of the operation under way
 };
 
 // The committed state of a process, read without taking the lock

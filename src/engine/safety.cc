@@ -3,6 +3,8 @@
 #include <dwarf.h>
 #include <elf.h>
 #include <elfutils/libdwfl.h>
+
+#include <unordered_map>
 #include <libelf.h>
 #include <sys/syscall.h>
 
@@ -105,8 +107,41 @@ std::array<std::optional<u64>, kDwarfRegs> dwarf_regs(const user_regs_struct& r)
 }
 
 // What libdw's thread callbacks see (their dwfl_arg).
+// Target memory as the unwinder reads it: whole pages, each read once per
+// check. An unwind reads a few words per frame, mostly on one or two stack
+// pages; one pread per page instead of one per word is most of what makes
+// the check fast. Valid while the threads stay stopped: cleared by check().
+class PageCache {
+ public:
+  explicit PageCache(const Process& proc) : proc_(proc) {}
+  void clear() { pages_.clear(); }
+  std::optional<u64> u64_at(u64 addr) {
+    u8 buf[8];
+    for (int i = 0; i < 8; i++) {
+      const Bytes* page = get(addr + i);
+      if (!page) return std::nullopt;
+      buf[i] = (*page)[(addr + i) & (kPage - 1)];
+    }
+    return load_le<u64>(buf);
+  }
+
+ private:
+  static constexpr u64 kPage = 4096;
+  const Bytes* get(u64 addr) {
+    u64 base = addr & ~(kPage - 1);
+    auto it = pages_.find(base);
+    if (it == pages_.end()) {
+      auto bytes = proc_.read(RemoteAddr(base), kPage);
+      it = pages_.emplace(base, bytes ? std::optional<Bytes>(std::move(*bytes)) : std::nullopt).first;
+    }
+    return it->second ? &*it->second : nullptr;
+  }
+  const Process& proc_;
+  std::unordered_map<u64, std::optional<Bytes>> pages_;  // nullopt: unreadable
+};
+
 struct ThreadSource {
-  const Process* proc = nullptr;
+  PageCache* mem = nullptr;
   std::vector<ThreadStart> starts;  // the threads of the check under way
 };
 
@@ -118,6 +153,7 @@ struct ActivenessChecker::Dw {
   char* debuginfo_path = nullptr;
   Dwfl* dwfl = nullptr;
   ThreadSource threads;
+  std::unique_ptr<PageCache> mem;
   ~Dw() {
     if (dwfl) dwfl_end(dwfl);
   }
@@ -173,7 +209,7 @@ bool get_thread(Dwfl*, pid_t tid, void* arg, void** thread_argp) {
 }
 
 bool memory_read(Dwfl*, Dwarf_Addr addr, Dwarf_Word* result, void* arg) {
-  auto v = static_cast<ThreadSource*>(arg)->proc->read_value<u64>(RemoteAddr(addr));
+  auto v = static_cast<ThreadSource*>(arg)->mem->u64_at(addr);
   if (!v) return false;
   *result = *v;
   return true;
@@ -222,7 +258,8 @@ Status ActivenessChecker::prepare() {
 
   elf_version(EV_CURRENT);
   auto dw = std::make_unique<Dw>();
-  dw->threads.proc = &proc_;
+  dw->mem = std::make_unique<PageCache>(proc_);
+  dw->threads.mem = dw->mem.get();
   dw->callbacks.find_elf = find_elf;
   dw->callbacks.find_debuginfo = dwfl_standard_find_debuginfo;
   dw->callbacks.debuginfo_path = &dw->debuginfo_path;
@@ -265,14 +302,10 @@ using RegGetter = std::function<std::optional<u64>(unsigned)>;
 // target memory.
 class CfiEval {
  public:
-  CfiEval(RegGetter reg, const Process& proc) : reg_(std::move(reg)), proc_(proc) {}
+  CfiEval(RegGetter reg, PageCache& mem) : reg_(std::move(reg)), mem_(mem) {}
 
   std::optional<u64> reg(unsigned regno) const { return reg_(regno); }
-  std::optional<u64> mem(u64 addr) const {
-    auto v = proc_.read_value<u64>(RemoteAddr(addr));
-    if (!v) return std::nullopt;
-    return *v;
-  }
+  std::optional<u64> mem(u64 addr) const { return mem_.u64_at(addr); }
 
   // The expression's value; *is_value is set when it ends in
   // DW_OP_stack_value (otherwise the value is an address holding the result).
@@ -399,7 +432,7 @@ class CfiEval {
 
  private:
   RegGetter reg_;
-  const Process& proc_;
+  PageCache& mem_;
 };
 
 RegGetter frame_regs(Dwfl_Frame* frame) {
@@ -494,7 +527,8 @@ bool is_new_thread(const user_regs_struct& r) {
 // instruction, which the FDE's last row describes: checked byte for byte
 // (`mov $NR, %eax; syscall`, NR the system call orig_rax says was made). The
 // unwind then starts from the caller that row gives.
-std::optional<ThreadStart> clone_parent_start(const TracedThread& t, Dwfl* dwfl, const Process& proc) {
+std::optional<ThreadStart> clone_parent_start(const TracedThread& t, Dwfl* dwfl, const Process& proc,
+                                              PageCache& mem) {
   const user_regs_struct& r = t.regs;
   if (r.rax == 0 || (r.orig_rax != SYS_clone && r.orig_rax != SYS_clone3) || r.rip < 7) return std::nullopt;
   Dwfl_Module* mod = dwfl_addrmodule(dwfl, r.rip);
@@ -509,7 +543,7 @@ std::optional<ThreadStart> clone_parent_start(const TracedThread& t, Dwfl* dwfl,
   if (!fr) return std::nullopt;
   if (dwarf_frame_info(fr.get(), &start, &end, nullptr) < 0 || end + bias < r.rip - 2) return std::nullopt;
   auto regs = dwarf_regs(r);
-  CfiEval ev([&regs](unsigned n) { return n < regs.size() ? regs[n] : std::nullopt; }, proc);
+  CfiEval ev([&regs](unsigned n) { return n < regs.size() ? regs[n] : std::nullopt; }, mem);
   std::optional<u64> cfa = ev.cfa(fr.get());
   if (!cfa) return std::nullopt;
   ThreadStart s;
@@ -528,7 +562,7 @@ std::optional<ThreadStart> clone_parent_start(const TracedThread& t, Dwfl* dwfl,
 
 struct WalkState {
   Dwfl* dwfl;
-  const Process* proc;
+  PageCache* mem;
   std::span<const GuardedRange> ranges;
   const std::vector<std::unique_ptr<PayloadCode>>* payloads;
   const ThreadStart* start;
@@ -589,7 +623,7 @@ int on_frame(Dwfl_Frame* frame, void* arg) {
     return unreliable(w, RemoteAddr(pc), is_pc, code_place(*w->payloads, w->dwfl, probe),
                       fmt::format("no unwind information for frame #{} ({})", w->depth,
                                   w->frame_text(pc, probe, is_pc)));
-  w->expect = expected_caller(CfiEval(frame_regs(frame), *w->proc), fr.get());
+  w->expect = expected_caller(CfiEval(frame_regs(frame), *w->mem), fr.get());
   if (!w->expect)
     return unreliable(w, RemoteAddr(pc), is_pc, code_place(*w->payloads, w->dwfl, probe),
                       fmt::format("cannot find the caller of frame #{} ({}) through its unwind information", w->depth,
@@ -614,10 +648,11 @@ Result<std::optional<UnsafeThread>> ActivenessChecker::check(ThreadGroup& group,
         return UnsafeThread{t.tid, pc, true, payload_place(payloads_, pc).value_or(g.what), 0, ""};
   }
   HS_CHECK(prepare());
+  dw_->mem->clear();  // memory may have changed since the last stop
   dw_->threads.starts.clear();
   for (const auto& t : group.threads()) {
     if (!t.stopped || is_new_thread(t.regs)) continue;
-    if (auto s = clone_parent_start(t, dw_->dwfl, proc_)) {
+    if (auto s = clone_parent_start(t, dw_->dwfl, proc_, *dw_->mem)) {
       dw_->threads.starts.push_back(std::move(*s));
       continue;
     }
@@ -627,7 +662,7 @@ Result<std::optional<UnsafeThread>> ActivenessChecker::check(ThreadGroup& group,
     dw_->threads.starts.push_back(std::move(s));
   }
   for (const auto& s : dw_->threads.starts) {
-    WalkState w{dw_->dwfl, &proc_, ranges, &payloads_, &s, std::nullopt};
+    WalkState w{dw_->dwfl, dw_->mem.get(), ranges, &payloads_, &s, std::nullopt};
     if (s.from_caller) {
       w.depth = 1;
       w.prev_pc = w.prev_probe = s.frame0_pc;
