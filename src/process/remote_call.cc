@@ -185,6 +185,8 @@ Result<u64> RemoteCall::call_raw(RemoteAddr fn, std::span<const u64> args) {
   TracedThread* t = group_->find(tid_);
   if (!t || !t->stopped) return fail(ErrorKind::TargetGone, "{}", group_->gone_message());
 
+  known_tids_.clear();
+  for (const auto& k : group_->threads()) known_tids_.push_back(k.tid);
   user_regs_struct r = saved_;
   const u64 sp = ((saved_.rsp - kRedZone) & ~u64{15}) - 8;
   r.rsp = sp;
@@ -211,6 +213,9 @@ Result<u64> RemoteCall::call_raw(RemoteAddr fn, std::span<const u64> args) {
     if (TracedThread* s = group_->find(tid_); s && s->stopped) (void)restore();
     return std::unexpected(std::move(outcome.error()));
   }
+  // Every thread the callee created is held, if asked: one that was let run
+  // while the call went on (its own events serviced) is stopped again here.
+  HS_CHECK(adopt_new_threads());
   HS_CHECK(restore());
   switch (outcome->what) {
     case Outcome::Returned: return outcome->rax;
@@ -271,9 +276,8 @@ Result<RemoteCall::Outcome> RemoteCall::run_until_return(u64 ret_sp) {
       const int sig = WSTOPSIG(status);
       const int event = status >> 16;
       if (event == PTRACE_EVENT_CLONE) {
-        const size_t before = group_->threads().size();
         HS_CHECK(group_->adopt_clone(tid_, ThreadGroup::Mode::Run));  // the callee goes on
-        HS_CHECK(adopt_new_threads(before));
+        HS_CHECK(adopt_new_threads());
         continue;
       }
       if (event != 0) {
@@ -348,10 +352,12 @@ Status RemoteCall::service_others() {
 }
 
 // Threads the callee created: kept stopped if the caller asked for that.
-Status RemoteCall::adopt_new_threads(size_t first_new) {
+// (Known by tid, not by position: exited threads are dropped from the list.)
+Status RemoteCall::adopt_new_threads() {
   if (!keep_new_stopped_) return {};
-  for (size_t i = first_new; i < group_->threads().size(); ++i) {
+  for (size_t i = 0; i < group_->threads().size(); ++i) {
     const pid_t tid = group_->threads()[i].tid;
+    if (std::find(known_tids_.begin(), known_tids_.end(), tid) != known_tids_.end()) continue;
     TracedThread* n = group_->find(tid);
     if (!n || n->stopped) continue;
     pt(PTRACE_INTERRUPT, tid);

@@ -105,7 +105,8 @@ class RemoteCall {
   struct Outcome;
   Result<Outcome> run_until_return(u64 ret_sp);
   Status service_others();
-  Status adopt_new_threads(size_t first_new);
+  Status adopt_new_threads();
+  std::vector<pid_t> known_tids_;  // threads before the call under way
   Status restore();
   void record_signal(TracedThread& t, int sig);
 
