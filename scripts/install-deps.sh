@@ -6,4 +6,4 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
   build-essential gcc g++ binutils cmake ninja-build pkg-config \
   libfmt-dev libelf-dev libdw-dev libcli11-dev nlohmann-json3-dev \
-  libgtest-dev googletest libbenchmark-dev >/dev/null
+  libgtest-dev googletest >/dev/null
