@@ -19,6 +19,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "serve.h"
+
 int global_counter;
 static int static_counter = 5;
 
@@ -38,29 +40,19 @@ __attribute__((noipa)) int bump(void) {
   return global_counter;
 }
 
-int main(void) {
-  char line[256];
+static int handle(const char *line) {
   char buf[128];
-  setvbuf(stdout, NULL, _IOLBF, 0);
-  printf("ready %d\n", (int)getpid());
-  fflush(stdout);
-  while (fgets(line, sizeof line, stdin)) {
-    line[strcspn(line, "\r\n")] = 0;
-    if (strncmp(line, "render ", 7) == 0) {
-      render(buf, sizeof buf, atoi(line + 7));
-      printf("render=%s\n", buf);
-    } else if (strcmp(line, "bump") == 0) {
-      printf("bump=%d\n", bump());
-    } else if (strcmp(line, "get") == 0) {
-      printf("global=%d static=%d\n", global_counter, static_counter);
-    } else if (strcmp(line, "ping") == 0) {
-      printf("pong\n");
-    } else if (strcmp(line, "quit") == 0) {
-      break;
-    } else {
-      printf("error unknown command %s\n", line);
-    }
-    fflush(stdout);
+  if (strncmp(line, "render ", 7) == 0) {
+    render(buf, sizeof buf, atoi(line + 7));
+    printf("render=%s\n", buf);
+  } else if (strcmp(line, "bump") == 0) {
+    printf("bump=%d\n", bump());
+  } else if (strcmp(line, "get") == 0) {
+    printf("global=%d static=%d\n", global_counter, static_counter);
+  } else {
+    return 0;
   }
-  return 0;
+  return 1;
 }
+
+int main(void) { return serve(handle); }

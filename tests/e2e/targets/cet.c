@@ -12,6 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "serve.h"
+
 volatile int cet_sink;
 
 __attribute__((noipa)) int cet_value(void) {
@@ -19,23 +21,10 @@ __attribute__((noipa)) int cet_value(void) {
   return 1;
 }
 
-int main(void) {
-  char line[256];
-  setvbuf(stdout, NULL, _IOLBF, 0);
-  printf("ready %d\n", (int)getpid());
-  fflush(stdout);
-  while (fgets(line, sizeof line, stdin)) {
-    line[strcspn(line, "\r\n")] = 0;
-    if (strcmp(line, "call") == 0) {
-      printf("value=%d\n", cet_value());
-    } else if (strcmp(line, "ping") == 0) {
-      printf("pong\n");
-    } else if (strcmp(line, "quit") == 0) {
-      break;
-    } else {
-      printf("error unknown command %s\n", line);
-    }
-    fflush(stdout);
-  }
-  return 0;
+static int handle(const char *line) {
+  if (strcmp(line, "call") != 0) return 0;
+  printf("value=%d\n", cet_value());
+  return 1;
 }
+
+int main(void) { return serve(handle); }

@@ -12,25 +12,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "serve.h"
+
 const char *greet(void);
 
-int main(void) {
-  char line[256];
-  setvbuf(stdout, NULL, _IOLBF, 0);
-  printf("ready %d\n", (int)getpid());
-  fflush(stdout);
-  while (fgets(line, sizeof line, stdin)) {
-    line[strcspn(line, "\r\n")] = 0;
-    if (strcmp(line, "greet") == 0) {
-      printf("greet=%s\n", greet());
-    } else if (strcmp(line, "ping") == 0) {
-      printf("pong\n");
-    } else if (strcmp(line, "quit") == 0) {
-      break;
-    } else {
-      printf("error unknown command %s\n", line);
-    }
-    fflush(stdout);
-  }
-  return 0;
+static int handle(const char *line) {
+  if (strcmp(line, "greet") != 0) return 0;
+  printf("greet=%s\n", greet());
+  return 1;
 }
+
+int main(void) { return serve(handle); }

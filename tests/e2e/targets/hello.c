@@ -15,6 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "serve.h"
+
 /* Every patchable function is noipa (no inlining, cloning or IPA constant
  * propagation into callers) and touches a volatile so it has a real body well
  * over 5 bytes. */
@@ -56,29 +58,19 @@ __asm__(
     "  ret\n"
     "  .size side_effect, .-side_effect\n");
 
-int main(void) {
-  char line[256];
-  int count = 0;
-  setvbuf(stdout, NULL, _IOLBF, 0);
-  printf("ready %d\n", (int)getpid());
-  fflush(stdout);
-  while (fgets(line, sizeof line, stdin)) {
-    line[strcspn(line, "\r\n")] = 0;
-    if (strcmp(line, "call") == 0) {
-      int v = hello();
-      printf("hello=%d count=%d\n", v, ++count);
-    } else if (strcmp(line, "world") == 0) {
-      printf("world=%d\n", world());
-    } else if (strcmp(line, "side") == 0) {
-      printf("side=%d\n", side_effect());
-    } else if (strcmp(line, "ping") == 0) {
-      printf("pong\n");
-    } else if (strcmp(line, "quit") == 0) {
-      break;
-    } else {
-      printf("error unknown command %s\n", line);
-    }
-    fflush(stdout);
+static int handle(const char *line) {
+  static int count;  /* "call" commands, kept here so a patched hello() cannot change it */
+  if (strcmp(line, "call") == 0) {
+    int v = hello();
+    printf("hello=%d count=%d\n", v, ++count);
+  } else if (strcmp(line, "world") == 0) {
+    printf("world=%d\n", world());
+  } else if (strcmp(line, "side") == 0) {
+    printf("side=%d\n", side_effect());
+  } else {
+    return 0;
   }
-  return 0;
+  return 1;
 }
+
+int main(void) { return serve(handle); }

@@ -15,28 +15,19 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../serve.h"
+
 int call_a(void);
 int call_b(void);
 
-int main(void) {
-  char line[256];
-  setvbuf(stdout, NULL, _IOLBF, 0);
-  printf("ready %d\n", (int)getpid());
-  fflush(stdout);
-  while (fgets(line, sizeof line, stdin)) {
-    line[strcspn(line, "\r\n")] = 0;
-    if (strcmp(line, "a") == 0) {
-      printf("a=%d\n", call_a());
-    } else if (strcmp(line, "b") == 0) {
-      printf("b=%d\n", call_b());
-    } else if (strcmp(line, "ping") == 0) {
-      printf("pong\n");
-    } else if (strcmp(line, "quit") == 0) {
-      break;
-    } else {
-      printf("error unknown command %s\n", line);
-    }
-    fflush(stdout);
-  }
-  return 0;
+static int handle(const char *line) {
+  if (strcmp(line, "a") == 0)
+    printf("a=%d\n", call_a());
+  else if (strcmp(line, "b") == 0)
+    printf("b=%d\n", call_b());
+  else
+    return 0;
+  return 1;
 }
+
+int main(void) { return serve(handle); }
