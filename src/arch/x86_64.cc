@@ -65,6 +65,9 @@
 
 #include "arch/x86_64.h"
 
+#include <cstddef>
+#include <initializer_list>
+#include <utility>
 #include <array>
 #include <limits>
 
@@ -416,4 +419,37 @@ Status apply_relocation(std::span<u8> section, const RelocInput& r) {
               describe_relocation(r.type, r.offset, r.symbol));
 }
 
+
+Bytes make_recovery_tail(RemoteAddr at, RemoteAddr ctx) {
+  Bytes out;
+  // Appends an instruction whose last 4 bytes are a rip-relative disp32 to
+  // the context field at `field_off`.
+  auto riprel = [&](std::initializer_list<u8> head, size_t field_off) {
+    out.insert(out.end(), head.begin(), head.end());
+    const u64 next = at.value() + out.size() + 4;
+    const i64 disp = static_cast<i64>(ctx.value() + field_off - next);
+    const u32 d = static_cast<u32>(static_cast<i32>(disp));
+    for (int b = 0; b < 4; b++) out.push_back(static_cast<u8>(d >> (8 * b)));
+  };
+  // mov field(%rip), %reg: REX.W(+R) 8b modrm(00 reg 101) disp32.
+  auto load = [&](unsigned reg, size_t field_off) {
+    riprel({static_cast<u8>(reg >= 8 ? 0x4c : 0x48), 0x8b, static_cast<u8>(0x05 | ((reg & 7) << 3))}, field_off);
+  };
+  using C = RecoveryContext;
+  load(4, offsetof(C, rsp));                                        // mov rsp(%rip), %rsp
+  out.insert(out.end(), {0x48, 0x8d, 0xa4, 0x24, 0x00, 0xfe, 0xff, 0xff});  // lea -512(%rsp), %rsp
+  riprel({0xff, 0x35}, offsetof(C, rflags));                         // pushq rflags(%rip)
+  out.push_back(0x9d);                                               // popfq
+  // From here on nothing may change the flags.
+  const std::pair<unsigned, size_t> regs[] = {
+      {0, offsetof(C, rax)}, {3, offsetof(C, rbx)}, {1, offsetof(C, rcx)},  {2, offsetof(C, rdx)},
+      {6, offsetof(C, rsi)}, {7, offsetof(C, rdi)}, {5, offsetof(C, rbp)},  {8, offsetof(C, r8)},
+      {9, offsetof(C, r9)},  {10, offsetof(C, r10)}, {11, offsetof(C, r11)}, {12, offsetof(C, r12)},
+      {13, offsetof(C, r13)}, {14, offsetof(C, r14)}, {15, offsetof(C, r15)},
+  };
+  for (auto [reg, off] : regs) load(reg, off);                       // mov field(%rip), %reg
+  load(4, offsetof(C, rsp));                                         // mov rsp(%rip), %rsp
+  riprel({0xff, 0x25}, offsetof(C, rip));                            // jmp *rip(%rip)
+  return out;
+}
 }  // namespace hs::x86_64

@@ -57,6 +57,26 @@ bool starts_with_endbr64(ByteView code);
 // finding it), else 0.
 size_t patch_offset(ByteView first_bytes);
 
+// ---- recovery trampoline (process layer: RemoteSyscalls) ------------------
+
+// The register state a recovery tail puts back, as hotsplice writes it into
+// the target (little-endian u64s, in this order).
+struct RecoveryContext {
+  u64 rax, rbx, rcx, rdx, rsi, rdi, rbp;
+  u64 r8, r9, r10, r11, r12, r13, r14, r15;
+  u64 rsp, rip, rflags;
+};
+static_assert(sizeof(RecoveryContext) == 18 * 8);
+
+// Code placed at `at` that restores every general register, rflags and rsp
+// from the RecoveryContext at `ctx` (rip-relative, so both must be within
+// ±2 GiB; they are in one page) and jumps to its rip. rflags goes back with
+// pushq/popfq on the thread's own stack 512 bytes below the saved rsp (well
+// below the 128-byte red zone); after the popfq only mov and jmp run, which
+// leave the flags alone. The context is only read: it may live in the same
+// read-only executable page.
+Bytes make_recovery_tail(RemoteAddr at, RemoteAddr ctx);
+
 // An 8-byte veneer at `at` that jumps to the address stored in the 8-byte
 // slot at `slot`: `jmp *disp32(%rip)` (ff 25) followed by two int3.
 // BadPayload error if the slot is out of ±2 GiB of the veneer.

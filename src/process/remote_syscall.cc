@@ -2,8 +2,10 @@
 //
 // How one call goes:
 //
+//   trampoline data area := saved (normalised) registers (one write)
 //   registers := saved (normalised), with
-//     rip = address of a `syscall` instruction (0f 05) already in the target
+//     rip = the trampoline's `syscall` (or, without a trampoline, a
+//           `syscall` instruction (0f 05) already in the target)
 //     rax = number, rdi rsi rdx r10 r8 r9 = arguments, orig_rax = -1
 //   PTRACE_SYSCALL -> syscall-entry-stop
 //   PTRACE_SYSCALL -> syscall-exit-stop; rax is the result
@@ -31,6 +33,12 @@
 #include <sys/syscall.h>
 
 #include <algorithm>
+
+#include "arch/x86_64.h"
+
+#ifndef MFD_EXEC
+#define MFD_EXEC 0x0010U
+#endif
 
 namespace hs {
 
@@ -60,6 +68,8 @@ void normalise(user_regs_struct& r) {
   }
   r.orig_rax = static_cast<unsigned long long>(-1);
 }
+
+bool is_error_result(long r) { return r < 0 && r > -4096; }
 
 bool is_libc(const std::string& path) {
   size_t slash = path.rfind('/');
@@ -106,6 +116,55 @@ Result<RemoteAddr> find_syscall_insn(const Process& proc) {
   return fail(ErrorKind::BadTarget, "no syscall instruction found in the executable mappings of PID {}", proc.pid());
 }
 
+// ---- the recovery trampoline ----------------------------------------------
+
+bool is_trampoline_path(std::string_view path) {
+  if (!path.starts_with("/memfd:")) return false;
+  path.remove_prefix(7);
+  if (path.ends_with(" (deleted)")) path.remove_suffix(10);
+  return path == RemoteSyscalls::kTrampolineName;
+}
+
+// The code of a trampoline mapped at `base`: the `syscall` every remote call
+// runs, then the tail that runs only if hotsplice died meanwhile.
+Bytes trampoline_code(RemoteAddr base) {
+  Bytes code(std::begin(kSyscallInsn), std::end(kSyscallInsn));  // syscall
+  Bytes tail = x86_64::make_recovery_tail(base + sizeof kSyscallInsn, base + RemoteSyscalls::kTrampolineContext);
+  code.insert(code.end(), tail.begin(), tail.end());
+  return code;
+}
+
+x86_64::RecoveryContext to_context(const user_regs_struct& r) {
+  return {.rax = r.rax, .rbx = r.rbx, .rcx = r.rcx, .rdx = r.rdx, .rsi = r.rsi, .rdi = r.rdi, .rbp = r.rbp,
+          .r8 = r.r8, .r9 = r.r9, .r10 = r.r10, .r11 = r.r11, .r12 = r.r12, .r13 = r.r13, .r14 = r.r14,
+          .r15 = r.r15, .rsp = r.rsp, .rip = r.rip, .rflags = r.eflags};
+}
+
+void from_context(user_regs_struct& r, const x86_64::RecoveryContext& c) {
+  r.rax = c.rax, r.rbx = c.rbx, r.rcx = c.rcx, r.rdx = c.rdx, r.rsi = c.rsi, r.rdi = c.rdi, r.rbp = c.rbp;
+  r.r8 = c.r8, r.r9 = c.r9, r.r10 = c.r10, r.r11 = c.r11, r.r12 = c.r12, r.r13 = c.r13, r.r14 = c.r14;
+  r.r15 = c.r15, r.rsp = c.rsp, r.rip = c.rip, r.eflags = c.rflags;
+  r.orig_rax = static_cast<unsigned long long>(-1);
+}
+
+// A trampoline an earlier invocation created: the named mapping whose code
+// is exactly ours (another version's is ignored; a new one is made).
+Result<RemoteAddr> find_trampoline(const Process& proc) {
+  auto maps = HS_TRY(proc.maps());
+  for (const auto& m : maps) {
+    if (!is_trampoline_path(m.path) || m.range.size() != RemoteSyscalls::kTrampolineSize || !(m.prot & PROT_EXEC))
+      continue;
+    Bytes want = trampoline_code(m.range.begin);
+    auto have = proc.read(m.range.begin, want.size());
+    if (!have) {
+      if (have.error().kind() == ErrorKind::TargetGone) return std::unexpected(std::move(have.error()));
+      continue;
+    }
+    if (*have == want) return m.range.begin;
+  }
+  return RemoteAddr();
+}
+
 }  // namespace
 
 void normalise_syscall_restart(user_regs_struct& r) { normalise(r); }
@@ -118,16 +177,69 @@ Result<RemoteSyscalls> RemoteSyscalls::create(ThreadGroup& group, TracedThread& 
 
   RemoteSyscalls rs;
   rs.group_ = &group;
+  rs.proc_ = &proc;
   rs.tid_ = t.tid;
   rs.syscall_insn_ = group.syscall_insn_;
   rs.saved_ = t.regs;
   normalise(rs.saved_);
   rs.done_ = false;
+
+  if (!group.trampoline_tried_) group.trampoline_ = HS_TRY(find_trampoline(proc));
+  // A thread stopped inside the trampoline is one a killed hotsplice left
+  // there, on its way back to its own registers: they are in the data area
+  // (not yet overwritten: every call writes it first).
+  const RemoteAddr tr = group.trampoline_;
+  if (!tr.is_null() && rs.saved_.rip >= tr.value() && rs.saved_.rip < tr.value() + kTrampolineContext) {
+    auto ctx = HS_TRY(proc.read_value<x86_64::RecoveryContext>(tr + static_cast<i64>(kTrampolineContext)));
+    from_context(rs.saved_, ctx);
+  }
+  if (!group.trampoline_tried_) {
+    group.trampoline_tried_ = true;
+    if (tr.is_null()) {
+      Status st = rs.setup_trampoline(proc);
+      if (!st && st.error().kind() == ErrorKind::TargetGone) return std::unexpected(std::move(st.error()));
+      // Any other failure: no trampoline, the libc `syscall` is used.
+    }
+  }
+  rs.trampoline_ = group.trampoline_;
   return rs;
 }
 
+// Creates the trampoline with plain remote calls (the one-time window).
+Status RemoteSyscalls::setup_trampoline(const Process& proc) {
+  // The name goes on the thread's stack well below its red zone, as for
+  // map_named_memfd (engine/remote_memfd.h).
+  const RemoteAddr name_at((saved_.rsp - 1024) & ~u64{15});
+  const std::string name = kTrampolineName;
+  HS_CHECK(proc.write(name_at, ByteView(reinterpret_cast<const u8*>(name.c_str()), name.size() + 1)));
+  long fd = HS_TRY(syscall(SYS_memfd_create, name_at.value(), MFD_CLOEXEC | MFD_EXEC));
+  if (fd == -EINVAL) fd = HS_TRY(syscall(SYS_memfd_create, name_at.value(), MFD_CLOEXEC));
+  if (fd < 0)
+    return fail_errno(ErrorKind::BadTarget, static_cast<int>(-fd), "memfd_create in PID {} failed", group_->pid());
+  long r = HS_TRY(syscall(SYS_ftruncate, fd, kTrampolineSize));
+  long addr = r < 0 ? r : HS_TRY(syscall(SYS_mmap, 0, kTrampolineSize, PROT_READ | PROT_EXEC, MAP_PRIVATE, fd, 0));
+  HS_CHECK(syscall(SYS_close, fd));
+  if (is_error_result(addr))
+    return fail_errno(ErrorKind::BadTarget, static_cast<int>(-addr), "cannot map the trampoline in PID {}",
+                      group_->pid());
+  const RemoteAddr base(static_cast<u64>(addr));
+  Status written = proc.write(base, trampoline_code(base));
+  if (!written) {
+    (void)syscall(SYS_munmap, base.value(), kTrampolineSize);
+    return written;
+  }
+  group_->trampoline_ = base;
+  return {};
+}
+
 RemoteSyscalls::RemoteSyscalls(RemoteSyscalls&& o) noexcept
-    : group_(o.group_), tid_(o.tid_), syscall_insn_(o.syscall_insn_), saved_(o.saved_), done_(o.done_) {
+    : group_(o.group_),
+      proc_(o.proc_),
+      tid_(o.tid_),
+      syscall_insn_(o.syscall_insn_),
+      trampoline_(o.trampoline_),
+      saved_(o.saved_),
+      done_(o.done_) {
   o.done_ = true;
 }
 
@@ -143,6 +255,22 @@ Result<long> RemoteSyscalls::syscall_raw(long nr, const unsigned long (&args)[6]
 
   user_regs_struct r = saved_;
   r.rip = syscall_insn_.value();
+  if (!trampoline_.is_null()) {
+    // The thread's own registers first, for the recovery tail; then the
+    // `syscall` that the tail follows.
+    const x86_64::RecoveryContext ctx = to_context(saved_);
+    Status w = proc_->write(trampoline_ + static_cast<i64>(kTrampolineContext),
+                            ByteView(reinterpret_cast<const u8*>(&ctx), sizeof ctx));
+    if (!w) {
+      // A killed process loses its memory (the write fails) only after
+      // every thread has left its ptrace-stop, before /proc may say it is
+      // dead: a borrowed thread that no longer answers ptrace tells.
+      errno = 0;
+      if (::ptrace(PTRACE_PEEKUSER, tid_, nullptr, nullptr) == -1 && errno == ESRCH) return group_->lost(*t);
+      return std::unexpected(std::move(w.error()));
+    }
+    r.rip = trampoline_.value() + kTrampolineSyscall;
+  }
   r.rax = static_cast<unsigned long long>(nr);
   r.orig_rax = static_cast<unsigned long long>(-1);
   r.rdi = args[0];
@@ -152,6 +280,7 @@ Result<long> RemoteSyscalls::syscall_raw(long nr, const unsigned long (&args)[6]
   r.r8 = args[4];
   r.r9 = args[5];
   HS_CHECK(group_->set_regs(*t, r));
+  if (test_kill_point) test_kill_point(nr, 0);
 
   HS_CHECK(group_->syscall_step(*t));  // entry
   t = group_->find(tid_);
@@ -160,7 +289,8 @@ Result<long> RemoteSyscalls::syscall_raw(long nr, const unsigned long (&args)[6]
   long n = ::ptrace(PTRACE_GET_SYSCALL_INFO, tid_, reinterpret_cast<void*>(sizeof info), &info);
   if (n > 0 && (info.op != PTRACE_SYSCALL_INFO_ENTRY || info.entry.nr != static_cast<u64>(nr)))
     return fail(ErrorKind::Internal, "thread {} of PID {}: expected entry to system call {} at {}, got stop kind {}",
-                tid_, group_->pid(), nr, syscall_insn_, static_cast<int>(info.op));
+                tid_, group_->pid(), nr, RemoteAddr(r.rip), static_cast<int>(info.op));
+  if (test_kill_point) test_kill_point(nr, 1);
 
   HS_CHECK(group_->syscall_step(*t));  // exit
   t = group_->find(tid_);
@@ -174,7 +304,6 @@ Result<long> RemoteSyscalls::syscall_raw(long nr, const unsigned long (&args)[6]
   return result;
 }
 
-static bool is_error_result(long r) { return r < 0 && r > -4096; }
 
 Result<RemoteAddr> RemoteSyscalls::mmap(RemoteAddr hint, u64 len, int prot, int flags, int fd, u64 off) {
   long r = HS_TRY(syscall(SYS_mmap, hint.value(), len, prot, flags, fd, off));

@@ -7,10 +7,25 @@
 // the syscall number, or __NR_restart_syscall for -ERESTART_RESTARTBLOCK), so
 // that when it is put back, the thread's own call restarts exactly as the
 // kernel would have done: no spurious EINTR. No byte of target memory is
-// written and the stack (including the red zone) is not touched: the
-// `syscall` instruction executed is one that already exists in an
-// executable mapping of the target (found by scanning, usually in libc or
-// the vDSO).
+// written on the thread's stack (including the red zone) and none of the
+// program's memory is changed (see the trampoline below).
+//
+// Crash safety: the recovery trampoline. Once per process a one-page
+// executable mapping of a memfd named "hotsplice-trampoline" is created
+// (found again by later invocations in /proc/PID/maps; its code is written
+// through /proc/PID/mem, so it is never writable). It holds `syscall`
+// followed by a recovery tail, and a data area with the borrowed thread's
+// saved (normalised) registers, written before every call. Each call then
+// runs the trampoline's `syscall`, not one of libc's: if hotsplice is killed
+// while the thread carries our registers (after they are set, before the
+// thread's own come back), the kernel detaches it, the syscall completes and
+// the tail restores every general register, rflags and rsp from the data
+// area and jumps to the saved rip, so the thread carries on (redoing its own
+// interrupted call) as if never borrowed. The calls that create the
+// trampoline itself (memfd_create, ftruncate, mmap, close: once per process)
+// still use a libc `syscall`, with the old microsecond window. If the
+// trampoline cannot be created (e.g. a seccomp filter refusing PROT_EXEC),
+// calls fall back to that path.
 //
 // Each call runs as PTRACE_SYSCALL to the syscall-entry-stop, then to the
 // syscall-exit-stop; the thread is left at that stop (StopKind::Syscall) and
@@ -62,11 +77,28 @@ class RemoteSyscalls {
   // Puts the saved registers back. Reports restore errors.
   Status finish();
 
+  // The trampoline in use (null: none, the libc `syscall` is used).
+  RemoteAddr trampoline() const { return trampoline_; }
+
+  // Layout of the trampoline page.
+  static constexpr u64 kTrampolineSize = 4096;
+  static constexpr u64 kTrampolineSyscall = 0;      // `syscall`, then the recovery tail
+  static constexpr u64 kTrampolineContext = 0x800;  // x86_64::RecoveryContext
+  static constexpr const char* kTrampolineName = "hotsplice-trampoline";
+
+  // Tests only: called with the syscall number at `phase` 0 (our registers
+  // set, before PTRACE_SYSCALL) and 1 (at the syscall-entry-stop), to kill
+  // the tool at the worst moments.
+  static inline void (*test_kill_point)(long nr, int phase) = nullptr;
+
  private:
   RemoteSyscalls() = default;
   ThreadGroup* group_ = nullptr;
+  const Process* proc_ = nullptr;
   pid_t tid_ = 0;  // the borrowed thread (not a pointer: the thread vector may grow)
+  Status setup_trampoline(const Process& proc);
   RemoteAddr syscall_insn_;
+  RemoteAddr trampoline_;
   user_regs_struct saved_{};
   bool done_ = true;
 };

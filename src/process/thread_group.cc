@@ -195,7 +195,9 @@ ThreadGroup::ThreadGroup(ThreadGroup&& o) noexcept
       attached_(o.attached_),
       leader_exited_(o.leader_exited_),
       requeue_(std::move(o.requeue_)),
-      syscall_insn_(o.syscall_insn_) {
+      syscall_insn_(o.syscall_insn_),
+      trampoline_(o.trampoline_),
+      trampoline_tried_(o.trampoline_tried_) {
   o.attached_ = false;
   o.threads_.clear();
   o.requeue_.clear();

@@ -145,6 +145,8 @@ class ThreadGroup {
   bool leader_exited_ = false;             // leader called pthread_exit; process lives on
   std::vector<std::pair<pid_t, int>> requeue_;  // extra signals seen during syscall_step
   RemoteAddr syscall_insn_;                // cached by RemoteSyscalls
+  RemoteAddr trampoline_;                  // cached by RemoteSyscalls (null: none yet)
+  bool trampoline_tried_ = false;          // found or created once per group
 };
 
 }  // namespace hs

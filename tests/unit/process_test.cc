@@ -1,6 +1,5 @@
 // Tests of the process layer against real processes: a small C helper
-// program (compiled here with gcc, see kHelperSource) runs in one of several
-// modes, talks to the test over its stdin/stdout pipes, and the test drives
+// program (tests/unit/helpers/process_child.c) runs in one of several modes, talks to the test over its stdin/stdout pipes, and the test drives
 // it with Process, ThreadGroup and RemoteSyscalls.
 //
 // Synchronisation is by pipes and by polling /proc for a condition ("thread
@@ -39,283 +38,11 @@ namespace hs {
 namespace {
 
 // ---------------------------------------------------------------------------
-// The helper program.
+// The helper program, built by CMake: one binary for every test process, so
+// tests running at once never replace the file under each other's children.
 
-constexpr const char* kHelperSource = R"C(
-#define _GNU_SOURCE
-#include <errno.h>
-#include <math.h>
-#include <pthread.h>
-#include <sched.h>
-#include <signal.h>
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/syscall.h>
-#include <time.h>
-#include <unistd.h>
-
-static volatile sig_atomic_t usr1_count;
-static void on_usr1(int sig) { (void)sig; usr1_count++; }
-
-static void say(const char *fmt, ...) {
-  char buf[512];
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(buf, sizeof buf, fmt, ap);
-  va_end(ap);
-  if (n > 0) { ssize_t w = write(1, buf, (size_t)n); (void)w; }
-}
-
-static pid_t tid_self(void) { return (pid_t)syscall(SYS_gettid); }
-
-/* One line from stdin, restarting on EINTR; -1 at EOF. */
-static int read_line(char *buf, int cap) {
-  int n = 0;
-  while (n < cap - 1) {
-    char c;
-    ssize_t r = read(0, &c, 1);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return n ? n : -1;
-    if (c == '\n') break;
-    buf[n++] = c;
-  }
-  buf[n] = 0;
-  return n;
-}
-
-static void command_loop(void) {
-  char line[128];
-  for (;;) {
-    if (read_line(line, sizeof line) < 0) exit(0);
-    if (!strcmp(line, "count")) say("count %d\n", (int)usr1_count);
-    else if (!strcmp(line, "q")) exit(0);
-    else if (!strcmp(line, "libm")) say("libm %f\n", cos((double)usr1_count));
-  }
-}
-
-static volatile int started;
-static volatile unsigned long work;
-
-/* Workers of three kinds: computing (with short sleeps), sleeping in a
-   loop, and blocked in a futex wait forever. */
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
-static void *worker(void *arg) {
-  long kind = (long)arg % 3;
-  __atomic_add_fetch(&started, 1, __ATOMIC_SEQ_CST);
-  if (kind == 0) {
-    for (;;) {
-      for (int i = 0; i < 200000; i++) work++;
-      struct timespec ts = {0, 200000};
-      nanosleep(&ts, 0);
-    }
-  } else if (kind == 1) {
-    for (;;) {
-      struct timespec ts = {0, 1000000};
-      nanosleep(&ts, 0);
-    }
-  } else {
-    pthread_mutex_lock(&mu);
-    for (;;) pthread_cond_wait(&cv, &mu);
-  }
-  return 0;
-}
-
-static void *noop(void *arg) { return arg; }
-static void *churner(void *arg) {
-  (void)arg;
-  __atomic_add_fetch(&started, 1, __ATOMIC_SEQ_CST);
-  for (;;) {
-    pthread_t t;
-    if (pthread_create(&t, 0, noop, 0) == 0) pthread_join(t, 0);
-  }
-  return 0;
-}
-
-/* Fills the 128-byte red zone below its stack pointer with a pattern, then
-   checks it over and over until *stop; returns 1 if it ever changed. It
-   never moves rsp and calls nothing, so nothing legitimate writes there. */
-int redzone_loop(volatile int *stop, volatile int *started);
-extern char redzone_loop_end[];
-__asm__(
-    ".text\n"
-    ".globl redzone_loop\n"
-    ".type redzone_loop,@function\n"
-    "redzone_loop:\n"
-    "  movabs $0x5a5a000000000000, %rax\n"
-    "  mov $16, %ecx\n"
-    "  lea -128(%rsp), %rdx\n"
-    "1: mov %rax, (%rdx)\n"
-    "  inc %rax\n"
-    "  add $8, %rdx\n"
-    "  dec %ecx\n"
-    "  jnz 1b\n"
-    "  movl $1, (%rsi)\n"
-    "2: movabs $0x5a5a000000000000, %rax\n"
-    "  mov $16, %ecx\n"
-    "  lea -128(%rsp), %rdx\n"
-    "3: cmp %rax, (%rdx)\n"
-    "  jne 4f\n"
-    "  inc %rax\n"
-    "  add $8, %rdx\n"
-    "  dec %ecx\n"
-    "  jnz 3b\n"
-    "  cmpl $0, (%rdi)\n"
-    "  je 2b\n"
-    "  xor %eax, %eax\n"
-    "  ret\n"
-    "4: mov $1, %eax\n"
-    "  ret\n"
-    ".globl redzone_loop_end\n"
-    "redzone_loop_end:\n"
-    ".size redzone_loop, .-redzone_loop\n");
-
-static volatile int rz_stop, rz_started;
-static volatile pid_t rz_tid;
-static int rz_result;
-static void *redzone_thread(void *arg) {
-  (void)arg;
-  rz_tid = tid_self();
-  rz_result = redzone_loop(&rz_stop, &rz_started);
-  return 0;
-}
-
-static void *command_thread(void *arg) {
-  (void)arg;
-  command_loop();
-  return 0;
-}
-
-int main(int argc, char **argv) {
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_usr1;
-  sa.sa_flags = SA_RESTART;
-  sigaction(SIGUSR1, &sa, 0);
-  if (argc < 2) return 2;
-  const char *mode = argv[1];
-
-  if (!strcmp(mode, "threads")) {            /* threads N: N workers + command loop */
-    int n = argc > 2 ? atoi(argv[2]) : 0;
-    for (long i = 0; i < n; i++) {
-      pthread_t t;
-      pthread_create(&t, 0, worker, (void *)i);
-    }
-    while (started < n) sched_yield();
-    say("ready %p\n", (void *)main);
-    command_loop();
-  } else if (!strcmp(mode, "churn")) {       /* threads creating threads */
-    for (int i = 0; i < 3; i++) {
-      pthread_t t;
-      pthread_create(&t, 0, churner, 0);
-    }
-    while (started < 3) sched_yield();
-    say("ready\n");
-    command_loop();
-  } else if (!strcmp(mode, "pipe")) {        /* one blocking read on stdin */
-    say("ready\n");
-    char buf[64];
-    ssize_t r = read(0, buf, sizeof buf - 1);
-    int e = errno;
-    if (r > 0) {
-      buf[r] = 0;
-      if (buf[r - 1] == '\n') buf[r - 1] = 0;
-    }
-    say("read %d [%s] %d\n", (int)r, r > 0 ? buf : "", r < 0 ? e : 0);
-    return 0;
-  } else if (!strcmp(mode, "sleep")) {       /* one nanosleep of N ms */
-    int ms = atoi(argv[2]);
-    struct timespec a, b, ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    say("ready\n");
-    clock_gettime(CLOCK_MONOTONIC, &a);
-    int r = nanosleep(&ts, 0);
-    int e = errno;
-    clock_gettime(CLOCK_MONOTONIC, &b);
-    long elapsed = (b.tv_sec - a.tv_sec) * 1000L + (b.tv_nsec - a.tv_nsec) / 1000000L;
-    say("slept %d %d %ld\n", r, r ? e : 0, elapsed);
-    return 0;
-  } else if (!strcmp(mode, "redzone")) {
-    pthread_t t;
-    pthread_create(&t, 0, redzone_thread, 0);
-    while (!rz_started) sched_yield();
-    say("ready %d %p %p\n", (int)rz_tid, (void *)redzone_loop, (void *)redzone_loop_end);
-    char line[64];
-    read_line(line, sizeof line);
-    rz_stop = 1;
-    pthread_join(t, 0);
-    say("redzone %d\n", rz_result);
-    return 0;
-  } else if (!strcmp(mode, "leaderexit")) {  /* main thread exits, the process lives on */
-    pthread_t t;
-    pthread_create(&t, 0, command_thread, 0);
-    say("ready\n");
-    pthread_exit(0);
-  } else if (!strcmp(mode, "leaderexit-later")) {  /* main thread exits on SIGUSR2 */
-    sigset_t s;
-    sigemptyset(&s);
-    sigaddset(&s, SIGUSR2);
-    pthread_sigmask(SIG_BLOCK, &s, 0);
-    pthread_t t;
-    pthread_create(&t, 0, command_thread, 0);
-    say("ready\n");
-    int sig;
-    sigwait(&s, &sig);
-    pthread_exit(0);
-  } else if (!strcmp(mode, "vfork")) {       /* leader stuck in vfork(), workers around */
-    for (long i = 0; i < 4; i++) {
-      pthread_t t;
-      pthread_create(&t, 0, worker, (void *)i);
-    }
-    while (started < 4) sched_yield();
-    pid_t c = vfork();
-    if (c == 0) {
-      say("child %d\n", (int)getpid());
-      char b;
-      ssize_t r = read(0, &b, 1);
-      (void)r;
-      _exit(0);
-    }
-    command_loop();
-  }
-  return 2;
-}
-)C";
-
-std::string run_command(const std::string& cmd) {
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  pclose(p);
-  return out;
-}
-
-// Compiles the helper once per test binary run. Several test processes may
-// do this at once (ctest -j): each compiles to its own file and renames.
 const std::string& helper() {
-  static std::string path = [] {
-    std::string dir = std::string(HS_BINARY_DIR) + "/process_test_helper";
-    ::mkdir(dir.c_str(), 0755);
-    std::string src = fmt::format("{}/helper.{}.c", dir, ::getpid());
-    std::string bin = fmt::format("{}/helper.{}", dir, ::getpid());
-    std::ofstream(src) << kHelperSource;
-    std::string cmd =
-        fmt::format("gcc -O1 -g -pthread -o '{}' '{}' -Wl,--no-as-needed -lm 2>&1", bin, src);
-    std::string out = run_command(cmd);
-    struct stat sb;
-    if (::stat(bin.c_str(), &sb) != 0) {
-      ADD_FAILURE() << "cannot compile the helper: " << out;
-      return std::string();
-    }
-    ::unlink(src.c_str());
-    std::string final_path = dir + "/helper";
-    ::rename(bin.c_str(), final_path.c_str());
-    return final_path;
-  }();
+  static const std::string path = HS_PROCESS_CHILD;
   return path;
 }
 
@@ -560,7 +287,7 @@ TEST_F(ProcessTest, StatusAndThreads) {
   EXPECT_EQ(st->tracer_pid, 0);
   EXPECT_EQ(st->tgid, c->pid);
   EXPECT_EQ(st->threads, 4);
-  EXPECT_EQ(st->name, "helper");
+  EXPECT_EQ(st->name, "process_child");
   auto tids = p->thread_ids();
   ASSERT_OK(tids);
   EXPECT_EQ(tids->size(), 4u);
@@ -852,6 +579,87 @@ TEST_F(ProcessTest, ToolKilledBetweenRemoteSyscallsLeavesTargetHealthy) {
   c->send("hello\n");
   EXPECT_EQ(c->line(), "read 6 [hello] 0");
 }
+
+// hotsplice killed *during* a remote system call, at the two worst moments:
+// our registers are set but the thread has not run yet (phase 0), and the
+// thread is at the syscall-entry-stop (phase 1). The kernel detaches it; it
+// runs the trampoline's `syscall`, then the recovery tail puts its own
+// registers back, so its read() restarts and completes normally.
+int g_kill_phase = -1;
+
+void kill_tool_at(long nr, int phase) {
+  if (nr == SYS_getpid && phase == g_kill_phase) ::raise(SIGKILL);
+}
+
+int count_trampolines(pid_t pid) {
+  std::ifstream f(fmt::format("/proc/{}/maps", pid));
+  int n = 0;
+  for (std::string l; std::getline(f, l);)
+    if (l.find("/memfd:hotsplice-trampoline") != std::string::npos) n++;
+  return n;
+}
+
+class ToolKilledDuringRemoteSyscall : public ProcessTest, public ::testing::WithParamInterface<int> {};
+
+TEST_P(ToolKilledDuringRemoteSyscall, TrampolineRecoversTheThread) {
+  auto c = start({"pipe"});
+  ASSERT_TRUE(eventually([&] { return task_syscall(c->pid, c->pid) == SYS_read; }));
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  pid_t tool = ::fork();
+  if (tool == 0) {
+    auto p = Process::open(c->pid);
+    if (!p) ::_exit(1);
+    auto g = ThreadGroup::seize(*p);
+    if (!g) ::_exit(2);
+    auto t = g->stop_one();
+    if (!t) ::_exit(3);
+    auto rs = RemoteSyscalls::create(*g, **t, *p);
+    if (!rs) ::_exit(4);
+    if (rs->trampoline().is_null()) ::_exit(5);
+    if (::write(fds[1], "1", 1) != 1) ::_exit(6);
+    g_kill_phase = GetParam();
+    RemoteSyscalls::test_kill_point = kill_tool_at;
+    (void)rs->syscall(SYS_getpid);
+    ::_exit(7);  // not reached
+  }
+  ::close(fds[1]);
+  char x = 0;
+  EXPECT_EQ(::read(fds[0], &x, 1), 1) << "the tool could not set up the trampoline";
+  ::close(fds[0]);
+  int st = 0;
+  ASSERT_EQ(::waitpid(tool, &st, 0), tool);
+  ASSERT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) << st;
+  ASSERT_TRUE(eventually([&] { return task_syscall(c->pid, c->pid) == SYS_read; }))
+      << "the read is restarted and blocks again";
+  EXPECT_EQ(count_trampolines(c->pid), 1);
+
+  // A later invocation finds the trampoline again instead of making another.
+  {
+    auto p = Process::open(c->pid);
+    ASSERT_OK(p);
+    auto g = ThreadGroup::seize(*p);
+    ASSERT_OK(g);
+    auto t = g->stop_one();
+    ASSERT_OK(t);
+    auto rs = RemoteSyscalls::create(*g, **t, *p);
+    ASSERT_OK(rs);
+    EXPECT_FALSE(rs->trampoline().is_null());
+    auto pid_in_target = rs->syscall(SYS_getpid);
+    ASSERT_OK(pid_in_target);
+    EXPECT_EQ(*pid_in_target, c->pid);
+    ASSERT_OK(rs->finish());
+    ASSERT_OK(g->detach());
+  }
+  EXPECT_EQ(count_trampolines(c->pid), 1);
+
+  c->send("hello\n");
+  EXPECT_EQ(c->line(), "read 6 [hello] 0");
+  EXPECT_EQ(c->wait_exit(), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Phases, ToolKilledDuringRemoteSyscall, ::testing::Values(0, 1),
+                         [](const auto& p) { return std::string(p.param == 0 ? "BeforeEntry" : "AtEntryStop"); });
 
 TEST_F(ProcessTest, NanosleepSleepsItsFullTime) {
   auto c = start({"sleep", "700"});

@@ -1,0 +1,193 @@
+/* The remote-call test helper (tests/unit/remote_call_test.cc): prints the
+   addresses of the functions the tests call in it, then answers commands. */
+#include "child_common.h"
+
+/* ---- functions the tests call ---- */
+
+static volatile long calls, last_sum;
+
+__attribute__((noipa)) long add6(long a, long b, long c, long d, long e, long f) {
+  calls++;
+  last_sum = a + 2 * b + 3 * c + 4 * d + 5 * e + 6 * f;
+  return last_sum;
+}
+
+__attribute__((noipa)) void crash(void) { *(volatile int *)16 = 1; }
+
+__attribute__((noipa)) void die(void) { _exit(7); }
+
+__attribute__((noipa)) void do_abort(void) { abort(); }
+
+__attribute__((noipa)) long sleep_forever(void) {
+  for (;;) pause();
+  return 0;
+}
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static volatile int holding;
+__attribute__((noipa)) long take_lock(void) {
+  pthread_mutex_lock(&mu);
+  pthread_mutex_unlock(&mu);
+  return 1;
+}
+
+static void *answer(void *arg) { (void)arg; return (void *)42; }
+__attribute__((noipa)) long spawn_and_join(void) {
+  pthread_t t;
+  void *r = 0;
+  if (pthread_create(&t, 0, answer, 0) != 0) return -1;
+  pthread_join(t, &r);
+  return (long)r;
+}
+
+static volatile int spawned_ran;
+static void *count_spawned(void *arg) {
+  (void)arg;
+  __atomic_add_fetch(&spawned_ran, 1, __ATOMIC_SEQ_CST);
+  return 0;
+}
+__attribute__((noipa)) long spawn_detached(void) {
+  pthread_t t;
+  pthread_attr_t at;
+  pthread_attr_init(&at);
+  pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+  return pthread_create(&t, &at, count_spawned, 0);
+}
+
+/* (rsp + 8) % 16 at entry: 0 when the psABI alignment holds. */
+long align_probe(void);
+/* Writes every general register the psABI lets a callee change, and every
+   vector register. */
+long clobber(void);
+__asm__(
+    ".text\n"
+    ".globl align_probe\n"
+    ".type align_probe,@function\n"
+    "align_probe:\n"
+    "  lea 8(%rsp), %rax\n"
+    "  and $15, %rax\n"
+    "  ret\n"
+    ".size align_probe, .-align_probe\n"
+    ".globl clobber\n"
+    ".type clobber,@function\n"
+    "clobber:\n"
+    "  movabs $0x1111111111111111, %rax\n"
+    "  mov %rax, %rcx\n"
+    "  mov %rax, %rdx\n"
+    "  mov %rax, %rsi\n"
+    "  mov %rax, %rdi\n"
+    "  mov %rax, %r8\n"
+    "  mov %rax, %r9\n"
+    "  mov %rax, %r10\n"
+    "  mov %rax, %r11\n"
+    "  movq %rax, %xmm0\n"
+    "  pshufd $0, %xmm0, %xmm0\n"
+    "  movdqa %xmm0, %xmm1\n"
+    "  movdqa %xmm0, %xmm2\n"
+    "  movdqa %xmm0, %xmm3\n"
+    "  movdqa %xmm0, %xmm4\n"
+    "  movdqa %xmm0, %xmm5\n"
+    "  movdqa %xmm0, %xmm6\n"
+    "  movdqa %xmm0, %xmm7\n"
+    "  movdqa %xmm0, %xmm8\n"
+    "  movdqa %xmm0, %xmm15\n"
+    "  subq $64, %rsp\n"
+    "  movq $0x2222, (%rsp)\n"
+    "  addq $64, %rsp\n"
+    "  std\n"
+    "  cld\n"
+    "  mov $0x77, %eax\n"
+    "  ret\n"
+    ".size clobber, .-clobber\n");
+
+/* Fills the red zone below its rsp and keeps checking it (see process_test). */
+int redzone_loop(volatile int *stop, volatile int *started);
+extern char redzone_loop_end[];
+__asm__(
+    ".text\n"
+    ".globl redzone_loop\n"
+    ".type redzone_loop,@function\n"
+    "redzone_loop:\n"
+    "  movabs $0x5a5a000000000000, %rax\n"
+    "  mov $16, %ecx\n"
+    "  lea -128(%rsp), %rdx\n"
+    "1: mov %rax, (%rdx)\n"
+    "  inc %rax\n"
+    "  add $8, %rdx\n"
+    "  dec %ecx\n"
+    "  jnz 1b\n"
+    "  movl $1, (%rsi)\n"
+    "2: movabs $0x5a5a000000000000, %rax\n"
+    "  mov $16, %ecx\n"
+    "  lea -128(%rsp), %rdx\n"
+    "3: cmp %rax, (%rdx)\n"
+    "  jne 4f\n"
+    "  inc %rax\n"
+    "  add $8, %rdx\n"
+    "  dec %ecx\n"
+    "  jnz 3b\n"
+    "  cmpl $0, (%rdi)\n"
+    "  je 2b\n"
+    "  xor %eax, %eax\n"
+    "  ret\n"
+    "4: mov $1, %eax\n"
+    "  ret\n"
+    ".globl redzone_loop_end\n"
+    "redzone_loop_end:\n"
+    ".size redzone_loop, .-redzone_loop\n");
+
+static volatile int rz_stop, rz_started;
+static volatile pid_t rz_tid;
+static int rz_result = -1;
+static void *redzone_thread(void *arg) {
+  (void)arg;
+  rz_tid = (pid_t)syscall(SYS_gettid);
+  rz_result = redzone_loop(&rz_stop, &rz_started);
+  return 0;
+}
+
+static volatile pid_t holder_tid;
+static void *holder(void *arg) {
+  (void)arg;
+  holder_tid = (pid_t)syscall(SYS_gettid);
+  pthread_mutex_lock(&mu);
+  holding = 1;
+  for (;;) {
+    struct timespec ts = {0, 1000000};
+    nanosleep(&ts, 0);
+  }
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_usr1;
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGUSR1, &sa, 0);
+  const char *mode = argc > 1 ? argv[1] : "";
+  pthread_t t;
+  if (!strcmp(mode, "redzone")) {
+    pthread_create(&t, 0, redzone_thread, 0);
+    while (!rz_started) sched_yield();
+  } else if (!strcmp(mode, "holder")) {
+    pthread_create(&t, 0, holder, 0);
+    while (!holding) sched_yield();
+  }
+  say("ready add6=%p crash=%p die=%p abort=%p sleep=%p lock=%p spawn=%p detached=%p align=%p clobber=%p "
+      "rz_tid=%d holder_tid=%d\n",
+      (void *)add6, (void *)crash, (void *)die, (void *)do_abort, (void *)sleep_forever, (void *)take_lock,
+      (void *)spawn_and_join, (void *)spawn_detached, (void *)align_probe, (void *)clobber, (int)rz_tid, (int)holder_tid);
+  char line[128];
+  for (;;) {
+    if (read_line(line, sizeof line) < 0) return 0;
+    if (!strcmp(line, "get")) say("calls=%ld sum=%ld usr1=%d\n", calls, last_sum, (int)usr1_count);
+    else if (!strcmp(line, "stop")) {
+      rz_stop = 1;
+      pthread_join(t, 0);
+      say("redzone %d\n", rz_result);
+    } else if (!strcmp(line, "spawned")) say("spawned=%d\n", (int)spawned_ran);
+    else if (!strcmp(line, "q")) return 0;
+    else say("error %s\n", line);
+  }
+}
