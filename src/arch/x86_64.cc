@@ -452,4 +452,28 @@ Bytes make_recovery_tail(RemoteAddr at, RemoteAddr ctx) {
   riprel({0xff, 0x25}, offsetof(C, rip));                            // jmp *rip(%rip)
   return out;
 }
+
+Bytes make_call_return(RemoteAddr at, RemoteAddr vector, bool xsave, RemoteAddr tail) {
+  Bytes out = {
+      0x48, 0xc7, 0x44, 0x24, 0xf8,  // movq $0, -8(%rsp): the return address
+      0x00, 0x00, 0x00, 0x00,        //   just used; "the call has returned"
+      0x48, 0x89, 0xc7,              // mov %rax, %rdi
+      0xb8, 0x27, 0x00, 0x00, 0x00,  // mov $39 (getpid), %eax
+      0x0f, 0x05,                    // syscall
+      0xb8, 0xff, 0xff, 0xff, 0xff,  // mov $-1, %eax   (xrstor: every
+      0xba, 0xff, 0xff, 0xff, 0xff,  // mov $-1, %edx    component)
+  };
+  auto rel32 = [&](u64 target) {
+    const u64 next = at.value() + out.size() + 4;
+    const u32 d = static_cast<u32>(static_cast<i32>(static_cast<i64>(target - next)));
+    for (int b = 0; b < 4; b++) out.push_back(static_cast<u8>(d >> (8 * b)));
+  };
+  // REX.W 0f ae /5 (xrstor64) or /1 (fxrstor64), modrm 00 reg 101: disp32(%rip).
+  out.insert(out.end(), {0x48, 0x0f, 0xae, static_cast<u8>(xsave ? 0x2d : 0x0d)});
+  rel32(vector.value());
+  out.push_back(0xe9);  // jmp tail
+  rel32(tail.value());
+  return out;
+}
+
 }  // namespace hs::x86_64

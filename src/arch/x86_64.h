@@ -65,8 +65,12 @@ struct RecoveryContext {
   u64 rax, rbx, rcx, rdx, rsi, rdi, rbp;
   u64 r8, r9, r10, r11, r12, r13, r14, r15;
   u64 rsp, rip, rflags;
+  // Not read by the code: for a later invocation of the tool. The thread
+  // these registers belong to, and how many bytes of its vector state
+  // (XSAVE or FXSAVE image) the data area holds (0: none, not a call).
+  u64 tid, vector_bytes;
 };
-static_assert(sizeof(RecoveryContext) == 18 * 8);
+static_assert(sizeof(RecoveryContext) == 20 * 8);
 
 // Code placed at `at` that restores every general register, rflags and rsp
 // from the RecoveryContext at `ctx` (rip-relative, so both must be within
@@ -76,6 +80,23 @@ static_assert(sizeof(RecoveryContext) == 18 * 8);
 // leave the flags alone. The context is only read: it may live in the same
 // read-only executable page.
 Bytes make_recovery_tail(RemoteAddr at, RemoteAddr ctx);
+
+// Where a function called inside the target (RemoteCall) returns to, at
+// `at`: the return address just popped is zeroed on the stack (so a later
+// invocation can tell a call still running from one that returned), the
+// function's result goes to rdi, then `syscall` with rax = getpid.
+// A live hotsplice (running the thread with PTRACE_SYSCALL) stops it there,
+// takes rdi and puts the thread's registers back itself. If hotsplice died
+// meanwhile the getpid is harmless, and the code goes on: it restores the
+// vector state from the image at `vector` (`xrstor64` with every component
+// requested if `xsave`, else `fxrstor64`; 64-byte aligned) and jumps to the
+// recovery tail at `tail`. Both are rip-relative.
+Bytes make_call_return(RemoteAddr at, RemoteAddr vector, bool xsave, RemoteAddr tail);
+// The offset, in that code, just past its `syscall` (rip at the stop), and
+// of the first byte after the vector state is back (before it, a thread
+// found there still has the callee's vector registers).
+constexpr u64 kCallReturnSyscallEnd = 19;
+constexpr u64 kCallReturnVectorDone = 37;
 
 // An 8-byte veneer at `at` that jumps to the address stored in the 8-byte
 // slot at `slot`: `jmp *disp32(%rip)` (ff 25) followed by two int3.

@@ -20,12 +20,14 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/ptrace.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 
 #include <algorithm>
 #include <thread>
 
+#include "arch/x86_64.h"
 #include "process/remote_syscall.h"
 
 namespace hs {
@@ -106,6 +108,12 @@ struct RemoteCall::Outcome {
 Result<RemoteCall> RemoteCall::create(ThreadGroup& group, TracedThread& t, const Process& proc) {
   if (!t.stopped)
     return fail(ErrorKind::Internal, "thread {} of PID {} must be stopped to call a function", t.tid, group.pid());
+  {
+    // The recovery trampoline (found or made, once per group), and the
+    // thread's own registers if a killed hotsplice left it inside it.
+    auto rs = HS_TRY(RemoteSyscalls::create(group, t, proc));
+    HS_CHECK(rs.finish());
+  }
   HS_CHECK(group.refresh_regs(t));
 
   RemoteCall rc;
@@ -196,11 +204,27 @@ Result<u64> RemoteCall::call_raw(RemoteAddr fn, std::span<const u64> args) {
   unsigned long long* const arg_regs[] = {&r.rdi, &r.rsi, &r.rdx, &r.rcx, &r.r8, &r.r9};
   for (size_t i = 0; i < args.size(); i++) *arg_regs[i] = args[i];
   r.eflags &= ~(kTrapFlag | kDirectionFlag);
-  const u64 return_address = 0;
+
+  // With the trampoline, the callee returns into it (see the header);
+  // without, to address 0.
+  using RS = RemoteSyscalls;
+  const RemoteAddr tr = group_->trampoline_;
+  const bool guarded = !tr.is_null() && saved_fp_.size() <= RS::kTrampolineVectorRoom;
+  u64 return_address = 0;
+  returned_at_ = 0;
+  resume_ = PTRACE_CONT;
+  if (guarded) {
+    HS_CHECK(RS::write_recovery_state(*group_, *proc_, tid_, saved_, saved_fp_));
+    const u64 entry = fp_regset_ == NT_X86_XSTATE ? RS::kTrampolineReturnXsave : RS::kTrampolineReturnFxsave;
+    return_address = tr.value() + entry;
+    returned_at_ = return_address + x86_64::kCallReturnSyscallEnd;
+    resume_ = PTRACE_SYSCALL;
+  }
   HS_CHECK(proc_->write(RemoteAddr(sp), ByteView(reinterpret_cast<const u8*>(&return_address), sizeof return_address)));
   HS_CHECK(group_->set_regs(*t, r));
+  if (test_kill_point) test_kill_point();
 
-  if (pt(PTRACE_CONT, tid_) != 0) {
+  if (pt(resume_, tid_) != 0) {
     if (errno == ESRCH) return group_->lost(*t);
     return fail_errno(ErrorKind::Internal, errno, "cannot resume thread {} of PID {}", tid_, group_->pid());
   }
@@ -208,15 +232,26 @@ Result<u64> RemoteCall::call_raw(RemoteAddr fn, std::span<const u64> args) {
   t->stop = StopKind::None;
 
   auto outcome = run_until_return(sp + 8);
+  // The call is over, however it ended: the return address goes, so that a
+  // later invocation does not take it for a call still running.
+  auto forget_call = [&] {
+    if (!guarded) return;
+    const u64 zero = 0;
+    (void)proc_->write(RemoteAddr(sp), ByteView(reinterpret_cast<const u8*>(&zero), sizeof zero));
+  };
   if (!outcome) {
     // Put the thread's own state back if we still hold it.
-    if (TracedThread* s = group_->find(tid_); s && s->stopped) (void)restore();
+    if (TracedThread* s = group_->find(tid_); s && s->stopped) {
+      (void)restore();
+      forget_call();
+    }
     return std::unexpected(std::move(outcome.error()));
   }
   // Every thread the callee created is held, if asked: one that was let run
   // while the call went on (its own events serviced) is stopped again here.
   HS_CHECK(adopt_new_threads());
   HS_CHECK(restore());
+  forget_call();
   switch (outcome->what) {
     case Outcome::Returned: return outcome->rax;
     case Outcome::TimedOut: return fail(ErrorKind::Timeout, "did not return within {} ms", timeout_.count());
@@ -252,7 +287,7 @@ Result<RemoteCall::Outcome> RemoteCall::run_until_return(u64 ret_sp) {
     t->stopped = false;
     t->stop = StopKind::None;
     // ESRCH: killed meanwhile; its exit report comes next.
-    if (pt(PTRACE_CONT, tid_) != 0 && errno != ESRCH)
+    if (pt(resume_, tid_) != 0 && errno != ESRCH)
       return fail_errno(ErrorKind::Internal, errno, "cannot resume thread {} of PID {}", tid_, group_->pid());
     return {};
   };
@@ -276,7 +311,7 @@ Result<RemoteCall::Outcome> RemoteCall::run_until_return(u64 ret_sp) {
       const int sig = WSTOPSIG(status);
       const int event = status >> 16;
       if (event == PTRACE_EVENT_CLONE) {
-        HS_CHECK(group_->adopt_clone(tid_, ThreadGroup::Mode::Run));  // the callee goes on
+        HS_CHECK(group_->adopt_clone(tid_, ThreadGroup::Mode::Run, resume_));  // the callee goes on
         HS_CHECK(adopt_new_threads());
         continue;
       }
@@ -288,6 +323,39 @@ Result<RemoteCall::Outcome> RemoteCall::run_until_return(u64 ret_sp) {
           return Outcome{.what = Outcome::TimedOut};
         }
         HS_CHECK(go_on());
+        continue;
+      }
+      if (sig == (SIGTRAP | 0x80)) {
+        // A syscall stop (PTRACE_SYSCALL): the callee's own calls, or the
+        // entry of the trampoline's getpid, which is the return. That one
+        // is taken to its exit stop, where the thread is left (as
+        // RemoteSyscalls leaves it): registers set at an entry stop would
+        // skip the call, and its exit stop would come at the next
+        // PTRACE_SYSCALL. A syscall stop while interrupted stands for the
+        // interrupt's (any ptrace trap clears a pending PTRACE_INTERRUPT);
+        // at an entry stop the call is skipped (orig_rax = -1) to reach its
+        // exit stop at once.
+        TracedThread* t = HS_TRY(stopped_at(StopKind::Syscall));
+        const bool ours = returned_at_ != 0 && t->regs.rip == returned_at_ && t->regs.rsp == ret_sp &&
+                          t->regs.orig_rax == SYS_getpid;
+        if (!ours && !interrupted) {
+          HS_CHECK(go_on());
+          continue;
+        }
+        __ptrace_syscall_info info{};
+        const long n = pt(PTRACE_GET_SYSCALL_INFO, tid_, sizeof info, &info);
+        if (n > 0 && info.op == PTRACE_SYSCALL_INFO_ENTRY) {
+          if (!ours) {
+            user_regs_struct skip = t->regs;
+            skip.orig_rax = static_cast<unsigned long long>(-1);
+            HS_CHECK(group_->set_regs(*t, skip));
+          }
+          HS_CHECK(group_->syscall_step(*t));
+          t = group_->find(tid_);
+          if (!t) return fail(ErrorKind::TargetGone, "{}", group_->gone_message());
+        }
+        if (ours) return Outcome{.what = Outcome::Returned, .rax = t->regs.rdi};
+        return Outcome{.what = Outcome::TimedOut};
         continue;
       }
       // A signal-delivery-stop.

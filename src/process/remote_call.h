@@ -120,6 +120,13 @@ class RemoteCall {
   std::function<std::string(u64)> describe_;
   bool keep_new_stopped_ = false;
   bool done_ = true;
+  __ptrace_request resume_ = PTRACE_CONT;  // or PTRACE_SYSCALL, for the call under way
+  u64 returned_at_ = 0;                   // rip at the trampoline's return stop (0: no trampoline)
+
+ public:
+  // Tests only: called once the call's registers are set, just before the
+  // thread is resumed into the callee.
+  static inline void (*test_kill_point)() = nullptr;
 };
 
 }  // namespace hs

@@ -30,7 +30,9 @@
 
 #include <sys/mman.h>
 #include <sys/ptrace.h>
+#include <elf.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 
 #include <algorithm>
 
@@ -125,19 +127,30 @@ bool is_trampoline_path(std::string_view path) {
   return path == RemoteSyscalls::kTrampolineName;
 }
 
-// The code of a trampoline mapped at `base`: the `syscall` every remote call
-// runs, then the tail that runs only if hotsplice died meanwhile.
+// The code of a trampoline mapped at `base`: the `syscall` every remote
+// system call runs, then the tail that runs only if hotsplice died
+// meanwhile; RemoteCall's two return paths (xrstor, fxrstor), which end in
+// that tail too. Gaps are int3.
 Bytes trampoline_code(RemoteAddr base) {
+  using RS = RemoteSyscalls;
+  const RemoteAddr tail = base + sizeof kSyscallInsn;
+  const RemoteAddr vector = base + static_cast<i64>(RS::kTrampolineVector);
   Bytes code(std::begin(kSyscallInsn), std::end(kSyscallInsn));  // syscall
-  Bytes tail = x86_64::make_recovery_tail(base + sizeof kSyscallInsn, base + RemoteSyscalls::kTrampolineContext);
-  code.insert(code.end(), tail.begin(), tail.end());
+  Bytes part = x86_64::make_recovery_tail(tail, base + static_cast<i64>(RS::kTrampolineContext));
+  code.insert(code.end(), part.begin(), part.end());
+  for (u64 at : {RS::kTrampolineReturnXsave, RS::kTrampolineReturnFxsave}) {
+    code.resize(at, 0xcc);
+    part = x86_64::make_call_return(base + static_cast<i64>(at), vector, at == RS::kTrampolineReturnXsave, tail);
+    code.insert(code.end(), part.begin(), part.end());
+  }
   return code;
 }
 
-x86_64::RecoveryContext to_context(const user_regs_struct& r) {
+x86_64::RecoveryContext to_context(const user_regs_struct& r, pid_t tid, u64 vector_bytes) {
   return {.rax = r.rax, .rbx = r.rbx, .rcx = r.rcx, .rdx = r.rdx, .rsi = r.rsi, .rdi = r.rdi, .rbp = r.rbp,
           .r8 = r.r8, .r9 = r.r9, .r10 = r.r10, .r11 = r.r11, .r12 = r.r12, .r13 = r.r13, .r14 = r.r14,
-          .r15 = r.r15, .rsp = r.rsp, .rip = r.rip, .rflags = r.eflags};
+          .r15 = r.r15, .rsp = r.rsp, .rip = r.rip, .rflags = r.eflags, .tid = static_cast<u64>(tid),
+          .vector_bytes = vector_bytes};
 }
 
 void from_context(user_regs_struct& r, const x86_64::RecoveryContext& c) {
@@ -146,6 +159,11 @@ void from_context(user_regs_struct& r, const x86_64::RecoveryContext& c) {
   r.r15 = c.r15, r.rsp = c.rsp, r.rip = c.rip, r.eflags = c.rflags;
   r.orig_rax = static_cast<unsigned long long>(-1);
 }
+
+// Where RemoteCall put the return address for a call made on registers
+// `r` (see remote_call.h): below the red zone, so that the callee's entry
+// sees the psABI's alignment.
+u64 call_return_slot(const x86_64::RecoveryContext& c) { return ((c.rsp - 128) & ~u64{15}) - 8; }
 
 // A trampoline an earlier invocation created: the named mapping whose code
 // is exactly ours (another version's is ignored; a new one is made).
@@ -184,15 +202,16 @@ Result<RemoteSyscalls> RemoteSyscalls::create(ThreadGroup& group, TracedThread& 
   normalise(rs.saved_);
   rs.done_ = false;
 
-  if (!group.trampoline_tried_) group.trampoline_ = HS_TRY(find_trampoline(proc));
+  if (!group.trampoline_tried_) {
+    group.trampoline_ = HS_TRY(find_trampoline(proc));
+    if (!group.trampoline_.is_null()) HS_CHECK(refuse_if_a_call_is_running(group, proc));
+  }
   // A thread stopped inside the trampoline is one a killed hotsplice left
   // there, on its way back to its own registers: they are in the data area
   // (not yet overwritten: every call writes it first).
   const RemoteAddr tr = group.trampoline_;
-  if (!tr.is_null() && rs.saved_.rip >= tr.value() && rs.saved_.rip < tr.value() + kTrampolineContext) {
-    auto ctx = HS_TRY(proc.read_value<x86_64::RecoveryContext>(tr + static_cast<i64>(kTrampolineContext)));
-    from_context(rs.saved_, ctx);
-  }
+  if (!tr.is_null() && rs.saved_.rip >= tr.value() && rs.saved_.rip < tr.value() + kTrampolineContext)
+    HS_CHECK(rs.take_back_recovery_state(t));
   if (!group.trampoline_tried_) {
     group.trampoline_tried_ = true;
     if (tr.is_null()) {
@@ -203,6 +222,80 @@ Result<RemoteSyscalls> RemoteSyscalls::create(ThreadGroup& group, TracedThread& 
   }
   rs.trampoline_ = group.trampoline_;
   return rs;
+}
+
+// The data area still describes a call (vector_bytes > 0) that a killed
+// hotsplice started and whose callee has not returned yet: its thread still
+// lives, and the return address into the trampoline is still in place (the
+// return path zeroes it). Overwriting the data area now would leave that
+// thread, when it returns, with another thread's registers: refuse, it is
+// worth a retry (the callee returns in its own time).
+Status RemoteSyscalls::refuse_if_a_call_is_running(ThreadGroup& group, const Process& proc) {
+  const RemoteAddr tr = group.trampoline_;
+  auto ctx = HS_TRY(proc.read_value<x86_64::RecoveryContext>(tr + static_cast<i64>(kTrampolineContext)));
+  TracedThread* t = ctx.vector_bytes == 0 ? nullptr : group.find(static_cast<pid_t>(ctx.tid));
+  if (!t) return {};
+  if (t->stopped) {
+    // Stopped on its way back (inside the trampoline): taken back below.
+    HS_CHECK(group.refresh_regs(*t));
+    if (t->regs.rip >= tr.value() && t->regs.rip < tr.value() + kTrampolineContext) return {};
+  }
+  auto ret = proc.read_value<u64>(RemoteAddr(call_return_slot(ctx)));
+  if (!ret) {
+    if (ret.error().kind() == ErrorKind::TargetGone) return std::unexpected(std::move(ret.error()));
+    return {};  // its stack is gone: so is the call
+  }
+  if (*ret != tr.value() + kTrampolineReturnXsave && *ret != tr.value() + kTrampolineReturnFxsave) return {};
+  return fail(ErrorKind::Busy,
+              "thread {} of PID {} is still running a function an interrupted hotsplice called in it; try again "
+              "when it returns",
+              ctx.tid, group.pid());
+}
+
+// The thread `t`, stopped inside the trampoline, was left there by a killed
+// hotsplice: its own registers (and, if it had not got past restoring them,
+// its vector state) are in the data area.
+Status RemoteSyscalls::take_back_recovery_state(TracedThread& t) {
+  const RemoteAddr tr = group_->trampoline_;
+  auto ctx = HS_TRY(proc_->read_value<x86_64::RecoveryContext>(tr + static_cast<i64>(kTrampolineContext)));
+  if (ctx.tid != 0 && ctx.tid != static_cast<u64>(t.tid))
+    return fail(ErrorKind::Internal,
+                "thread {} of PID {} is inside hotsplice's recovery trampoline, but its data area holds the "
+                "registers of thread {}",
+                t.tid, group_->pid(), ctx.tid);
+  from_context(saved_, ctx);
+  const u64 rip = t.regs.rip;
+  for (u64 entry : {kTrampolineReturnXsave, kTrampolineReturnFxsave}) {
+    if (rip < tr.value() + entry || rip >= tr.value() + entry + x86_64::kCallReturnVectorDone) continue;
+    if (ctx.vector_bytes == 0 || ctx.vector_bytes > kTrampolineVectorRoom) break;
+    auto image = HS_TRY(proc_->read(tr + static_cast<i64>(kTrampolineVector), ctx.vector_bytes));
+    iovec iov{image.data(), image.size()};
+    const unsigned int regset = entry == kTrampolineReturnXsave ? NT_X86_XSTATE : NT_PRFPREG;
+    if (::ptrace(PTRACE_SETREGSET, t.tid, reinterpret_cast<void*>(static_cast<uintptr_t>(regset)), &iov) != 0) {
+      if (errno == ESRCH) return group_->lost(t);
+      return fail_errno(ErrorKind::Internal, errno, "cannot restore the vector registers of thread {} of PID {}",
+                        t.tid, group_->pid());
+    }
+  }
+  return {};
+}
+
+Status RemoteSyscalls::write_recovery_state(ThreadGroup& group, const Process& proc, pid_t tid,
+                                            const user_regs_struct& regs, ByteView vector) {
+  const RemoteAddr tr = group.trampoline_;
+  if (!vector.empty()) HS_CHECK(proc.write(tr + static_cast<i64>(kTrampolineVector), vector));
+  const x86_64::RecoveryContext ctx = to_context(regs, tid, vector.size());
+  Status w = proc.write(tr + static_cast<i64>(kTrampolineContext), ByteView(reinterpret_cast<const u8*>(&ctx), sizeof ctx));
+  if (!w) {
+    // A killed process loses its memory (the write fails) only after
+    // every thread has left its ptrace-stop, before /proc may say it is
+    // dead: a borrowed thread that no longer answers ptrace tells.
+    errno = 0;
+    if (TracedThread* t = group.find(tid); t && ::ptrace(PTRACE_PEEKUSER, tid, nullptr, nullptr) == -1 && errno == ESRCH)
+      return group.lost(*t);
+    return w;
+  }
+  return {};
 }
 
 // Creates the trampoline with plain remote calls (the one-time window).
@@ -258,17 +351,7 @@ Result<long> RemoteSyscalls::syscall_raw(long nr, const unsigned long (&args)[6]
   if (!trampoline_.is_null()) {
     // The thread's own registers first, for the recovery tail; then the
     // `syscall` that the tail follows.
-    const x86_64::RecoveryContext ctx = to_context(saved_);
-    Status w = proc_->write(trampoline_ + static_cast<i64>(kTrampolineContext),
-                            ByteView(reinterpret_cast<const u8*>(&ctx), sizeof ctx));
-    if (!w) {
-      // A killed process loses its memory (the write fails) only after
-      // every thread has left its ptrace-stop, before /proc may say it is
-      // dead: a borrowed thread that no longer answers ptrace tells.
-      errno = 0;
-      if (::ptrace(PTRACE_PEEKUSER, tid_, nullptr, nullptr) == -1 && errno == ESRCH) return group_->lost(*t);
-      return std::unexpected(std::move(w.error()));
-    }
+    HS_CHECK(write_recovery_state(*group_, *proc_, tid_, saved_));
     r.rip = trampoline_.value() + kTrampolineSyscall;
   }
   r.rax = static_cast<unsigned long long>(nr);

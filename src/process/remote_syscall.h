@@ -80,11 +80,21 @@ class RemoteSyscalls {
   // The trampoline in use (null: none, the libc `syscall` is used).
   RemoteAddr trampoline() const { return trampoline_; }
 
-  // Layout of the trampoline page.
-  static constexpr u64 kTrampolineSize = 4096;
-  static constexpr u64 kTrampolineSyscall = 0;      // `syscall`, then the recovery tail
-  static constexpr u64 kTrampolineContext = 0x800;  // x86_64::RecoveryContext
+  // Layout of the trampoline mapping.
+  static constexpr u64 kTrampolineSize = 0x4000;
+  static constexpr u64 kTrampolineSyscall = 0;            // `syscall`, then the recovery tail
+  static constexpr u64 kTrampolineReturnXsave = 0x200;    // RemoteCall's return (x86_64::make_call_return)
+  static constexpr u64 kTrampolineReturnFxsave = 0x280;   // the same, with fxrstor
+  static constexpr u64 kTrampolineContext = 0x800;        // x86_64::RecoveryContext
+  static constexpr u64 kTrampolineVector = 0x1000;        // RemoteCall: the thread's XSAVE/FXSAVE image
+  static constexpr u64 kTrampolineVectorRoom = kTrampolineSize - kTrampolineVector;
   static constexpr const char* kTrampolineName = "hotsplice-trampoline";
+
+  // Writes the registers a recovery tail puts back for thread `tid` (and,
+  // for a RemoteCall, its vector state image) into the trampoline's data
+  // area. A target killed meanwhile is reported as TargetGone.
+  static Status write_recovery_state(ThreadGroup& group, const Process& proc, pid_t tid,
+                                     const user_regs_struct& regs, ByteView vector = {});
 
   // Tests only: called with the syscall number at `phase` 0 (our registers
   // set, before PTRACE_SYSCALL) and 1 (at the syscall-entry-stop), to kill
@@ -97,6 +107,8 @@ class RemoteSyscalls {
   const Process* proc_ = nullptr;
   pid_t tid_ = 0;  // the borrowed thread (not a pointer: the thread vector may grow)
   Status setup_trampoline(const Process& proc);
+  static Status refuse_if_a_call_is_running(ThreadGroup& group, const Process& proc);
+  Status take_back_recovery_state(TracedThread& t);
   RemoteAddr syscall_insn_;
   RemoteAddr trampoline_;
   user_regs_struct saved_{};

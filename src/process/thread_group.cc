@@ -392,7 +392,7 @@ Status ThreadGroup::handle(pid_t tid, int status, Mode mode) {
 }
 
 // `parent` reported PTRACE_EVENT_CLONE: the new thread is attached already.
-Status ThreadGroup::adopt_clone(pid_t parent, Mode mode) {
+Status ThreadGroup::adopt_clone(pid_t parent, Mode mode, int resume) {
   unsigned long msg = 0;
   if (pt(PTRACE_GETEVENTMSG, parent, 0, reinterpret_cast<unsigned long>(&msg)) != 0) {
     if (errno == ESRCH) return {};  // killed meanwhile; its exit report follows
@@ -418,7 +418,7 @@ Status ThreadGroup::adopt_clone(pid_t parent, Mode mode) {
   // The parent: in Stop mode it is asked to stop again right after clone()
   // returns (a clean stop outside the system call); otherwise it goes on.
   if (mode == Mode::Stop || mode == Mode::StopOne) pt(PTRACE_INTERRUPT, parent);
-  if (pt(PTRACE_CONT, parent) != 0 && errno != ESRCH)
+  if (pt(static_cast<__ptrace_request>(resume), parent) != 0 && errno != ESRCH)
     return fail_errno(ErrorKind::Internal, errno, "cannot resume thread {} of PID {}", parent, pid_);
 
   // The child starts with a stop of its own. In Stop mode the caller waits

@@ -36,6 +36,7 @@
 // RemoteSyscalls objects must not outlive (or see a move of) their group.
 #pragma once
 
+#include <sys/ptrace.h>
 #include <sys/types.h>
 #include <sys/user.h>
 
@@ -129,7 +130,9 @@ class ThreadGroup {
   Result<Wait> wait_one(pid_t tid, bool block);
   Result<Wait> wait_leader();
   Status handle(pid_t tid, int status, Mode mode);
-  Status adopt_clone(pid_t parent, Mode mode);
+  // The parent is resumed with `resume` (PTRACE_CONT, or PTRACE_SYSCALL for
+  // a RemoteCall that waits for its return at a system call).
+  Status adopt_clone(pid_t parent, Mode mode, int resume = PTRACE_CONT);
   Status collect(pid_t tid, Mode mode);
   Result<bool> restart(TracedThread& t, int request, bool deliver);
   Status stop_threads();

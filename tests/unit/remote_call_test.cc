@@ -558,6 +558,114 @@ TEST_F(RemoteCallTest, TargetKilledDuringTheCallIsTargetGone) {
   EXPECT_EQ(r.error().kind(), ErrorKind::TargetGone) << r.error().message();
 }
 
+// hotsplice killed while a thread carries a call's registers: before the
+// thread is resumed into the callee (phase 0), or while the callee runs
+// (phase 1). The callee returns into the recovery trampoline, which puts
+// back the thread's vector state (the callee overwrote every xmm register
+// and the MXCSR) and its general registers, and the thread redoes its read()
+// with exactly the state it had. While the callee still runs, another
+// invocation is refused as busy instead of overwriting the data area.
+class ToolKilledDuringRemoteCall : public RemoteCallTest, public ::testing::WithParamInterface<int> {};
+
+TEST_P(ToolKilledDuringRemoteCall, TheThreadGetsItsOwnStateBack) {
+  auto c = start();
+  ASSERT_TRUE(c);
+  ASSERT_TRUE(blocked_in_read(*c));
+  auto p = Process::open(c->pid);
+  ASSERT_OK(p);
+  user_regs_struct before{};
+  std::vector<u8> fp_before;
+  {
+    auto g = ThreadGroup::seize(*p);
+    ASSERT_OK(g);
+    auto t = g->stop_one();
+    ASSERT_OK(t);
+    ASSERT_EQ((*t)->tid, c->pid);
+    before = (*t)->regs;
+    fp_before = vector_state(c->pid);
+    ASSERT_FALSE(fp_before.empty());
+    ASSERT_OK(g->detach());
+  }
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  const pid_t tool = ::fork();
+  if (tool == 0) {
+    auto g = ThreadGroup::seize(*p);
+    if (!g) ::_exit(2);
+    auto t = g->stop_one();
+    if (!t) ::_exit(3);
+    auto rc = RemoteCall::create(*g, **t, *p);
+    if (!rc) ::_exit(4);
+    if (GetParam() == 0) RemoteCall::test_kill_point = [] { ::kill(::getpid(), SIGKILL); };
+    if (::write(fds[1], "1", 1) != 1) ::_exit(6);
+    (void)rc->call(c->fn("slow"), 1000);
+    ::_exit(7);  // phase 0: not reached
+  }
+  ::close(fds[1]);
+  char x = 0;
+  EXPECT_EQ(::read(fds[0], &x, 1), 1) << "the tool could not prepare the call";
+  ::close(fds[0]);
+  // (Detached at a syscall stop, the thread is woken as if by a signal: its
+  // sleep goes on in restart_syscall.)
+  auto in_nanosleep = [&] {
+    const long s = task_syscall(c->pid, c->pid);
+    return s == SYS_clock_nanosleep || s == SYS_nanosleep || s == SYS_restart_syscall;
+  };
+  if (GetParam() == 1) {
+    ASSERT_TRUE(eventually(in_nanosleep)) << "the callee runs";
+    ::kill(tool, SIGKILL);
+  }
+  int st = 0;
+  ASSERT_EQ(::waitpid(tool, &st, 0), tool);
+  ASSERT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) << st;
+  ASSERT_TRUE(eventually(in_nanosleep)) << "the callee runs without hotsplice";
+
+  if (GetParam() == 1) {
+    auto g = ThreadGroup::seize(*p);
+    ASSERT_OK(g);
+    auto t = g->stop_one();
+    ASSERT_OK(t);
+    auto rs = RemoteSyscalls::create(*g, **t, *p);
+    ASSERT_FALSE(rs);
+    EXPECT_EQ(rs.error().kind(), ErrorKind::Busy);
+    EXPECT_EQ(rs.error().message(),
+              fmt::format("thread {} of PID {} is still running a function an interrupted hotsplice called in it; "
+                          "try again when it returns",
+                          c->pid, c->pid));
+    ASSERT_OK(g->detach());
+  }
+
+  ASSERT_TRUE(eventually([&] { return task_syscall(c->pid, c->pid) == SYS_read; }))
+      << "the callee returns and the thread is back in its read()";
+  {
+    auto g = ThreadGroup::seize(*p);
+    ASSERT_OK(g);
+    auto t = g->stop_one();
+    ASSERT_OK(t);
+    expect_same_regs(before, (*t)->regs);
+    EXPECT_EQ((*t)->regs.orig_rax, before.orig_rax);
+    EXPECT_TRUE(vector_state(c->pid) == fp_before) << "vector registers or MXCSR not put back";
+    // And the next call goes through the same trampoline.
+    {
+      auto rc = RemoteCall::create(*g, **t, *p);
+      ASSERT_OK(rc);
+      auto r = rc->call(c->fn("add6"), 1, 0, 0, 0, 0, 0);
+      ASSERT_OK(r);
+      EXPECT_EQ(*r, 1u);
+    }
+    ASSERT_OK(g->resume_all());
+    ASSERT_OK(g->detach());
+  }
+  std::string maps = slurp(fmt::format("/proc/{}/maps", c->pid));
+  size_t n = 0;
+  for (size_t at = 0; (at = maps.find("/memfd:hotsplice-trampoline", at)) != std::string::npos; ++at) n++;
+  EXPECT_EQ(n, 1u);
+  EXPECT_EQ(c->ask("get"), "calls=2 sum=1 usr1=0");
+}
+
+INSTANTIATE_TEST_SUITE_P(Phases, ToolKilledDuringRemoteCall, ::testing::Values(0, 1),
+                         [](const auto& p) { return std::string(p.param == 0 ? "BeforeTheCallee" : "InTheCallee"); });
+
 TEST_F(RemoteCallTest, TooManyArgumentsAndFinishedObjectsAreRefused) {
   auto c = start();
   ASSERT_TRUE(c);

@@ -23,6 +23,28 @@ __attribute__((noipa)) long sleep_forever(void) {
   return 0;
 }
 
+/* Sleeps `ms`, then overwrites every vector register and the MXCSR
+   rounding mode (callee-saved: a well-behaved function would put it back)
+   and returns calls + 1000. For the tests that kill the caller meanwhile. */
+__attribute__((noipa)) long slow_clobber(long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+  unsigned int mxcsr = 0x7f80;  /* all exceptions masked, round toward zero */
+  __asm__ volatile(
+      "pcmpeqd %%xmm0, %%xmm0\n movdqa %%xmm0, %%xmm1\n movdqa %%xmm0, %%xmm2\n movdqa %%xmm0, %%xmm3\n"
+      "movdqa %%xmm0, %%xmm4\n movdqa %%xmm0, %%xmm5\n movdqa %%xmm0, %%xmm6\n movdqa %%xmm0, %%xmm7\n"
+      "movdqa %%xmm0, %%xmm8\n movdqa %%xmm0, %%xmm9\n movdqa %%xmm0, %%xmm10\n movdqa %%xmm0, %%xmm11\n"
+      "movdqa %%xmm0, %%xmm12\n movdqa %%xmm0, %%xmm13\n movdqa %%xmm0, %%xmm14\n movdqa %%xmm0, %%xmm15\n"
+      "ldmxcsr %0\n"
+      :
+      : "m"(mxcsr)
+      : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11",
+        "xmm12", "xmm13", "xmm14", "xmm15");
+  calls++;
+  return calls + 1000;
+}
+
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static volatile int holding;
 __attribute__((noipa)) long take_lock(void) {
@@ -175,9 +197,10 @@ int main(int argc, char **argv) {
     while (!holding) sched_yield();
   }
   say("ready add6=%p crash=%p die=%p abort=%p sleep=%p lock=%p spawn=%p detached=%p align=%p clobber=%p "
-      "rz_tid=%d holder_tid=%d\n",
+      "slow=%p rz_tid=%d holder_tid=%d\n",
       (void *)add6, (void *)crash, (void *)die, (void *)do_abort, (void *)sleep_forever, (void *)take_lock,
-      (void *)spawn_and_join, (void *)spawn_detached, (void *)align_probe, (void *)clobber, (int)rz_tid, (int)holder_tid);
+      (void *)spawn_and_join, (void *)spawn_detached, (void *)align_probe, (void *)clobber,
+      (void *)slow_clobber, (int)rz_tid, (int)holder_tid);
   char line[128];
   for (;;) {
     if (read_line(line, sizeof line) < 0) return 0;
