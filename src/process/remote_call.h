@@ -13,15 +13,32 @@
 //
 //   rsp' = ((rsp - 128) & ~15) - 8     below the red zone; at the callee's
 //                                      entry (rsp'+8) % 16 == 0 (psABI)
-//   [rsp'] = 0                         the return address
+//   [rsp'] = the return address (below)
 //   rip = fn, rdi rsi rdx rcx r8 r9 = arguments, rax = 0 (no vector
 //   arguments), orig_rax = -1, DF and TF cleared
-//   PTRACE_CONT, then wait
+//   PTRACE_SYSCALL (PTRACE_CONT without a trampoline), then wait
 //
-// When the function returns, `ret` jumps to address 0: a SIGSEGV whose
-// signal-delivery-stop has rip == 0 and rsp == rsp' + 8. That stop, and only
-// that one, is the return; rax holds the result. The SIGSEGV is suppressed
-// (never delivered) and the registers are put back at once.
+// With the recovery trampoline (remote_syscall.h), which every process gets
+// unless it refuses executable memory: its data area first receives the
+// thread's own registers and vector state image, and the callee returns
+// into the trampoline's call-return code (x86_64::make_call_return), which
+// zeroes the return address slot, moves the result to rdi and makes a
+// getpid system call. The thread runs under PTRACE_SYSCALL, so its own
+// system calls stop too (and go on); the entry stop of that getpid, at its
+// known rip with rsp == rsp' + 8, is the return. It is stepped to its exit
+// stop, rdi is the result, and the registers are put back there. If
+// hotsplice is killed at any moment of the call, the kernel detaches the
+// thread; the callee finishes, returns into the same code, the getpid runs
+// untraced, and the code restores the vector state (xrstor or fxrstor) and
+// then every general register, rflags and rsp from the data area and jumps
+// back: the thread carries on as if never borrowed. While such an orphaned
+// call still runs, a later invocation is refused as Busy (retry-able): it
+// would otherwise overwrite the data area, or repair away the code that runs.
+//
+// Without a trampoline the return address is 0: `ret` jumps there, a
+// SIGSEGV whose signal-delivery-stop has rip == 0 and rsp == rsp' + 8. That
+// stop, and only that one, is the return; rax holds the result. The SIGSEGV
+// is suppressed (never delivered) and the registers are put back at once.
 //
 // What else can happen meanwhile:
 //
@@ -50,10 +67,10 @@
 //    looked after (a signal to deliver, a new thread): a callee that waits
 //    for one of them is not blocked by hotsplice.
 //
-// Known gap: hotsplice killed while the callee runs leaves the thread with
-// the call's registers; when the callee returns to address 0 the process
-// dies of SIGSEGV. (The window is the callee's running time; RemoteSyscalls'
-// equivalent window is one system call.)
+// Known gap: without a trampoline (a process whose seccomp filter refuses
+// PROT_EXEC mappings), hotsplice killed while the callee runs leaves the
+// thread with the call's registers; when the callee returns to address 0
+// the process dies of SIGSEGV.
 #pragma once
 
 #include <sys/types.h>

@@ -2,9 +2,16 @@
 // right moments, with the documented failure semantics, and survive the tool
 // being killed at every fault point. The target is `calc`, whose `get`
 // prints global_counter, which the hooks of patches/hooks*.c change.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <fstream>
 #include <functional>
 
 #include <fmt/format.h>
@@ -328,4 +335,61 @@ TEST(Hooks, KilledAroundAnApplyHookRepairFollowsTheHook) {
       }
     }
   }
+}
+
+// hotsplice killed while a load hook runs (the hook sleeps a second). The
+// hook finishes on its own and returns into the recovery trampoline, which
+// gives the thread back its state: the target answers as before. Until it
+// has returned, another invocation is refused as busy (exit 2) rather than
+// repair (unmap) the payload whose code is running; afterwards the repair
+// goes through and the hook has run exactly once.
+TEST(Hooks, KilledWhileAHookRunsTheTargetCarriesOn) {
+  std::string bin = target_bin("calc");
+  std::string lp = build("hooks_slow.c", bin, "hooks_slow.lp");
+  Target t(bin);
+  EXPECT_EQ(global(t), 0);
+  const pid_t tool = ::fork();
+  if (tool == 0) {
+    int null = ::open("/dev/null", O_WRONLY);
+    ::dup2(null, 1);
+    ::dup2(null, 2);
+    const std::string pid = P(t);
+    ::execl(HS_BIN, HS_BIN, "upload", pid.c_str(), "slow", lp.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  auto in_sleep = [&] {
+    std::ifstream f(fmt::format("/proc/{}/syscall", t.pid()));
+    long nr = -1;
+    f >> nr;
+    return nr == SYS_clock_nanosleep || nr == SYS_nanosleep || nr == SYS_restart_syscall;
+  };
+  ASSERT_TRUE(eventually(in_sleep)) << "the load hook did not start";
+  ::kill(tool, SIGKILL);
+  int st = 0;
+  ASSERT_EQ(::waitpid(tool, &st, 0), tool);
+  ASSERT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) << st;
+
+  HsRun listed = hotsplice({"list", P(t)});
+  HsRun busy = hotsplice({"unload", P(t), "slow"});
+  if (in_sleep()) {  // still sleeping after both: they were in time
+    EXPECT_EQ(listed.code, 0) << listed.err;
+    EXPECT_NE(listed.out.find("(an operation is in progress)"), std::string::npos) << listed.out;
+    EXPECT_EQ(busy.code, 2) << busy.err;
+    EXPECT_EQ(busy.err_line(), fmt::format("hotsplice: error: thread {} of PID {} is still running a function an interrupted "
+                                           "hotsplice called in it; try again when it returns",
+                                           t.pid(), t.pid()));
+  }
+  EXPECT_TRUE(mapped(t, "slow")) << "the payload whose code runs is still mapped";
+
+  ASSERT_TRUE(eventually([&] { return !in_sleep(); }));
+  EXPECT_EQ(global(t), 1001) << "the hook ran to its end, once";
+  std::string notes;
+  json l = list_json(t, &notes);
+  const json* p = find_payload(l, "slow");
+  EXPECT_EQ(mapped(t, "slow"), p != nullptr) << notes;
+  if (p) {
+    EXPECT_EQ((*p)["state"], "CHECKED") << notes;
+  }
+  EXPECT_EQ(t.ask("bump"), "bump=1002");
+  EXPECT_EQ(global(t), 1002);
 }
