@@ -311,7 +311,9 @@ Result<RemoteCall::Outcome> RemoteCall::run_until_return(u64 ret_sp) {
       const int sig = WSTOPSIG(status);
       const int event = status >> 16;
       if (event == PTRACE_EVENT_CLONE) {
-        HS_CHECK(group_->adopt_clone(tid_, ThreadGroup::Mode::Run, resume_));  // the callee goes on
+        // The callee goes on; its new thread is held from its first stop if
+        // asked (it must not run while the others are held).
+        HS_CHECK(group_->adopt_clone(tid_, ThreadGroup::Mode::Run, resume_, keep_new_stopped_));
         HS_CHECK(adopt_new_threads());
         continue;
       }

@@ -61,8 +61,9 @@
 //  - The process dies (the callee calls exit(), or someone kills it):
 //    TargetGone, "process N exited during the operation".
 //  - The callee creates a thread: it is adopted into the ThreadGroup, and
-//    runs, or is kept stopped if the caller says so (keep_new_threads_stopped,
-//    for calls made while every thread is held stopped).
+//    runs, or is kept stopped from its first stop if the caller says so
+//    (keep_new_threads_stopped, for calls made while every thread is held
+//    stopped; a callee that then waits for that thread times out).
 //  - While the callee runs, the group's other threads that are running are
 //    looked after (a signal to deliver, a new thread): a callee that waits
 //    for one of them is not blocked by hotsplice.

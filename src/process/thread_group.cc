@@ -392,7 +392,7 @@ Status ThreadGroup::handle(pid_t tid, int status, Mode mode) {
 }
 
 // `parent` reported PTRACE_EVENT_CLONE: the new thread is attached already.
-Status ThreadGroup::adopt_clone(pid_t parent, Mode mode, int resume) {
+Status ThreadGroup::adopt_clone(pid_t parent, Mode mode, int resume, bool hold_child) {
   unsigned long msg = 0;
   if (pt(PTRACE_GETEVENTMSG, parent, 0, reinterpret_cast<unsigned long>(&msg)) != 0) {
     if (errno == ESRCH) return {};  // killed meanwhile; its exit report follows
@@ -423,6 +423,7 @@ Status ThreadGroup::adopt_clone(pid_t parent, Mode mode, int resume) {
 
   // The child starts with a stop of its own. In Stop mode the caller waits
   // for it with the others; otherwise let it run now.
+  if (child > 0 && ours && hold_child) return collect(child, Mode::Stop);
   if (child > 0 && ours && mode != Mode::Stop) HS_CHECK(collect(child, Mode::Run));
   return {};
 }

@@ -131,8 +131,9 @@ class ThreadGroup {
   Result<Wait> wait_leader();
   Status handle(pid_t tid, int status, Mode mode);
   // The parent is resumed with `resume` (PTRACE_CONT, or PTRACE_SYSCALL for
-  // a RemoteCall that waits for its return at a system call).
-  Status adopt_clone(pid_t parent, Mode mode, int resume = PTRACE_CONT);
+  // a RemoteCall that waits for its return at a system call). With
+  // `hold_child`, the new thread is kept at its first stop whatever `mode`.
+  Status adopt_clone(pid_t parent, Mode mode, int resume = PTRACE_CONT, bool hold_child = false);
   Status collect(pid_t tid, Mode mode);
   Result<bool> restart(TracedThread& t, int request, bool deliver);
   Status stop_threads();

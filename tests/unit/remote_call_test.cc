@@ -481,12 +481,9 @@ TEST_F(RemoteCallTest, CalleeMayCreateAndJoinAThread) {
 }
 
 // Asked to (as in a stop window), a thread the callee creates is adopted
-// stopped, and runs only once the group is resumed.
-// DISABLED: under heavy CPU load (two busy loops beside it) about 1 run in 20
-// ends with the new thread running: something after the clone event lets it
-// go again. Only a hook that creates a thread inside the stop window is
-// affected (that thread may run while the others are stopped). Open work.
-TEST_F(RemoteCallTest, DISABLED_ThreadCreatedByTheCalleeCanBeKeptStopped) {
+// stopped from its first instruction, and runs only once the group is
+// resumed.
+TEST_F(RemoteCallTest, ThreadCreatedByTheCalleeCanBeKeptStopped) {
   auto c = start();
   ASSERT_TRUE(c);
   auto p = Process::open(c->pid);
