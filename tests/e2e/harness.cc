@@ -86,14 +86,22 @@ std::string work_file(const std::string& name) {
 
 std::string build(const std::string& patch, const std::string& target, const std::string& out,
                   const std::optional<std::string>& depends) {
+  // Test processes run in parallel and may build the same payload (a
+  // fixture's, once per test): each writes its own file and renames it into
+  // place, so a reader never sees a half-written one. The builder is
+  // deterministic, so every rename puts the same bytes there.
   std::string path = work_file(out);
-  std::vector<std::string> args{"build", patch_src(patch), "--target", target, "-o", path};
+  std::string tmp = path + "." + std::to_string(::getpid()) + ".tmp";
+  std::vector<std::string> args{"build", patch_src(patch), "--target", target, "-o", tmp};
   if (depends) {
     args.push_back("--depends");
     args.push_back(*depends);
   }
   HsRun r = hotsplice(args);
   EXPECT_EQ(r.code, 0) << "hotsplice build " << patch << " failed: " << r.err;
+  if (r.code == 0) {
+    EXPECT_EQ(::rename(tmp.c_str(), path.c_str()), 0) << tmp << ": " << std::strerror(errno);
+  }
   return path;
 }
 
