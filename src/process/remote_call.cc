@@ -1,8 +1,10 @@
 // Calling functions inside a stopped thread of the target (see the header
 // for the protocol and what each outcome means).
 //
-// The wait loop. The borrowed thread runs with PTRACE_CONT, so it stops only
-// for signals, ptrace events and our own PTRACE_INTERRUPT. Its reports are
+// The wait loop. The borrowed thread runs with PTRACE_SYSCALL when the call
+// returns into the recovery trampoline (its own system calls then stop it
+// too, and it goes on), else with PTRACE_CONT; it also stops for signals,
+// ptrace events and our own PTRACE_INTERRUPT. Its reports are
 // collected with waitpid(WNOHANG); between polls the loop looks after the
 // group's other threads and then sleeps in sigtimedwait() on SIGCHLD (which
 // every tracee state change raises in the tracer), at most 50 ms at a time,
@@ -163,14 +165,15 @@ RemoteCall::~RemoteCall() {
 Status RemoteCall::restore() {
   TracedThread* t = group_->find(tid_);
   if (!t || !t->stopped) return fail(ErrorKind::TargetGone, "{}", group_->gone_message());
-  HS_CHECK(group_->set_regs(*t, saved_));
+  // Vector state first: if hotsplice dies between the two, the thread is
+  // still inside the trampoline's return code, which restores both again.
   iovec iov{saved_fp_.data(), saved_fp_.size()};
   if (pt(PTRACE_SETREGSET, tid_, fp_regset_, &iov) != 0) {
     if (errno == ESRCH) return group_->lost(*t);
     return fail_errno(ErrorKind::Internal, errno, "cannot restore the vector registers of thread {} of PID {}", tid_,
                       group_->pid());
   }
-  return {};
+  return group_->set_regs(*t, saved_);
 }
 
 Status RemoteCall::finish() {
@@ -242,16 +245,16 @@ Result<u64> RemoteCall::call_raw(RemoteAddr fn, std::span<const u64> args) {
   if (!outcome) {
     // Put the thread's own state back if we still hold it.
     if (TracedThread* s = group_->find(tid_); s && s->stopped) {
-      (void)restore();
       forget_call();
+      (void)restore();
     }
     return std::unexpected(std::move(outcome.error()));
   }
   // Every thread the callee created is held, if asked: one that was let run
   // while the call went on (its own events serviced) is stopped again here.
+  forget_call();
   HS_CHECK(adopt_new_threads());
   HS_CHECK(restore());
-  forget_call();
   switch (outcome->what) {
     case Outcome::Returned: return outcome->rax;
     case Outcome::TimedOut: return fail(ErrorKind::Timeout, "did not return within {} ms", timeout_.count());
@@ -292,7 +295,21 @@ Result<RemoteCall::Outcome> RemoteCall::run_until_return(u64 ret_sp) {
     return {};
   };
 
+  unsigned reports = 0;
   for (;;) {
+    // The clock is looked at on every pass: a callee making system calls
+    // in a loop (each one a stop, under PTRACE_SYSCALL) always has a report
+    // ready. For the same reason the other threads are looked after every
+    // 64 reports, not only when this one has nothing to say.
+    if (const auto now = Clock::now(); !interrupted && now >= deadline) {
+      pt(PTRACE_INTERRUPT, tid_);
+      interrupted = true;
+      give_up = now + kInterruptGrace;
+    } else if (interrupted && now >= give_up) {
+      return fail(ErrorKind::Internal, "thread {} of PID {} does not stop after the call timed out", tid_,
+                  group_->pid());
+    }
+    if (++reports % 64 == 0) HS_CHECK(service_others());
     int status = 0;
     pid_t r = ::waitpid(tid_, &status, __WALL | WNOHANG);
     if (r < 0 && errno == EINTR) continue;
@@ -334,7 +351,9 @@ Result<RemoteCall::Outcome> RemoteCall::run_until_return(u64 ret_sp) {
         // RemoteSyscalls leaves it): registers set at an entry stop would
         // skip the call, and its exit stop would come at the next
         // PTRACE_SYSCALL. A syscall stop while interrupted stands for the
-        // interrupt's (any ptrace trap clears a pending PTRACE_INTERRUPT);
+        // interrupt's (a ptrace trap after the PTRACE_INTERRUPT clears it; a
+        // stop already queued before leaves it pending, and its late
+        // PTRACE_EVENT_STOP is passed over later, like any stray one);
         // at an entry stop the call is skipped (orig_rax = -1) to reach its
         // exit stop at once.
         TracedThread* t = HS_TRY(stopped_at(StopKind::Syscall));
@@ -344,9 +363,13 @@ Result<RemoteCall::Outcome> RemoteCall::run_until_return(u64 ret_sp) {
           HS_CHECK(go_on());
           continue;
         }
+        // Entry or exit stop: the kernel says (5.3 and later); else rax is
+        // -ENOSYS at an entry stop, and ours is always met first at its entry.
         __ptrace_syscall_info info{};
         const long n = pt(PTRACE_GET_SYSCALL_INFO, tid_, sizeof info, &info);
-        if (n > 0 && info.op == PTRACE_SYSCALL_INFO_ENTRY) {
+        const bool at_entry =
+            n > 0 ? info.op == PTRACE_SYSCALL_INFO_ENTRY : ours || static_cast<long>(t->regs.rax) == -ENOSYS;
+        if (at_entry) {
           if (!ours) {
             user_regs_struct skip = t->regs;
             skip.orig_rax = static_cast<unsigned long long>(-1);
@@ -358,7 +381,6 @@ Result<RemoteCall::Outcome> RemoteCall::run_until_return(u64 ret_sp) {
         }
         if (ours) return Outcome{.what = Outcome::Returned, .rax = t->regs.rdi};
         return Outcome{.what = Outcome::TimedOut};
-        continue;
       }
       // A signal-delivery-stop.
       siginfo_t si{};
@@ -379,15 +401,7 @@ Result<RemoteCall::Outcome> RemoteCall::run_until_return(u64 ret_sp) {
 
     HS_CHECK(service_others());
     const auto now = Clock::now();
-    if (!interrupted && now >= deadline) {
-      pt(PTRACE_INTERRUPT, tid_);
-      interrupted = true;
-      give_up = now + kInterruptGrace;
-      continue;
-    }
-    if (interrupted && now >= give_up)
-      return fail(ErrorKind::Internal, "thread {} of PID {} does not stop after the call timed out", tid_,
-                  group_->pid());
+    if (!interrupted && now >= deadline) continue;  // interrupted at the top
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>((interrupted ? give_up : deadline) - now);
     chld.wait(std::min(left + std::chrono::milliseconds(1), std::chrono::milliseconds(50)));
   }

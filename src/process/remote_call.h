@@ -71,7 +71,10 @@
 // Known gap: without a trampoline (a process whose seccomp filter refuses
 // PROT_EXEC mappings), hotsplice killed while the callee runs leaves the
 // thread with the call's registers; when the callee returns to address 0
-// the process dies of SIGSEGV.
+// the process dies of SIGSEGV. A call abandoned because its thread does not
+// stop even 10 s after the timeout's PTRACE_INTERRUPT (an uninterruptible
+// sleep) is still running when the operation goes on; later remote calls of
+// the same invocation do not check for it.
 #pragma once
 
 #include <sys/types.h>

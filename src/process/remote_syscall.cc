@@ -35,8 +35,11 @@
 #include <sys/uio.h>
 
 #include <algorithm>
+#include <charconv>
+#include <optional>
 
 #include "arch/x86_64.h"
+#include "support/file.h"
 
 #ifndef MFD_EXEC
 #define MFD_EXEC 0x0010U
@@ -183,6 +186,33 @@ Result<RemoteAddr> find_trampoline(const Process& proc) {
   return RemoteAddr();
 }
 
+bool in_trampoline_code(RemoteAddr tr, u64 rip) {
+  return !tr.is_null() && rip >= tr.value() && rip < tr.value() + RemoteSyscalls::kTrampolineContext;
+}
+
+// The stack pointer of a running thread that is blocked in the kernel
+// (/proc/PID/task/TID/syscall ends with "sp pc"); nullopt while it runs in
+// user space.
+std::optional<u64> blocked_sp(pid_t pid, pid_t tid) {
+  auto text = read_whole_file(fmt::format("/proc/{}/task/{}/syscall", pid, tid));
+  if (!text) return std::nullopt;
+  std::vector<std::string_view> words;
+  std::string_view rest(reinterpret_cast<const char*>(text->data()), text->size());
+  while (!rest.empty()) {
+    size_t sp = rest.find_first_of(" \n");
+    if (sp != 0) words.push_back(rest.substr(0, sp));
+    if (sp == std::string_view::npos) break;
+    rest.remove_prefix(sp + 1);
+  }
+  if (words.size() < 3 || words[0] == "running") return std::nullopt;
+  std::string_view w = words[words.size() - 2];
+  if (w.starts_with("0x")) w.remove_prefix(2);
+  u64 v = 0;
+  auto [end, ec] = std::from_chars(w.data(), w.data() + w.size(), v, 16);
+  if (ec != std::errc() || end != w.data() + w.size()) return std::nullopt;
+  return v;
+}
+
 }  // namespace
 
 void normalise_syscall_restart(user_regs_struct& r) { normalise(r); }
@@ -204,14 +234,13 @@ Result<RemoteSyscalls> RemoteSyscalls::create(ThreadGroup& group, TracedThread& 
 
   if (!group.trampoline_tried_) {
     group.trampoline_ = HS_TRY(find_trampoline(proc));
-    if (!group.trampoline_.is_null()) HS_CHECK(refuse_if_a_call_is_running(group, proc));
+    if (!group.trampoline_.is_null()) HS_CHECK(settle_previous_invocation(group, proc, t.tid));
   }
   // A thread stopped inside the trampoline is one a killed hotsplice left
   // there, on its way back to its own registers: they are in the data area
   // (not yet overwritten: every call writes it first).
   const RemoteAddr tr = group.trampoline_;
-  if (!tr.is_null() && rs.saved_.rip >= tr.value() && rs.saved_.rip < tr.value() + kTrampolineContext)
-    HS_CHECK(rs.take_back_recovery_state(t));
+  if (in_trampoline_code(tr, rs.saved_.rip)) HS_CHECK(take_back(group, proc, t, rs.saved_));
   if (!group.trampoline_tried_) {
     group.trampoline_tried_ = true;
     if (tr.is_null()) {
@@ -224,23 +253,42 @@ Result<RemoteSyscalls> RemoteSyscalls::create(ThreadGroup& group, TracedThread& 
   return rs;
 }
 
-// The data area still describes a call (vector_bytes > 0) that a killed
-// hotsplice started and whose callee has not returned yet: its thread still
-// lives, and the return address into the trampoline is still in place (the
-// return path zeroes it). Overwriting the data area now would leave that
-// thread, when it returns, with another thread's registers: refuse, it is
-// worth a retry (the callee returns in its own time).
-Status RemoteSyscalls::refuse_if_a_call_is_running(ThreadGroup& group, const Process& proc) {
+
+// The state a previous, killed invocation may have left, looked at once per
+// group before anything writes the data area:
+//  - the thread the data area belongs to is stopped inside the trampoline
+//    (on its way back): it gets its registers (and vector state) back now,
+//    or, if it is the thread being borrowed, in create();
+//  - it is still running a function that invocation called in it (the
+//    data area describes a call, the return address into the trampoline is
+//    still in its slot, which the return path zeroes, and the thread's
+//    stack pointer is at or below that slot): overwriting the data area
+//    now would leave it, when it returns, with another call's registers,
+//    and a repair could unmap the code it runs. Refused, worth a retry.
+//    A thread running in user space (its stack pointer unknown) with the
+//    slot intact counts as still in the call.
+Status RemoteSyscalls::settle_previous_invocation(ThreadGroup& group, const Process& proc, pid_t borrowed) {
   const RemoteAddr tr = group.trampoline_;
   auto ctx = HS_TRY(proc.read_value<x86_64::RecoveryContext>(tr + static_cast<i64>(kTrampolineContext)));
-  TracedThread* t = ctx.vector_bytes == 0 ? nullptr : group.find(static_cast<pid_t>(ctx.tid));
-  if (!t) return {};
-  if (t->stopped) {
-    // Stopped on its way back (inside the trampoline): taken back below.
-    HS_CHECK(group.refresh_regs(*t));
-    if (t->regs.rip >= tr.value() && t->regs.rip < tr.value() + kTrampolineContext) return {};
+  TracedThread* o = ctx.tid == 0 ? nullptr : group.find(static_cast<pid_t>(ctx.tid));
+  if (!o) return {};
+  std::optional<u64> sp;
+  if (o->stopped) {
+    HS_CHECK(group.refresh_regs(*o));
+    if (in_trampoline_code(tr, o->regs.rip)) {
+      if (o->tid == borrowed) return {};
+      user_regs_struct regs = o->regs;
+      HS_CHECK(take_back(group, proc, *o, regs));
+      return group.set_regs(*o, regs);
+    }
+    sp = o->regs.rsp;
+  } else {
+    sp = blocked_sp(group.pid(), o->tid);
   }
-  auto ret = proc.read_value<u64>(RemoteAddr(call_return_slot(ctx)));
+  if (ctx.vector_bytes == 0) return {};
+  const u64 slot = call_return_slot(ctx);
+  if (sp && *sp > slot) return {};  // back above the call's frame
+  auto ret = proc.read_value<u64>(RemoteAddr(slot));
   if (!ret) {
     if (ret.error().kind() == ErrorKind::TargetGone) return std::unexpected(std::move(ret.error()));
     return {};  // its stack is gone: so is the call
@@ -254,27 +302,28 @@ Status RemoteSyscalls::refuse_if_a_call_is_running(ThreadGroup& group, const Pro
 
 // The thread `t`, stopped inside the trampoline, was left there by a killed
 // hotsplice: its own registers (and, if it had not got past restoring them,
-// its vector state) are in the data area.
-Status RemoteSyscalls::take_back_recovery_state(TracedThread& t) {
-  const RemoteAddr tr = group_->trampoline_;
-  auto ctx = HS_TRY(proc_->read_value<x86_64::RecoveryContext>(tr + static_cast<i64>(kTrampolineContext)));
+// its vector state) are in the data area. The vector state is put back at
+// once; `regs` receives the registers.
+Status RemoteSyscalls::take_back(ThreadGroup& group, const Process& proc, TracedThread& t, user_regs_struct& regs) {
+  const RemoteAddr tr = group.trampoline_;
+  auto ctx = HS_TRY(proc.read_value<x86_64::RecoveryContext>(tr + static_cast<i64>(kTrampolineContext)));
   if (ctx.tid != 0 && ctx.tid != static_cast<u64>(t.tid))
     return fail(ErrorKind::Internal,
                 "thread {} of PID {} is inside hotsplice's recovery trampoline, but its data area holds the "
                 "registers of thread {}",
-                t.tid, group_->pid(), ctx.tid);
-  from_context(saved_, ctx);
+                t.tid, group.pid(), ctx.tid);
   const u64 rip = t.regs.rip;
+  from_context(regs, ctx);
   for (u64 entry : {kTrampolineReturnXsave, kTrampolineReturnFxsave}) {
     if (rip < tr.value() + entry || rip >= tr.value() + entry + x86_64::kCallReturnVectorDone) continue;
     if (ctx.vector_bytes == 0 || ctx.vector_bytes > kTrampolineVectorRoom) break;
-    auto image = HS_TRY(proc_->read(tr + static_cast<i64>(kTrampolineVector), ctx.vector_bytes));
+    auto image = HS_TRY(proc.read(tr + static_cast<i64>(kTrampolineVector), ctx.vector_bytes));
     iovec iov{image.data(), image.size()};
     const unsigned int regset = entry == kTrampolineReturnXsave ? NT_X86_XSTATE : NT_PRFPREG;
     if (::ptrace(PTRACE_SETREGSET, t.tid, reinterpret_cast<void*>(static_cast<uintptr_t>(regset)), &iov) != 0) {
-      if (errno == ESRCH) return group_->lost(t);
+      if (errno == ESRCH) return group.lost(t);
       return fail_errno(ErrorKind::Internal, errno, "cannot restore the vector registers of thread {} of PID {}",
-                        t.tid, group_->pid());
+                        t.tid, group.pid());
     }
   }
   return {};

@@ -10,7 +10,7 @@
 // written on the thread's stack (including the red zone) and none of the
 // program's memory is changed (see the trampoline below).
 //
-// Crash safety: the recovery trampoline. Once per process a one-page
+// Crash safety: the recovery trampoline. Once per process a 16 KiB
 // executable mapping of a memfd named "hotsplice-trampoline" is created
 // (found again by later invocations in /proc/PID/maps; its code is written
 // through /proc/PID/mem, so it is never writable). It holds `syscall`
@@ -107,8 +107,8 @@ class RemoteSyscalls {
   const Process* proc_ = nullptr;
   pid_t tid_ = 0;  // the borrowed thread (not a pointer: the thread vector may grow)
   Status setup_trampoline(const Process& proc);
-  static Status refuse_if_a_call_is_running(ThreadGroup& group, const Process& proc);
-  Status take_back_recovery_state(TracedThread& t);
+  static Status settle_previous_invocation(ThreadGroup& group, const Process& proc, pid_t borrowed);
+  static Status take_back(ThreadGroup& group, const Process& proc, TracedThread& t, user_regs_struct& regs);
   RemoteAddr syscall_insn_;
   RemoteAddr trampoline_;
   user_regs_struct saved_{};

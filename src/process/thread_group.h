@@ -58,7 +58,7 @@ enum class StopKind : u8 {
   Interrupt,  // PTRACE_EVENT_STOP: our PTRACE_INTERRUPT, or a new thread's first stop
   GroupStop,  // PTRACE_EVENT_STOP of a job-control stop (SIGSTOP/SIGTSTP/...); resumed with PTRACE_LISTEN
   Signal,     // signal-delivery-stop; `pending_signal` is re-delivered on resume
-  Syscall,    // syscall-exit-stop left behind by RemoteSyscalls (registers already put back)
+  Syscall,    // syscall stop: the exit stop RemoteSyscalls / RemoteCall leave (registers put back)
 };
 
 struct TracedThread {

@@ -30,6 +30,7 @@
 
 #include <gtest/gtest.h>
 
+#include "arch/x86_64.h"
 #include "process/process.h"
 #include "process/remote_call.h"
 #include "process/remote_syscall.h"
@@ -662,6 +663,63 @@ TEST_P(ToolKilledDuringRemoteCall, TheThreadGetsItsOwnStateBack) {
 
 INSTANTIATE_TEST_SUITE_P(Phases, ToolKilledDuringRemoteCall, ::testing::Values(0, 1),
                          [](const auto& p) { return std::string(p.param == 0 ? "BeforeTheCallee" : "InTheCallee"); });
+
+// The busy check does not outlive the call: a return address into the
+// trampoline left in its slot (as a hotsplice killed just after it wrote
+// it, before the thread was set on the call, would leave it) does not
+// refuse later invocations once the thread's stack pointer is above it.
+TEST_F(RemoteCallTest, StaleReturnAddressAboveTheStackPointerIsNotACallInProgress) {
+  auto c = start();
+  ASSERT_TRUE(c);
+  ASSERT_TRUE(blocked_in_read(*c));
+  auto p = Process::open(c->pid);
+  ASSERT_OK(p);
+  RemoteAddr tr;
+  {
+    auto g = ThreadGroup::seize(*p);
+    ASSERT_OK(g);
+    auto t = g->stop_one();
+    ASSERT_OK(t);
+    auto rc = RemoteCall::create(*g, **t, *p);
+    ASSERT_OK(rc);
+    auto r = rc->call(c->fn("add6"), 1, 0, 0, 0, 0, 0);
+    ASSERT_OK(r);
+    ASSERT_OK(rc->finish());
+    auto rs = RemoteSyscalls::create(*g, **t, *p);
+    ASSERT_OK(rs);
+    tr = rs->trampoline();
+    ASSERT_FALSE(tr.is_null());
+    ASSERT_OK(rs->finish());
+    ASSERT_OK(g->detach());
+  }
+  // The data area still describes that call (RemoteSyscalls rewrote it with
+  // vector_bytes 0: describe a call again, as after a call), and the slot
+  // gets the return address back.
+  auto ctx = p->read_value<x86_64::RecoveryContext>(tr + static_cast<i64>(RemoteSyscalls::kTrampolineContext));
+  ASSERT_OK(ctx);
+  x86_64::RecoveryContext call = *ctx;
+  call.vector_bytes = 512;
+  ASSERT_OK(p->write(tr + static_cast<i64>(RemoteSyscalls::kTrampolineContext),
+                     ByteView(reinterpret_cast<const u8*>(&call), sizeof call)));
+  const u64 slot = ((call.rsp - 128) & ~u64{15}) - 8;
+  const u64 ret = tr.value() + RemoteSyscalls::kTrampolineReturnXsave;
+  ASSERT_OK(p->write(RemoteAddr(slot), ByteView(reinterpret_cast<const u8*>(&ret), sizeof ret)));
+  {
+    auto g = ThreadGroup::seize(*p);
+    ASSERT_OK(g);
+    auto t = g->stop_one();
+    ASSERT_OK(t);
+    EXPECT_GT((*t)->regs.rsp, slot);
+    auto rs = RemoteSyscalls::create(*g, **t, *p);
+    ASSERT_OK(rs);
+    auto pid_in_target = rs->syscall(SYS_getpid);
+    ASSERT_OK(pid_in_target);
+    EXPECT_EQ(*pid_in_target, c->pid);
+    ASSERT_OK(rs->finish());
+    ASSERT_OK(g->detach());
+  }
+  EXPECT_EQ(c->ask("get"), "calls=1 sum=1 usr1=0");
+}
 
 TEST_F(RemoteCallTest, TooManyArgumentsAndFinishedObjectsAreRefused) {
   auto c = start();
