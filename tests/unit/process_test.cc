@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <cstdio>
 #include <fstream>
 #include <functional>
@@ -585,10 +586,18 @@ TEST_F(ProcessTest, ToolKilledBetweenRemoteSyscallsLeavesTargetHealthy) {
 // thread is at the syscall-entry-stop (phase 1). The kernel detaches it; it
 // runs the trampoline's `syscall`, then the recovery tail puts its own
 // registers back, so its read() restarts and completes normally.
+std::vector<pid_t> task_ids(pid_t pid) {
+  std::vector<pid_t> out;
+  for (const auto& e : std::filesystem::directory_iterator(fmt::format("/proc/{}/task", pid)))
+    out.push_back(static_cast<pid_t>(std::stol(e.path().filename().string())));
+  return out;
+}
+
 int g_kill_phase = -1;
+long g_kill_nr = SYS_getpid;
 
 void kill_tool_at(long nr, int phase) {
-  if (nr == SYS_getpid && phase == g_kill_phase) ::raise(SIGKILL);
+  if (nr == g_kill_nr && phase == g_kill_phase) ::raise(SIGKILL);
 }
 
 int count_trampolines(pid_t pid) {
@@ -660,6 +669,80 @@ TEST_P(ToolKilledDuringRemoteSyscall, TrampolineRecoversTheThread) {
 
 INSTANTIATE_TEST_SUITE_P(Phases, ToolKilledDuringRemoteSyscall, ::testing::Values(0, 1),
                          [](const auto& p) { return std::string(p.param == 0 ? "BeforeEntry" : "AtEntryStop"); });
+
+// A thread a killed hotsplice left blocked *inside* the trampoline (here in
+// a pause() it was made to run there) is not the thread the next invocation
+// borrows: that invocation gives it its own registers back before it writes
+// the data area, and the thread goes back to what it was doing.
+TEST_F(ProcessTest, OrphanInTheTrampolineIsGivenItsStateBackByTheNextInvocation) {
+  auto c = start({"threads", "3"});
+  pid_t worker = 0;  // the one blocked in pthread_cond_wait
+  ASSERT_TRUE(eventually([&] {
+    for (pid_t tid : task_ids(c->pid))
+      if (tid != c->pid && task_syscall(c->pid, tid) == SYS_futex) worker = tid;
+    return worker != 0;
+  }));
+  auto p = Process::open(c->pid);
+  ASSERT_OK(p);
+  user_regs_struct before{};
+  {
+    auto g = ThreadGroup::seize(*p);
+    ASSERT_OK(g);
+    ASSERT_OK(g->stop_all());
+    before = g->find(worker)->regs;
+    normalise_syscall_restart(before);
+    ASSERT_OK(g->detach());
+  }
+  const pid_t tool = ::fork();
+  if (tool == 0) {
+    auto g = ThreadGroup::seize(*p);
+    if (!g || !g->stop_all()) ::_exit(2);
+    TracedThread* t = g->find(worker);
+    if (!t) ::_exit(3);
+    auto rs = RemoteSyscalls::create(*g, *t, *p);
+    if (!rs || rs->trampoline().is_null()) ::_exit(4);
+    g_kill_phase = 1;
+    g_kill_nr = SYS_pause;
+    RemoteSyscalls::test_kill_point = kill_tool_at;
+    (void)rs->syscall(SYS_pause);
+    ::_exit(7);  // not reached
+  }
+  int st = 0;
+  ASSERT_EQ(::waitpid(tool, &st, 0), tool);
+  ASSERT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) << st;
+  ASSERT_TRUE(eventually([&] { return task_syscall(c->pid, worker) == SYS_pause; })) << "left in the trampoline";
+
+  {
+    auto g = ThreadGroup::seize(*p);
+    ASSERT_OK(g);
+    ASSERT_OK(g->stop_all());
+    auto t = g->stop_one();
+    ASSERT_OK(t);
+    ASSERT_NE((*t)->tid, worker);
+    auto rs = RemoteSyscalls::create(*g, **t, *p);
+    ASSERT_OK(rs);
+    TracedThread* w = g->find(worker);
+    ASSERT_NE(w, nullptr);
+    ASSERT_OK(g->refresh_regs(*w));
+    EXPECT_EQ(w->regs.rip, before.rip);
+    EXPECT_EQ(w->regs.rsp, before.rsp);
+    EXPECT_EQ(w->regs.rax, before.rax);
+    EXPECT_EQ(w->regs.rdi, before.rdi);
+    EXPECT_EQ(w->regs.rsi, before.rsi);
+    EXPECT_EQ(w->regs.rbx, before.rbx);
+    EXPECT_EQ(w->regs.rbp, before.rbp);
+    EXPECT_EQ(w->regs.r12, before.r12);
+    auto pid_in_target = rs->syscall(SYS_getpid);
+    ASSERT_OK(pid_in_target);
+    ASSERT_OK(rs->finish());
+    ASSERT_OK(g->resume_all());
+    ASSERT_OK(g->detach());
+  }
+  EXPECT_TRUE(eventually([&] { return task_syscall(c->pid, worker) == SYS_futex; }))
+      << "the worker waits on its condition variable again";
+  c->send("count\n");
+  EXPECT_EQ(c->line(), "count 0");
+}
 
 TEST_F(ProcessTest, NanosleepSleepsItsFullTime) {
   auto c = start({"sleep", "700"});
