@@ -55,44 +55,7 @@ static void *churner(void *arg) {
   return 0;
 }
 
-/* Fills the 128-byte red zone below its stack pointer with a pattern, then
-   checks it over and over until *stop; returns 1 if it ever changed. It
-   never moves rsp and calls nothing, so nothing legitimate writes there. */
-int redzone_loop(volatile int *stop, volatile int *started);
-extern char redzone_loop_end[];
-__asm__(
-    ".text\n"
-    ".globl redzone_loop\n"
-    ".type redzone_loop,@function\n"
-    "redzone_loop:\n"
-    "  movabs $0x5a5a000000000000, %rax\n"
-    "  mov $16, %ecx\n"
-    "  lea -128(%rsp), %rdx\n"
-    "1: mov %rax, (%rdx)\n"
-    "  inc %rax\n"
-    "  add $8, %rdx\n"
-    "  dec %ecx\n"
-    "  jnz 1b\n"
-    "  movl $1, (%rsi)\n"
-    "2: movabs $0x5a5a000000000000, %rax\n"
-    "  mov $16, %ecx\n"
-    "  lea -128(%rsp), %rdx\n"
-    "3: cmp %rax, (%rdx)\n"
-    "  jne 4f\n"
-    "  inc %rax\n"
-    "  add $8, %rdx\n"
-    "  dec %ecx\n"
-    "  jnz 3b\n"
-    "  cmpl $0, (%rdi)\n"
-    "  je 2b\n"
-    "  xor %eax, %eax\n"
-    "  ret\n"
-    "4: mov $1, %eax\n"
-    "  ret\n"
-    ".globl redzone_loop_end\n"
-    "redzone_loop_end:\n"
-    ".size redzone_loop, .-redzone_loop\n");
-
+/* The red-zone thread (redzone_loop: child_common.h). */
 static volatile int rz_stop, rz_started;
 static volatile pid_t rz_tid;
 static int rz_result;
