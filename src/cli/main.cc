@@ -182,7 +182,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", "hotsplice 0.1.0");
 
-  bool json_out = false, force = false;
+  bool json_out = false, force = false, entry_only = false;
   std::string timeout_s = "1s";
   pid_t pid = 0;
   std::string name, file;
@@ -190,6 +190,8 @@ int main(int argc, char** argv) {
   auto add_engine_opts = [&](CLI::App* c) {
     c->add_option("--timeout", timeout_s, "how long to retry the activeness check (e.g. 1s, 500ms)");
     c->add_flag("--force", force, "skip the activeness check (unsafe)");
+    c->add_flag("--entry-only", entry_only,
+                "write only the jump at each function's entry; direct calls keep going through it");
   };
 
   // build
@@ -278,6 +280,7 @@ int main(int argc, char** argv) {
   EngineOptions eopt;
   eopt.timeout = check(parse_duration(timeout_s));
   eopt.force = force;
+  eopt.redirect_calls = !entry_only;
   eopt.release_when_done = true;  // one operation per invocation
   if (force) fmt::print(stderr, "hotsplice: warning: --force skips the activeness check; the process may crash\n");
   auto session = check(Session::open(pid, eopt));

@@ -15,6 +15,7 @@
 #include "arch/x86_64.h"
 #include "payload/loader.h"
 #include "payload/payload.h"
+#include "engine/call_sites.h"
 #include "engine/remote_memfd.h"
 #include "process/remote_call.h"
 #include "process/remote_syscall.h"
@@ -309,6 +310,64 @@ Status Session::plan_revert(const PayloadRecord& p, Overlay& mem, Plan& plan) {
     if (r.prot & PROT_EXEC)
       plan.guards.push_back({{RemoteAddr(p.base + r.offset), RemoteAddr(p.base + r.offset + r.size)},
                              fmt::format("the code of payload '{}'", p.name)});
+  return {};
+}
+
+// Direct calls. Each call site of a function points where the function's
+// entry leads once `mem`'s writes are made: the replacement of the payload
+// whose jump is there, else the function itself (and always the function
+// itself without redirect_calls, so that a site redirected earlier is put
+// back rather than left pointing at code that may be unloaded). A site whose bytes are not
+// a call to the function or to one of its replacements (something else
+// wrote there) is left alone, as is one lying in bytes some payload patches
+// or expects at a function entry: those bytes belong to the entry patches.
+Status Session::plan_call_sites(std::span<const PayloadRecord* const> involved, Overlay& mem) {
+  if (involved.empty()) return {};
+  const PayloadRecord& first = *involved.front();
+  std::vector<u64> fns;
+  for (const PayloadRecord* p : involved)
+    for (const FuncState& f : p->funcs)
+      if (p->object_path == first.object_path) fns.push_back(f.old_addr);
+  std::optional<MappedObject> obj = HS_TRY(mapped_object(*proc_, first.object_path));
+  if (!obj || obj->build_id != first.object_depends) return {};
+  const auto sites = HS_TRY(find_call_sites(*obj, fns));
+  if (sites.empty()) return {};
+
+  // Every function entry's patched or expected bytes, of any payload here.
+  std::vector<RemoteRange> entries;
+  for (const PayloadRecord& q : state_.payloads)
+    if (q.object_path == first.object_path)
+      for (const FuncState& g : q.funcs)
+        entries.push_back({RemoteAddr(g.old_addr),
+                           RemoteAddr(g.old_addr + std::max<u64>(g.patch_offset + g.insn.size(), g.expect.size()))});
+
+  for (const auto& [fn, list] : sites) {
+    u64 dest = fn;
+    std::vector<u64> known{fn};
+    for (const PayloadRecord& q : state_.payloads) {
+      if (q.object_path != first.object_path) continue;
+      for (const FuncState& g : q.funcs) {
+        if (g.old_addr != fn || g.new_addr == 0) continue;
+        known.push_back(g.new_addr);
+        if (opts_.redirect_calls && HS_TRY(mem.read(g.site(), g.insn.size())) == g.insn) dest = g.new_addr;
+      }
+    }
+    for (const CallSite& s : list) {
+      const RemoteRange bytes{RemoteAddr(s.addr), RemoteAddr(s.addr + 5)};
+      if (std::ranges::any_of(entries, [&](const RemoteRange& e) { return e.overlaps(bytes); })) continue;
+      const Bytes cur = HS_TRY(mem.read(s.addr, 5));
+      if (cur[0] != s.opcode) continue;
+      i32 rel;
+      std::memcpy(&rel, cur.data() + 1, sizeof rel);
+      const u64 now = s.addr + 5 + static_cast<u64>(static_cast<int64_t>(rel));
+      if (now == dest || std::ranges::find(known, now) == known.end()) continue;
+      const auto want = call_displacement(s.addr, dest);
+      if (!want) continue;
+      Bytes after(sizeof *want);
+      std::memcpy(after.data(), &*want, sizeof *want);
+      mem.write(s.addr + 1, Bytes(cur.begin() + 1, cur.end()), std::move(after));
+    }
+  }
   return {};
 }
 
@@ -1034,6 +1093,7 @@ Status Session::apply(std::string_view name) {
   Overlay mem{*proc_, {}};
   Plan plan;
   HS_CHECK(plan_apply(*p, mem, plan));
+  HS_CHECK(plan_call_sites(std::span<const PayloadRecord* const>(&p, 1), mem));
   plan.writes = std::move(mem.writes);
   if (const HookRecord* h = p->hook("apply")) plan.action_hooks.emplace_back(p->name, *h);
   HS_CHECK(run_pre_hook(name, "preapply", JournalOp::Apply));
@@ -1053,6 +1113,7 @@ Status Session::revert(std::string_view name) {
   Overlay mem{*proc_, {}};
   Plan plan;
   HS_CHECK(plan_revert(*p, mem, plan));
+  HS_CHECK(plan_call_sites(std::span<const PayloadRecord* const>(&p, 1), mem));
   plan.writes = std::move(mem.writes);
   if (const HookRecord* h = p->hook("revert")) plan.action_hooks.emplace_back(p->name, *h);
   HS_CHECK(run_pre_hook(name, "prerevert", JournalOp::Revert));
@@ -1090,6 +1151,7 @@ Status Session::replace(std::string_view name) {
     if (const HookRecord* h = old->hook("revert")) plan.action_hooks.emplace_back(old->name, *h);
   }
   HS_CHECK(plan_apply(*p, mem, plan));
+  HS_CHECK(plan_call_sites(involved, mem));
   plan.writes = std::move(mem.writes);
   if (const HookRecord* h = p->hook("apply")) plan.action_hooks.emplace_back(p->name, *h);
   plan.detach_when_done = true;  // replace runs no post-hooks

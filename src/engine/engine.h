@@ -37,6 +37,10 @@ struct EngineOptions {
   // again to detach (one stop window instead of two). The session is closed
   // afterwards. The CLI sets it; code running several operations does not.
   bool release_when_done = false;
+  // Also point the direct calls to a patched function at its replacement
+  // (engine/call_sites.h). Off: every call keeps going through the entry
+  // jump (and sites an earlier operation redirected are put back).
+  bool redirect_calls = true;
 };
 
 class Session {
@@ -73,6 +77,9 @@ class Session {
   struct Plan;
   Status plan_apply(const PayloadRecord& p, Overlay& mem, Plan& plan);
   Status plan_revert(const PayloadRecord& p, Overlay& mem, Plan& plan);
+  // After the entries are planned: the direct call sites of every function
+  // of `involved` are pointed at what its entry leads to then.
+  Status plan_call_sites(std::span<const PayloadRecord* const> involved, Overlay& mem);
   // Journals `plan`, stops the world until it is safe, writes, resumes.
   Status execute(JournalOp op, std::string_view name, const Plan& plan);
   Status stop_when_safe(JournalOp op, std::string_view name, std::span<const GuardedRange> guards, PhaseTimer& timer);
