@@ -94,7 +94,8 @@ if (have("call.dat")) {
   set key top right
   plot dat("call.dat") using 2:xtic(1) title "self-patched, replacement adjacent", \
        "" using 3 title "self-patched, replacement 1 GiB away", \
-       "" using 4 title "patched by hotsplice", \
+       "" using 4 title "patched by hotsplice (call redirected)", \
+       "" using 5 title "patched by hotsplice --entry-only", \
        2 with lines dt 2 lc rgb "gray40" title "2 % goal"
   set style data points
   set key top left

@@ -4,7 +4,8 @@
 // Instructions (callgrind): hs_callcost runs a loop of N direct calls, either
 // to new_FN ("direct") or to old_FN after writing at old_FN's entry exactly
 // the jump the engine writes ("patched"; same arch code: patch_offset +
-// make_jump). ptrace and valgrind do not mix, so the program patches itself;
+// make_jump), or after that and pointing the loop's call at new_FN as the
+// engine does with the direct calls it finds ("redirected"). ptrace and valgrind do not mix, so the program patches itself;
 // the bytes are the ones hotsplice would write, and the count of executed
 // instructions does not depend on who wrote them. Only the loop function is
 // counted (--toggle-collect), so Ir / N is the instructions per call,
@@ -14,7 +15,10 @@
 // self-patched program, jumping to new_FN (which the compiler placed right
 // after old_FN: the best case) and to a copy of new_FN in a mapping 1 GiB
 // away (like a payload's), and (b) in hs_callcost serve patched by the real
-// `hotsplice load` (the replacement then lives in the payload's mapping).
+// `hotsplice load` (the replacement then lives in the payload's mapping),
+// once as it comes (the loop's call redirected) and once applied with
+// --entry-only (the loop's call goes through the entry jump, as calls
+// through pointers and from other objects always do).
 #include <unistd.h>
 
 #include <cstdio>
@@ -55,12 +59,15 @@ json fig_call(const Config& c) {
       progress("call overhead: callgrind, {} function, {} calls", fn, n_cg);
       double direct = callgrind_ir(c, "direct", fn, n_cg);
       double patched = callgrind_ir(c, "patched", fn, n_cg);
+      double redirected = callgrind_ir(c, "redirected", fn, n_cg);
       double unpatched = callgrind_ir(c, "unpatched", fn, n_cg);
       cg[fn] = json{{"calls", n_cg},
                     {"direct_ir_per_call", round_to(direct / n_cg, 4)},
                     {"patched_ir_per_call", round_to(patched / n_cg, 4)},
+                    {"redirected_ir_per_call", round_to(redirected / n_cg, 4)},
                     {"unpatched_ir_per_call", round_to(unpatched / n_cg, 4)},
-                    {"extra_ir_per_call", round_to((patched - direct) / n_cg, 4)}};
+                    {"extra_ir_per_call", round_to((patched - direct) / n_cg, 4)},
+                    {"redirected_extra_ir_per_call", round_to((redirected - direct) / n_cg, 4)}};
     }
   } else {
     cg["skipped"] = "valgrind not installed";
@@ -109,20 +116,32 @@ json fig_call(const Config& c) {
         round(fn, "old", "unpatched");
         round(fn, "new", "direct (unpatched phase)");
       }
-    run_ok({c.hotsplice, "load", pid, c.payload("callcost_fix")});
-    auto list = json::parse(run_ok({c.hotsplice, "list", pid, "--json"}, {}, true).out);
-    for (const auto& f : list["payloads"][0]["funcs"])
-      if (!f["applied"].get<bool>()) die("callcost_fix: function {} is not applied", f["name"].dump());
+    auto all_applied = [&] {
+      auto list = json::parse(run_ok({c.hotsplice, "list", pid, "--json"}, {}, true).out);
+      for (const auto& f : list["payloads"][0]["funcs"])
+        if (!f["applied"].get<bool>()) die("callcost_fix: function {} is not applied", f["name"].dump());
+    };
+    run_ok({c.hotsplice, "load", pid, c.payload("callcost_fix"), "--name", "fix"});
+    all_applied();
     for (int r = 0; r < rounds; r++)
       for (const std::string fn : {"tiny", "small"}) {
         round(fn, "old", "patched");
         round(fn, "new", "direct (patched phase)");
       }
+    run_ok({c.hotsplice, "revert", pid, "fix"});
+    run_ok({c.hotsplice, "apply", pid, "fix", "--entry-only"});
+    all_applied();
+    for (int r = 0; r < rounds; r++)
+      for (const std::string fn : {"tiny", "small"}) {
+        round(fn, "old", "entry jump");
+        round(fn, "new", "direct (entry jump phase)");
+      }
     for (const std::string fn : {"tiny", "small"}) {
       auto best = [&](const char* label) { return stats(ns[fn][label]).min; };
       auto med = [&](const char* label) { return stats(ns[fn][label]).median; };
-      // Patched against the direct rounds alternated with it.
+      // Each patched variant against the direct rounds alternated with it.
       double d = best("direct (patched phase)"), p = best("patched");
+      double de = best("direct (entry jump phase)"), e = best("entry jump");
       eng[fn] = json{{"rounds", rounds},
                      {"direct_ns", round_to(d, 3)},
                      {"patched_ns", round_to(p, 3)},
@@ -130,7 +149,10 @@ json fig_call(const Config& c) {
                      {"unpatched_direct_ns", round_to(best("direct (unpatched phase)"), 3)},
                      {"direct_median_ns", round_to(med("direct (patched phase)"), 3)},
                      {"patched_median_ns", round_to(med("patched"), 3)},
-                     {"overhead_pct", round_to((p - d) / d * 100, 2)}};
+                     {"overhead_pct", round_to((p - d) / d * 100, 2)},
+                     {"entry_only_direct_ns", round_to(de, 3)},
+                     {"entry_only_ns", round_to(e, 3)},
+                     {"entry_only_overhead_pct", round_to((e - de) / de * 100, 2)}};
     }
     out["engine_patched"] = eng;
     t.stop();

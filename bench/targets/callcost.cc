@@ -6,11 +6,14 @@
 // old_* ones are what gets patched, the new_* ones are called directly.
 // loop_old / loop_new call one of them N times (direct `call rel32`).
 //
-//   hs_callcost selfpatch MODE FN N   (MODE: direct | patched | unpatched)
+//   hs_callcost selfpatch MODE FN N
+//       (MODE: direct | patched | redirected | unpatched)
 //       For callgrind. `patched` first writes at old_FN's entry exactly the
 //       bytes hotsplice's engine writes there (hs::x86_64::patch_offset and
 //       make_jump from src/arch: a `jmp rel32` to new_FN, after an endbr64 if
-//       any), then runs loop_old; `direct` runs loop_new; `unpatched` runs
+//       any), then runs loop_old; `redirected` also points loop_old's
+//       `call old_FN` at new_FN, as the engine does with the direct calls it
+//       finds (engine/call_sites.h); `direct` runs loop_new; `unpatched` runs
 //       loop_old unpatched. Run with --toggle-collect=loop_old or loop_new.
 //   hs_callcost time FN N ROUNDS
 //       ns/call of unpatched old, direct new, self-patched old (jump to
@@ -127,6 +130,30 @@ bool self_patch(const Pair& p, void* target = nullptr) {
   return mprotect(reinterpret_cast<void*>(lo), hi - lo, PROT_READ | PROT_EXEC) == 0;
 }
 
+// What the engine does to the direct calls it finds: loop_old's
+// `call old_FN` (E8 rel32; the loop is our own -O2 code, so its bytes are
+// not decoded here) is pointed at new_FN. Returns how many were rewritten.
+int redirect_calls(const Pair& p) {
+  auto loop = reinterpret_cast<uintptr_t>(p.loop_old);
+  auto old_fn = reinterpret_cast<uintptr_t>(p.old_fn), new_fn = reinterpret_cast<uintptr_t>(p.new_fn);
+  long page = sysconf(_SC_PAGESIZE);
+  uintptr_t lo = loop & ~static_cast<uintptr_t>(page - 1);
+  if (mprotect(reinterpret_cast<void*>(lo), 2 * static_cast<size_t>(page), PROT_READ | PROT_WRITE | PROT_EXEC) != 0)
+    return 0;
+  int n = 0;
+  for (uintptr_t a = loop; a < loop + 64; a++) {
+    auto* b = reinterpret_cast<hs::u8*>(a);
+    int32_t rel;
+    std::memcpy(&rel, b + 1, sizeof rel);
+    if (b[0] != 0xE8 || a + 5 + static_cast<uintptr_t>(static_cast<intptr_t>(rel)) != old_fn) continue;
+    rel = static_cast<int32_t>(static_cast<intptr_t>(new_fn - (a + 5)));
+    std::memcpy(b + 1, &rel, sizeof rel);
+    n++;
+  }
+  mprotect(reinterpret_cast<void*>(lo), 2 * static_cast<size_t>(page), PROT_READ | PROT_EXEC);
+  return n;
+}
+
 // A copy of new_FN's code (both are position-independent: no memory
 // operands) in an anonymous mapping about 1 GiB below the executable, the
 // kind of distance a payload mapping has from the code it patches.
@@ -152,7 +179,7 @@ double time_loop(Loop loop, long n, long& acc) {
 
 int usage() {
   std::fprintf(stderr,
-               "usage: hs_callcost selfpatch direct|patched|unpatched tiny|small N\n"
+               "usage: hs_callcost selfpatch direct|patched|redirected|unpatched tiny|small N\n"
                "       hs_callcost time tiny|small N ROUNDS\n"
                "       hs_callcost serve\n");
   return 64;
@@ -192,8 +219,8 @@ int main(int argc, char** argv) {
     long n = std::atol(argv[4]);
     std::string mode = argv[2];
     long acc = 0;
-    if (mode == "patched") {
-      if (!self_patch(p)) {
+    if (mode == "patched" || mode == "redirected") {
+      if (!self_patch(p) || (mode == "redirected" && redirect_calls(p) != 1)) {
         std::fprintf(stderr, "hs_callcost: self-patching failed\n");
         return 1;
       }

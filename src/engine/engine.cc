@@ -437,16 +437,22 @@ Status Session::stop_when_safe(JournalOp op, std::string_view name, std::span<co
   auto backoff = std::chrono::microseconds(200);
   for (int tries = 1;; tries++) {
     const long long stop_at = timer.last();
-    HS_CHECK(group_->stop_all());
-    timer.mark("stop");
+    // The threads that were not running are stopped and checked first, the
+    // running ones after that (ThreadGroup::stop_all): a thread doing work
+    // is held for the second wave's check, the writes and the commit only.
     std::optional<UnsafeThread> unsafe;
-    if (!opts_.force) {
-      auto r = checker.check(*group_, guards);
-      if (!r) {
-        (void)group_->resume_all();
-        return std::unexpected(r.error());
-      }
-      unsafe = *r;
+    std::vector<pid_t> checked;
+    auto check_stopped = [&]() -> Result<bool> {
+      if (opts_.force) return true;
+      unsafe = HS_TRY(checker.check(*group_, guards, &checked));
+      return !unsafe;
+    };
+    auto stopped = group_->stop_all(check_stopped);
+    if (stopped && *stopped) timer.mark("stop");
+    if (stopped && *stopped) stopped = check_stopped();
+    if (!stopped) {
+      (void)group_->resume_all();
+      return std::unexpected(stopped.error());
     }
     timer.mark("check");
     if (!unsafe) {

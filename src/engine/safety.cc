@@ -638,20 +638,29 @@ int on_frame(Dwfl_Frame* frame, void* arg) {
 }  // namespace
 
 Result<std::optional<UnsafeThread>> ActivenessChecker::check(ThreadGroup& group,
-                                                              std::span<const GuardedRange> ranges) {
+                                                              std::span<const GuardedRange> ranges,
+                                                              std::vector<pid_t>* checked) {
+  auto skip = [&](const TracedThread& t) {
+    return !t.stopped || (checked && std::ranges::find(*checked, t.tid) != checked->end());
+  };
   // The PC check needs no unwinding: do it first for every thread.
   for (const auto& t : group.threads()) {
-    if (!t.stopped) continue;
+    if (skip(t)) continue;
     RemoteAddr pc(t.regs.rip);
     for (const auto& g : ranges)
       if (g.range.contains(pc))
         return UnsafeThread{t.tid, pc, true, payload_place(payloads_, pc).value_or(g.what), 0, ""};
   }
   HS_CHECK(prepare());
-  dw_->mem->clear();  // memory may have changed since the last stop
+  // Memory may have changed since the last check (in a stop in waves, the
+  // second wave was running during the first one's).
+  dw_->mem->clear();
   dw_->threads.starts.clear();
+  std::vector<pid_t> now;
   for (const auto& t : group.threads()) {
-    if (!t.stopped || is_new_thread(t.regs)) continue;
+    if (skip(t)) continue;
+    now.push_back(t.tid);
+    if (is_new_thread(t.regs)) continue;
     if (auto s = clone_parent_start(t, dw_->dwfl, proc_, *dw_->mem)) {
       dw_->threads.starts.push_back(std::move(*s));
       continue;
@@ -682,6 +691,7 @@ Result<std::optional<UnsafeThread>> ActivenessChecker::check(ThreadGroup& group,
                           fmt::format("libdw stopped after frame #{} ({}), which has a caller", w.depth - 1,
                                       w.prev_text())};
   }
+  if (checked) checked->insert(checked->end(), now.begin(), now.end());
   return std::optional<UnsafeThread>();
 }
 

@@ -90,8 +90,11 @@ class ActivenessChecker {
   Status prepare();
 
   // Threads of `group` must be stopped (registers read). The libdw session is
-  // kept for later retries.
-  Result<std::optional<UnsafeThread>> check(ThreadGroup& group, std::span<const GuardedRange> ranges);
+  // kept for later retries. With `checked`, the threads listed there are
+  // skipped and the ones checked now are added (a stop in waves checks each
+  // wave as it stops).
+  Result<std::optional<UnsafeThread>> check(ThreadGroup& group, std::span<const GuardedRange> ranges,
+                                            std::vector<pid_t>* checked = nullptr);
 
   struct PayloadCode {
     std::string name;

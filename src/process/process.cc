@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdio>
 #include <string_view>
 
 namespace hs {
@@ -357,6 +358,16 @@ bool Process::alive() const {
   return st && !status_says_exited(*st);
 }
 
+namespace {
+
+// "tid (comm) S ...": the state follows the last ')'.
+char state_in_stat(std::string_view stat) {
+  const auto paren = stat.rfind(')');
+  return paren != std::string_view::npos && paren + 2 < stat.size() ? stat[paren + 2] : 0;
+}
+
+}  // namespace
+
 bool Process::any_thread_running(pid_t pid) {
   DIR* d = ::opendir(fmt::format("/proc/{}/task", pid).c_str());
   if (!d) return false;
@@ -365,14 +376,22 @@ bool Process::any_thread_running(pid_t pid) {
     if (e->d_name[0] == '.') continue;
     auto stat = slurp(fmt::format("/proc/{}/task/{}/stat", pid, e->d_name));
     if (!stat) continue;
-    // "tid (comm) S ...": the state follows the last ')'.
-    auto paren = stat->rfind(')');
-    if (paren != std::string::npos && paren + 2 < stat->size() && (*stat)[paren + 2] != 'Z' &&
-        (*stat)[paren + 2] != 'X')
-      running = true;
+    const char s = state_in_stat(*stat);
+    if (s != 0 && s != 'Z' && s != 'X') running = true;
   }
   ::closedir(d);
   return running;
+}
+
+char Process::thread_state(pid_t pid, pid_t tid) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/task/%d/stat", static_cast<int>(pid), static_cast<int>(tid));
+  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buf[512];  // the state is within the first ~30 bytes after comm (at most 64 bytes)
+  const ssize_t n = ::read(fd, buf, sizeof buf);
+  ::close(fd);
+  return n > 0 ? state_in_stat(std::string_view(buf, static_cast<size_t>(n))) : 0;
 }
 
 }  // namespace hs

@@ -73,6 +73,10 @@ class Process {
   // Threads a tracer still holds stay zombies until it lets go, so the
   // thread count alone does not tell whether a process has died.
   static bool any_thread_running(pid_t pid);
+  // The state letter of one thread in /proc/PID/task/TID/stat ('R' running
+  // or runnable, 'S' sleeping, 'D' in uninterruptible wait, 't' traced, ...),
+  // or 0 if it cannot be read.
+  static char thread_state(pid_t pid, pid_t tid);
 
  private:
   explicit Process(pid_t pid, int mem_fd) : pid_(pid), mem_fd_(mem_fd) {}

@@ -403,7 +403,9 @@ Status ThreadGroup::adopt_clone(pid_t parent, Mode mode, int resume, bool hold_c
   // CLONE_THREAD is another process).
   struct stat sb;
   bool ours = ::stat(fmt::format("/proc/{}/task/{}", pid_, child).c_str(), &sb) == 0;
-  if (child > 0 && ours && !find(child)) threads_.push_back(TracedThread{.tid = child});
+  // In Stop mode its first stop is waited for like an interrupted thread's.
+  if (child > 0 && ours && !find(child))
+    threads_.push_back(TracedThread{.tid = child, .interrupted = mode == Mode::Stop});
   if (child > 0 && !ours) {
     // Wait for its first stop, then let it go.
     for (;;) {
@@ -450,6 +452,7 @@ Result<bool> ThreadGroup::restart(TracedThread& t, int request, bool deliver) {
   int err = errno;
   t.stopped = false;
   t.stop = StopKind::None;
+  t.late = false;
   if (r != 0) {
     // ESRCH: killed while stopped; its exit report is still to come.
     if (err == ESRCH) return false;
@@ -474,15 +477,17 @@ Result<bool> ThreadGroup::restart(TracedThread& t, int request, bool deliver) {
 Status ThreadGroup::resume_all() {
   if (!attached_) return fail(ErrorKind::Internal, "PID {} is not attached", pid_);
   bool lost = false;
-  for (auto& t : threads_) {
-    if (t.gone) continue;
-    if (t.deferred_status != kDeferredNone) {
-      // Killed while we held it stopped (collected while waiting on the leader).
-      HS_CHECK(collect(t.tid, Mode::Run));
-      continue;
+  for (const bool late : {true, false}) {
+    for (auto& t : threads_) {
+      if (t.gone || t.late != late) continue;
+      if (t.deferred_status != kDeferredNone) {
+        // Killed while we held it stopped (collected while waiting on the leader).
+        HS_CHECK(collect(t.tid, Mode::Run));
+        continue;
+      }
+      if (!t.stopped) continue;
+      if (!HS_TRY(restart(t, PTRACE_CONT, true))) lost = true;
     }
-    if (!t.stopped) continue;
-    if (!HS_TRY(restart(t, PTRACE_CONT, true))) lost = true;
   }
   compact();
   if (lost) HS_CHECK(poll_events());
@@ -511,10 +516,9 @@ Status ThreadGroup::poll_events() {
 
 // ---- stopping ---------------------------------------------------------------
 
-// Brings every thread to a stop: first collect the stops that have already
-// happened, then interrupt all the others at once, then wait for each (the
-// leader last, see wait_leader()).
-Status ThreadGroup::stop_threads() {
+// Collects the stops that have already happened (a signal to deliver, a new
+// thread) without blocking.
+Status ThreadGroup::collect_reported() {
   for (size_t i = 0; i < threads_.size(); ++i) {
     const pid_t tid = threads_[i].tid;
     TracedThread* t = &threads_[i];
@@ -526,29 +530,50 @@ Status ThreadGroup::stop_threads() {
       HS_CHECK(handle(tid, w.status, Mode::Stop));
     }
   }
-  for (auto& t : threads_) {
-    if (t.gone || t.stopped) continue;
-    // ESRCH: exiting; the wait below collects it.
-    pt(PTRACE_INTERRUPT, t.tid);
-  }
+  return {};
+}
+
+Status ThreadGroup::wait_interrupted() {
+  auto waiting = [](const TracedThread* t) {
+    return t && !t->gone && ((!t->stopped && t->interrupted) || t->deferred_status != kDeferredNone);
+  };
   for (;;) {
-    bool pending = false;
     for (size_t i = 0; i < threads_.size(); ++i) {  // grows with clone events
       const pid_t tid = threads_[i].tid;
       if (tid == pid_) continue;
-      for (;;) {
-        TracedThread* t = find(tid);
-        if (!t || (t->stopped && t->deferred_status == kDeferredNone)) break;
-        HS_CHECK(collect(tid, Mode::Stop));
-      }
+      while (waiting(find(tid))) HS_CHECK(collect(tid, Mode::Stop));
     }
-    if (TracedThread* l = find(pid_); l && (!l->stopped || l->deferred_status != kDeferredNone)) {
+    if (waiting(find(pid_))) {
       HS_CHECK(collect(pid_, Mode::Stop));
-      pending = true;
+      continue;
     }
-    for (const auto& t : threads_)
-      if (!t.gone && (!t.stopped || t.deferred_status != kDeferredNone)) pending = true;
-    if (!pending) break;
+    if (std::none_of(threads_.begin(), threads_.end(), [&](const TracedThread& t) { return waiting(&t); })) break;
+  }
+  for (auto& t : threads_)
+    if (t.stopped) t.interrupted = false;
+  return {};
+}
+
+// Brings every thread to a stop: first collect the stops that have already
+// happened, then interrupt all the others at once, then wait for each (the
+// leader last, see wait_leader()). A thread born meanwhile comes stopped
+// (its first stop) and is waited for with the others.
+Status ThreadGroup::stop_threads() {
+  HS_CHECK(collect_reported());
+  for (;;) {
+    for (auto& t : threads_) {
+      if (t.gone || t.stopped || t.interrupted) continue;
+      // ESRCH: exiting; the wait below collects it.
+      pt(PTRACE_INTERRUPT, t.tid);
+      t.interrupted = true;
+    }
+    HS_CHECK(wait_interrupted());
+    // New threads adopted while waiting have not been interrupted: they
+    // stop by themselves, but are waited for like the others.
+    bool all = true;
+    for (auto& t : threads_)
+      if (!t.gone && !t.stopped) all = false;
+    if (all) break;
   }
   compact();
   return check_alive();
@@ -557,6 +582,29 @@ Status ThreadGroup::stop_threads() {
 Status ThreadGroup::stop_all() {
   if (!attached_) return fail(ErrorKind::Internal, "PID {} is not attached", pid_);
   return stop_threads();
+}
+
+Result<bool> ThreadGroup::stop_all(const std::function<Result<bool>()>& between) {
+  if (!attached_) return fail(ErrorKind::Internal, "PID {} is not attached", pid_);
+  HS_CHECK(collect_reported());
+  // Wave 1: the threads that are not running now. Interrupting one that is
+  // blocked makes the kernel wake it to stop, which costs a scheduling round
+  // each; the running ones keep their CPUs meanwhile.
+  for (auto& t : threads_) {
+    if (t.gone || t.stopped) continue;
+    if (Process::thread_state(pid_, t.tid) == 'R') continue;
+    pt(PTRACE_INTERRUPT, t.tid);
+    t.interrupted = true;
+  }
+  HS_CHECK(wait_interrupted());
+  compact();
+  HS_CHECK(check_alive());
+  if (!HS_TRY(between())) return false;
+  // Wave 2: the rest.
+  for (auto& t : threads_)
+    if (!t.gone && !t.stopped) t.late = true;
+  HS_CHECK(stop_threads());
+  return true;
 }
 
 Result<TracedThread*> ThreadGroup::stop_one() {
@@ -613,13 +661,15 @@ Status ThreadGroup::detach() {
   // Every thread must be in a ptrace-stop to be detached, and a signal it
   // has to take must be passed on with the detach.
   Status st = stop_threads();
-  for (auto& t : threads_) {
-    if (t.gone) continue;
-    if (t.stopped) {
-      auto r = restart(t, PTRACE_DETACH, true);
-      if (!r && st) st = std::unexpected(std::move(r.error()));
-    } else {
-      pt(PTRACE_DETACH, t.tid);
+  for (const bool late : {true, false}) {
+    for (auto& t : threads_) {
+      if (t.gone || t.late != late) continue;
+      if (t.stopped) {
+        auto r = restart(t, PTRACE_DETACH, true);
+        if (!r && st) st = std::unexpected(std::move(r.error()));
+      } else {
+        pt(PTRACE_DETACH, t.tid);
+      }
     }
   }
   for (auto [tid, sig] : requeue_) ::syscall(SYS_tgkill, pid_, tid, sig);

@@ -40,6 +40,7 @@
 #include <sys/types.h>
 #include <sys/user.h>
 
+#include <functional>
 #include <vector>
 
 #include "process/process.h"
@@ -68,10 +69,16 @@ struct TracedThread {
   int pending_signal = 0;    // to re-deliver on resume
   StopKind stop = StopKind::None;
 
+  // Stopped in the second wave of stop_all(between): it was running when
+  // the stop began. resume_all() and detach() let these go first.
+  bool late = false;
+
   // Internal to ThreadGroup: a wait status collected early (while waiting for
-  // the leader) and not yet acted on; a thread found exited.
+  // the leader) and not yet acted on; a thread found exited; a
+  // PTRACE_INTERRUPT sent and its stop not yet seen.
   int deferred_status = -1;
   bool gone = false;
+  bool interrupted = false;
 };
 
 class ThreadGroup {
@@ -88,7 +95,15 @@ class ThreadGroup {
 
   // Interrupt all, then wait for all; registers are read into each thread.
   Status stop_all();
-  // Resume every stopped thread (re-delivering recorded signals).
+  // The same in two waves, so that threads doing work are held as briefly as
+  // possible: first the threads that are not running (blocked in a system
+  // call or sleeping, as /proc says), then `between` is called with those
+  // stopped, then the running ones (marked `late`). If `between` returns
+  // false, the stop ends there with only the first wave stopped (the caller
+  // resumes them). Returns whether the second wave ran.
+  Result<bool> stop_all(const std::function<Result<bool>()>& between);
+  // Resume every stopped thread (re-delivering recorded signals); the late
+  // ones first.
   Status resume_all();
   // Stop one thread only (for remote syscalls while the rest keeps running).
   // Returns a thread in an Interrupt (or GroupStop/Syscall) stop, never one in
@@ -135,6 +150,10 @@ class ThreadGroup {
   // `hold_child`, the new thread is kept at its first stop whatever `mode`.
   Status adopt_clone(pid_t parent, Mode mode, int resume = PTRACE_CONT, bool hold_child = false);
   Status collect(pid_t tid, Mode mode);
+  Status collect_reported();
+  // Waits until every thread that was interrupted, or has a deferred
+  // status, is stopped (or gone); the leader last.
+  Status wait_interrupted();
   Result<bool> restart(TracedThread& t, int request, bool deliver);
   Status stop_threads();
   void mark_gone(TracedThread& t);
