@@ -7,6 +7,10 @@
 // stays for everything else (calls through pointers, the PLT, other
 // objects, payload code).
 //
+// When. The sites are found at upload, where the object's file and symbols
+// are at hand anyway, and recorded with each function in the registry;
+// apply, revert and replace only read the few bytes at each site.
+//
 // Which calls count. Only the object's own file is read (its executable
 // PT_LOAD segments, as the file holds them: no memory of the process), and
 // a call site is taken only if all of this holds:

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <thread>
 
 #include "arch/x86_64.h"
@@ -322,50 +323,52 @@ Status Session::plan_revert(const PayloadRecord& p, Overlay& mem, Plan& plan) {
 // wrote there) is left alone, as is one lying in bytes some payload patches
 // or expects at a function entry: those bytes belong to the entry patches.
 Status Session::plan_call_sites(std::span<const PayloadRecord* const> involved, Overlay& mem) {
-  if (involved.empty()) return {};
-  const PayloadRecord& first = *involved.front();
-  std::vector<u64> fns;
+  // Function -> its call sites, as recorded at upload.
+  std::map<u64, std::vector<u64>> sites;
   for (const PayloadRecord* p : involved)
     for (const FuncState& f : p->funcs)
-      if (p->object_path == first.object_path) fns.push_back(f.old_addr);
-  std::optional<MappedObject> obj = HS_TRY(mapped_object(*proc_, first.object_path));
-  if (!obj || obj->build_id != first.object_depends) return {};
-  const auto sites = HS_TRY(find_call_sites(*obj, fns));
+      if (!f.call_sites.empty()) {
+        auto& v = sites[f.old_addr];
+        v.insert(v.end(), f.call_sites.begin(), f.call_sites.end());
+      }
   if (sites.empty()) return {};
+  const std::string& object = involved.front()->object_path;
 
   // Every function entry's patched or expected bytes, of any payload here.
   std::vector<RemoteRange> entries;
   for (const PayloadRecord& q : state_.payloads)
-    if (q.object_path == first.object_path)
+    if (q.object_path == object)
       for (const FuncState& g : q.funcs)
         entries.push_back({RemoteAddr(g.old_addr),
                            RemoteAddr(g.old_addr + std::max<u64>(g.patch_offset + g.insn.size(), g.expect.size()))});
 
-  for (const auto& [fn, list] : sites) {
+  for (auto& [fn, list] : sites) {
+    std::ranges::sort(list);
+    list.erase(std::unique(list.begin(), list.end()), list.end());
     u64 dest = fn;
     std::vector<u64> known{fn};
     for (const PayloadRecord& q : state_.payloads) {
-      if (q.object_path != first.object_path) continue;
+      if (q.object_path != object) continue;
       for (const FuncState& g : q.funcs) {
         if (g.old_addr != fn || g.new_addr == 0) continue;
         known.push_back(g.new_addr);
         if (opts_.redirect_calls && HS_TRY(mem.read(g.site(), g.insn.size())) == g.insn) dest = g.new_addr;
       }
     }
-    for (const CallSite& s : list) {
-      const RemoteRange bytes{RemoteAddr(s.addr), RemoteAddr(s.addr + 5)};
+    for (const u64 site : list) {
+      const RemoteRange bytes{RemoteAddr(site), RemoteAddr(site + 5)};
       if (std::ranges::any_of(entries, [&](const RemoteRange& e) { return e.overlaps(bytes); })) continue;
-      const Bytes cur = HS_TRY(mem.read(s.addr, 5));
-      if (cur[0] != s.opcode) continue;
+      const Bytes cur = HS_TRY(mem.read(site, 5));
+      if (cur[0] != 0xE8 && cur[0] != 0xE9) continue;
       i32 rel;
       std::memcpy(&rel, cur.data() + 1, sizeof rel);
-      const u64 now = s.addr + 5 + static_cast<u64>(static_cast<int64_t>(rel));
+      const u64 now = site + 5 + static_cast<u64>(static_cast<int64_t>(rel));
       if (now == dest || std::ranges::find(known, now) == known.end()) continue;
-      const auto want = call_displacement(s.addr, dest);
+      const auto want = call_displacement(site, dest);
       if (!want) continue;
       Bytes after(sizeof *want);
       std::memcpy(after.data(), &*want, sizeof *want);
-      mem.write(s.addr + 1, Bytes(cur.begin() + 1, cur.end()), std::move(after));
+      mem.write(site + 1, Bytes(cur.begin() + 1, cur.end()), std::move(after));
     }
   }
   return {};
@@ -973,6 +976,15 @@ static Result<PayloadRecord> make_record(const Process& proc, std::string_view n
     }
     rec.funcs.push_back(std::move(f));
   }
+  // The direct calls to each replaced function (not to NOPped ones: their
+  // callers must still run the rest of the function).
+  std::vector<u64> replaced;
+  for (const FuncState& f : rec.funcs)
+    if (f.new_addr != 0) replaced.push_back(f.old_addr);
+  const auto sites = HS_TRY(find_call_sites(obj, replaced));
+  for (FuncState& f : rec.funcs)
+    if (auto it = sites.find(f.old_addr); it != sites.end() && f.new_addr != 0)
+      for (const CallSite& c : it->second) f.call_sites.push_back(c.addr);
   return rec;
 }
 

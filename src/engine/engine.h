@@ -77,8 +77,9 @@ class Session {
   struct Plan;
   Status plan_apply(const PayloadRecord& p, Overlay& mem, Plan& plan);
   Status plan_revert(const PayloadRecord& p, Overlay& mem, Plan& plan);
-  // After the entries are planned: the direct call sites of every function
-  // of `involved` are pointed at what its entry leads to then.
+  // After the entries are planned: the direct call sites (recorded at
+  // upload) of every function of `involved` are pointed at what its entry
+  // leads to then.
   Status plan_call_sites(std::span<const PayloadRecord* const> involved, Overlay& mem);
   // Journals `plan`, stops the world until it is safe, writes, resumes.
   Status execute(JournalOp op, std::string_view name, const Plan& plan);

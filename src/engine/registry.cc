@@ -75,7 +75,11 @@ const PayloadRecord* RegistryState::top_of_stack(std::string_view object_path) c
 
 namespace {
 
-constexpr u32 kFormatVersion = 1;
+// 2: call sites (kExtCallSites). A registry with redirected call sites must
+// not be handled by a tool that would revert without putting them back, so
+// the version changed with them; version 1 is still read (it has none).
+constexpr u32 kFormatVersion = 2;
+constexpr u32 kOldestReadable = 1;
 
 class Writer {
  public:
@@ -176,7 +180,42 @@ Journal get_journal(Reader& r) {
 enum ExtensionTag : u32 {
   kExtUnwind = 1,  // per payload, in order: eh_frame_offset, eh_frame_size
   kExtHooks = 2,   // per payload, in order: unload_hooks_started, hooks (kind, name, addr)
+  kExtCallSites = 3,  // per payload, per function, in order: its call sites (count, addresses)
 };
+
+void put_call_sites(Writer& w, const RegistryState& s) {
+  Writer body;
+  body.u64_(s.payloads.size());
+  for (const auto& p : s.payloads) {
+    body.u64_(p.funcs.size());
+    for (const auto& f : p.funcs) {
+      body.u64_(f.call_sites.size());
+      for (u64 a : f.call_sites) body.u64_(a);
+    }
+  }
+  w.u32_(kExtCallSites);
+  w.bytes(body.take());
+}
+
+Status get_call_sites(ByteView data, RegistryState& s) {
+  Reader e(data);
+  u64 n = e.count(8);
+  if (!e.ok() || n != s.payloads.size())
+    return fail(ErrorKind::Internal, "registry is corrupt: call sites for {} payloads, expected {}", n,
+                s.payloads.size());
+  for (auto& p : s.payloads) {
+    u64 nf = e.count(8);
+    if (!e.ok() || nf != p.funcs.size())
+      return fail(ErrorKind::Internal, "registry is corrupt: call sites for {} functions of payload '{}', expected {}",
+                  nf, p.name, p.funcs.size());
+    for (auto& f : p.funcs) {
+      u64 ns = e.count(8);
+      for (u64 k = 0; k < ns && e.ok(); k++) f.call_sites.push_back(e.u64_());
+    }
+  }
+  if (!e.ok()) return fail(ErrorKind::Internal, "registry is corrupt: truncated call sites");
+  return {};
+}
 
 void put_hooks(Writer& w, const RegistryState& s) {
   Writer body;
@@ -224,6 +263,7 @@ void put_extensions(Writer& w, const RegistryState& s) {
   w.u32_(kExtUnwind);
   w.bytes(unwind.take());
   put_hooks(w, s);
+  put_call_sites(w, s);
 }
 
 Status get_extensions(Reader& r, RegistryState& s) {
@@ -233,6 +273,10 @@ Status get_extensions(Reader& r, RegistryState& s) {
     if (!r.ok()) break;
     if (tag == kExtHooks) {
       HS_CHECK(get_hooks(body, s));
+      continue;
+    }
+    if (tag == kExtCallSites) {
+      HS_CHECK(get_call_sites(body, s));
       continue;
     }
     if (tag != kExtUnwind) continue;
@@ -317,9 +361,9 @@ Result<RegistryState> deserialize(ByteView data) {
   if (data.empty()) return s;  // a fresh registry
   Reader r(data);
   u32 version = r.u32_();
-  if (r.ok() && version != kFormatVersion)
-    return fail(ErrorKind::Internal, "registry format version {} is not supported (expected {})", version,
-                kFormatVersion);
+  if (r.ok() && (version < kOldestReadable || version > kFormatVersion))
+    return fail(ErrorKind::Internal, "registry format version {} is not supported (expected {} to {})", version,
+                kOldestReadable, kFormatVersion);
   s.next_seq = r.u64_();
   u64 n = r.count(16);
   for (u64 i = 0; i < n && r.ok(); i++) {

@@ -49,6 +49,9 @@ struct FuncState {
   Bytes undo;         // bytes that were there before (saved at apply)
   Bytes expect;       // bytes required at old_addr before apply (empty: none)
   bool applied = false;
+  // The direct calls (E8) and tail calls (E9) to old_addr in its object,
+  // found at upload (engine/call_sites.h): the address of each opcode byte.
+  std::vector<u64> call_sites;
 
   u64 site() const { return old_addr + patch_offset; }
 };

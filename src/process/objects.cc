@@ -123,9 +123,9 @@ std::vector<RemoteAddr> link_map_order(const Process& proc, const MappedObject& 
   return out;
 }
 
-// The file-backed ELF objects mapped in the process (only the one mapped
-// from `only`, when given), in address order, each with its file opened.
-Result<std::vector<MappedObject>> open_objects(const Process& proc, std::optional<std::string_view> only) {
+}  // namespace
+
+Result<std::vector<MappedObject>> mapped_objects(const Process& proc) {
   const pid_t pid = proc.pid();
   auto maps = HS_TRY(proc.maps());
 
@@ -134,7 +134,6 @@ Result<std::vector<MappedObject>> open_objects(const Process& proc, std::optiona
   for (const auto& m : maps) {
     const std::string& p = m.path;
     if (p.empty() || p.front() != '/' || p.starts_with("/memfd:") || p.starts_with("/dev/")) continue;
-    if (only && p != *only) continue;
     auto it = std::find_if(found.begin(), found.end(), [&](const MappedObject& o) { return o.path == p; });
     if (it == found.end()) {
       found.push_back(MappedObject{.path = p, .span = m.range});
@@ -167,13 +166,6 @@ Result<std::vector<MappedObject>> open_objects(const Process& proc, std::optiona
     o.file = std::move(file);
     objs.push_back(std::move(o));
   }
-  return objs;
-}
-
-}  // namespace
-
-Result<std::vector<MappedObject>> mapped_objects(const Process& proc) {
-  std::vector<MappedObject> objs = HS_TRY(open_objects(proc, std::nullopt));
 
   // Order: the executable, then link-map order, then whatever is left
   // (objects mapped by other means) in address order.
@@ -207,12 +199,6 @@ Result<std::vector<MappedObject>> mapped_objects(const Process& proc) {
   }
   for (size_t i = 0; i < objs.size(); ++i) take(i);
   return out;
-}
-
-Result<std::optional<MappedObject>> mapped_object(const Process& proc, std::string_view path) {
-  std::vector<MappedObject> objs = HS_TRY(open_objects(proc, path));
-  if (objs.empty()) return std::optional<MappedObject>();
-  return std::optional<MappedObject>(std::move(objs.front()));
 }
 
 Result<const MappedObject*> find_object(const std::vector<MappedObject>& objs, ByteView build_id, pid_t pid) {

@@ -98,10 +98,6 @@ struct MappedObject {
 // from the file on disk (empty if the object has none).
 Result<std::vector<MappedObject>> mapped_objects(const Process& proc);
 
-// Only the object mapped from `path` (as /proc/PID/maps names it), with the
-// same fields; nullopt if no such ELF object is mapped.
-Result<std::optional<MappedObject>> mapped_object(const Process& proc, std::string_view path);
-
 // The object whose build-id equals `build_id`, or BadTarget
 // "no object with build-id X is mapped in PID N".
 Result<const MappedObject*> find_object(const std::vector<MappedObject>& objs, ByteView build_id, pid_t pid);

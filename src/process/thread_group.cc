@@ -590,11 +590,13 @@ Result<bool> ThreadGroup::stop_all(const std::function<Result<bool>()>& between)
   // Wave 1: the threads that are not running now. Interrupting one that is
   // blocked makes the kernel wake it to stop, which costs a scheduling round
   // each; the running ones keep their CPUs meanwhile.
-  for (auto& t : threads_) {
-    if (t.gone || t.stopped) continue;
-    if (Process::thread_state(pid_, t.tid) == 'R') continue;
-    pt(PTRACE_INTERRUPT, t.tid);
-    t.interrupted = true;
+  // The states are read first, so that the interrupts go out together.
+  std::vector<TracedThread*> first;
+  for (auto& t : threads_)
+    if (!t.gone && !t.stopped && Process::thread_state(pid_, t.tid) != 'R') first.push_back(&t);
+  for (TracedThread* t : first) {
+    pt(PTRACE_INTERRUPT, t->tid);
+    t->interrupted = true;
   }
   HS_CHECK(wait_interrupted());
   compact();

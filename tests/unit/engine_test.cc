@@ -36,6 +36,7 @@ RegistryState sample_state() {
     f.new_addr = p.base + 0x10;
     f.new_size = 8;
     f.insn = {0xe9, 1, 2, 3, 4};
+    if (i == 0) f.call_sites = {0x400100, 0x400240};
     p.funcs.push_back(f);
     p.exports.emplace_back("g", 0x1234);
     p.modinfo.emplace_back("cve", "x");
@@ -88,6 +89,49 @@ TEST(Registry, ExtensionsAreOptionalAndUnknownOnesAreSkipped) {
   back = deserialize(more);
   ASSERT_TRUE(back.has_value()) << back.error().message();
   EXPECT_EQ(back->payloads[1].eh_frame_offset, 0x1100u);
+}
+
+TEST(Registry, CallSitesRoundTripPerFunction) {
+  RegistryState s = sample_state();
+  auto back = deserialize(serialize(s));
+  ASSERT_TRUE(back.has_value()) << back.error().message();
+  EXPECT_EQ(back->payloads[0].funcs[0].call_sites, (std::vector<u64>{0x400100, 0x400240}));
+  EXPECT_TRUE(back->payloads[1].funcs[0].call_sites.empty());
+}
+
+// Version 2 came with the call sites: a version-1 registry (no call sites)
+// still reads; a version the tool does not know is refused by name.
+TEST(Registry, FormatVersionOneStillReadsAndAnUnknownOneIsRefused) {
+  RegistryState s = sample_state();
+  for (auto& p : s.payloads)
+    for (auto& f : p.funcs) f.call_sites.clear();
+  Bytes b = serialize(s);
+  ASSERT_EQ(load_le<u32>(b.data()), 2u);
+  store_le<u32>(b.data(), 1);
+  auto back = deserialize(b);
+  ASSERT_TRUE(back.has_value()) << back.error().message();
+  EXPECT_EQ(back->payloads.size(), 2u);
+  store_le<u32>(b.data(), 3);
+  back = deserialize(b);
+  ASSERT_FALSE(back.has_value());
+  EXPECT_EQ(back.error().message(), "registry format version 3 is not supported (expected 1 to 2)");
+}
+
+TEST(Registry, CallSitesForTheWrongNumberOfFunctionsAreCorrupt) {
+  RegistryState s = sample_state();
+  Bytes b = serialize(s);
+  // The call-site extension is the last one: tag 3, then its body; cut the
+  // body's first payload down to claim 2 functions.
+  Bytes tag(4, 0);
+  store_le<u32>(tag.data(), 3);
+  auto at = std::find_end(b.begin(), b.end(), tag.begin(), tag.end());
+  ASSERT_NE(at, b.end());
+  const size_t body = static_cast<size_t>(at - b.begin()) + 4 + 8;  // tag, length
+  ASSERT_EQ(load_le<u64>(b.data() + body), 2u);                     // payloads
+  store_le<u64>(b.data() + body + 8, 2);                            // functions of p0
+  auto back = deserialize(b);
+  ASSERT_FALSE(back.has_value());
+  EXPECT_EQ(back.error().message(), "registry is corrupt: call sites for 2 functions of payload 'p0', expected 1");
 }
 
 TEST(Registry, UnwindInformationOutsideThePayloadIsCorrupt) {

@@ -473,6 +473,66 @@ TEST_F(ProcessTest, SeizeStopResumeEightThreads) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
+// stop_all(between): the threads that were blocked stop first; while
+// `between` runs the spinning thread is still running (its counter moves),
+// then it is stopped too, marked late, and resumed first. A `between` that
+// says no ends the stop with the spinner never stopped.
+TEST_F(ProcessTest, StopInWavesHoldsTheRunningThreadLast) {
+  std::string ready;
+  auto c = start({"spinner", "4"}, &ready);
+  int spin = 0;
+  void* counter = nullptr;
+  ASSERT_EQ(std::sscanf(ready.c_str(), "ready %d %p", &spin, &counter), 2) << ready;
+  auto p = Process::open(c->pid);
+  ASSERT_OK(p);
+  auto g = ThreadGroup::seize(*p);
+  ASSERT_OK(g);
+  ASSERT_EQ(g->threads().size(), 6u);
+  const RemoteAddr count_at(reinterpret_cast<u64>(counter));
+  // The waves follow what /proc says at the stop: wait until the workers
+  // (and the main thread, in read()) are asleep again after each resume.
+  auto settled = [&] {
+    return eventually([&] {
+      for (pid_t tid : proc_tids(c->pid))
+        if (tid != spin && task_state(c->pid, tid) != 'S') return false;
+      return true;
+    });
+  };
+  for (int round = 0; round < 10; ++round) {
+    ASSERT_TRUE(settled());
+    int calls = 0;
+    auto r = g->stop_all([&]() -> Result<bool> {
+      calls++;
+      for (const auto& t : g->threads()) EXPECT_EQ(t.stopped, t.tid != spin) << "thread " << t.tid;
+      auto a = p->read_value<u64>(count_at);
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      auto b = p->read_value<u64>(count_at);
+      EXPECT_TRUE(a && b && *b > *a) << "the spinner must run while the first wave is held";
+      return true;
+    });
+    ASSERT_OK(r);
+    EXPECT_TRUE(*r);
+    EXPECT_EQ(calls, 1);
+    expect_all_stopped(*g, c->pid);
+    for (const auto& t : g->threads()) EXPECT_EQ(t.late, t.tid == spin) << "thread " << t.tid;
+    auto a = p->read_value<u64>(count_at);
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    EXPECT_EQ(*p->read_value<u64>(count_at), *a) << "every thread is stopped now";
+    ASSERT_OK(g->resume_all());
+    for (const auto& t : g->threads()) EXPECT_FALSE(t.stopped || t.late);
+  }
+  ASSERT_TRUE(settled());
+  auto r = g->stop_all([&]() -> Result<bool> { return false; });
+  ASSERT_OK(r);
+  EXPECT_FALSE(*r);
+  for (const auto& t : g->threads()) EXPECT_EQ(t.stopped, t.tid != spin) << "thread " << t.tid;
+  ASSERT_OK(g->resume_all());
+  ASSERT_OK(g->detach());
+  c->send("q\n");
+  int status = c->wait_exit();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 TEST_F(ProcessTest, ThreadChurnWhileAttachedAndStopped) {
   auto c = start({"churn"});
   auto p = Process::open(c->pid);

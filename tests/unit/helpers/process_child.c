@@ -44,6 +44,16 @@ static void *worker(void *arg) {
   return 0;
 }
 
+/* A thread that never blocks: it counts, for the two-wave stop. */
+static volatile unsigned long spin_count;
+static volatile pid_t spin_tid;
+static void *spinner(void *arg) {
+  (void)arg;
+  spin_tid = tid_self();
+  for (;;) spin_count++;
+  return 0;
+}
+
 static void *noop(void *arg) { return arg; }
 static void *churner(void *arg) {
   (void)arg;
@@ -89,6 +99,17 @@ int main(int argc, char **argv) {
     }
     while (started < n) sched_yield();
     say("ready %p\n", (void *)main);
+    command_loop();
+  } else if (!strcmp(mode, "spinner")) {     /* spinner N: one spinner, N blocked workers */
+    int n = atoi(argv[2]);
+    for (long i = 0; i < n; i++) {
+      pthread_t t;
+      pthread_create(&t, 0, worker, (void *)(3 * i + 2)); /* kind 2: futex wait */
+    }
+    pthread_t t;
+    pthread_create(&t, 0, spinner, 0);
+    while (started < n || !spin_tid || spin_count == 0) sched_yield();
+    say("ready %d %p\n", (int)spin_tid, (void *)&spin_count);
     command_loop();
   } else if (!strcmp(mode, "churn")) {       /* threads creating threads */
     for (int i = 0; i < 3; i++) {
