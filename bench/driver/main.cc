@@ -62,14 +62,16 @@ int main(int argc, char** argv) {
   app.add_option("--threads", c.threads, "blocked-thread counts for the stop window")->delimiter(',');
   app.add_option("--funcs", c.funcs, "payload sizes for the stop window (of 1,10,100,1000)")->delimiter(',');
   app.add_option("--source", src_dir, "the source tree (for the git revision)");
+  app.add_option("--tput-pairs", c.tput_pairs, "throughput: baseline/patching phase pairs (default 6)");
+  app.add_option("--tput-phase", c.tput_phase_s, "throughput: seconds per phase (default 4)");
   app.add_flag("--report-only", report_only, "measure nothing: rewrite results.md and the plot data from results.json");
   CLI11_PARSE(app, argc, argv);
 
   bool runs_given = app.count("--runs") > 0;
   if (c.quick) {
     if (!runs_given) c.runs = 5;
-    c.tput_pairs = 1;
-    c.tput_phase_s = 3;
+    if (!app.count("--tput-pairs")) c.tput_pairs = 1;
+    if (!app.count("--tput-phase")) c.tput_phase_s = 3;
   }
   if (c.runs < 1) c.runs = 1;
   if (c.plot_dir.empty()) c.plot_dir = out_dir;

@@ -323,16 +323,18 @@ Status Session::plan_revert(const PayloadRecord& p, Overlay& mem, Plan& plan) {
 // wrote there) is left alone, as is one lying in bytes some payload patches
 // or expects at a function entry: those bytes belong to the entry patches.
 Status Session::plan_call_sites(std::span<const PayloadRecord* const> involved, Overlay& mem) {
-  // Function -> its call sites, as recorded at upload.
+  // Function -> its call sites, as recorded at upload by any payload that
+  // replaces it (one that NOPs it out records none, but may be stacked on
+  // one whose sites point at its replacement).
+  const std::string& object = involved.front()->object_path;
   std::map<u64, std::vector<u64>> sites;
   for (const PayloadRecord* p : involved)
-    for (const FuncState& f : p->funcs)
-      if (!f.call_sites.empty()) {
-        auto& v = sites[f.old_addr];
-        v.insert(v.end(), f.call_sites.begin(), f.call_sites.end());
-      }
-  if (sites.empty()) return {};
-  const std::string& object = involved.front()->object_path;
+    for (const FuncState& f : p->funcs) sites.try_emplace(f.old_addr);
+  for (const PayloadRecord& q : state_.payloads)
+    if (q.object_path == object)
+      for (const FuncState& g : q.funcs)
+        if (auto it = sites.find(g.old_addr); it != sites.end())
+          it->second.insert(it->second.end(), g.call_sites.begin(), g.call_sites.end());
 
   // Every function entry's patched or expected bytes, of any payload here.
   std::vector<RemoteRange> entries;

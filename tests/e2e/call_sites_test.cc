@@ -148,6 +148,7 @@ TEST(CallSites, SitesFollowTheTopOfTheStackThroughApplyRevertAndReplace) {
   const std::string v2 = build("scale_v2.c", bin, "cs_stack_v2.lp");
   const std::string v3 = build("scale_v3.c", bin, "cs_stack_v3.lp", v2);
   const std::string r = build("scale_r.c", bin, "cs_stack_r.lp");
+  const std::string nop = build("scale_nop.c", bin, "cs_stack_nop.lp", v2);
   Target t(bin);
   const Addrs a = addrs(t);
   const auto before = read_text(t, a);
@@ -195,7 +196,20 @@ TEST(CallSites, SitesFollowTheTopOfTheStackThroughApplyRevertAndReplace) {
   EXPECT_EQ(state_of(t, "v2"), "CHECKED");
   ok({"revert", P(t), "r"});
   EXPECT_TRUE(read_text(t, a) == before);
-  for (const char* n : {"v2", "v3", "r"}) ok({"unload", P(t), n});
+
+  // A NOP patch stacked on v2: scale's entry no longer jumps anywhere, so
+  // the sites v2 redirected must call scale itself again.
+  ok({"apply", P(t), "v2"});
+  EXPECT_EQ(sites_go_to(t2), 2u);
+  ok({"load", P(t), nop, "--name", "nop"});
+  EXPECT_EQ(behaviour(t), "direct=11 tail=12 pointer=10 " + decoy);
+  EXPECT_EQ(sites_go_to(0), 0u);
+  ok({"revert", P(t), "nop"});
+  EXPECT_EQ(behaviour(t), "direct=16 tail=18 pointer=15 " + decoy);
+  EXPECT_EQ(sites_go_to(t2), 2u);
+  ok({"revert", P(t), "v2"});
+  EXPECT_TRUE(read_text(t, a) == before);
+  for (const char* n : {"v2", "v3", "r", "nop"}) ok({"unload", P(t), n});
   EXPECT_EQ(behaviour(t), "direct=11 tail=12 pointer=10 " + decoy);
 }
 
