@@ -250,8 +250,9 @@ std::string render_markdown(const json& r) {
           parts.emplace_back(fmt::format("upload: {}", k), get(fmt::format("upload.{}", k)));
       parts.emplace_back("apply: journal commit", get("apply.journal"));
       parts.emplace_back("apply: activeness prepare (libdw modules)", get("apply.prepare"));
-      parts.emplace_back("apply: STOP WINDOW: stop all threads", get("apply.stop"));
-      parts.emplace_back("apply: STOP WINDOW: activeness check", get("apply.check"));
+      parts.emplace_back("apply: STOP WINDOW: stop every thread (two waves; the first wave's stack check inside)",
+                         get("apply.stop"));
+      parts.emplace_back("apply: STOP WINDOW: activeness check (second wave)", get("apply.check"));
       parts.emplace_back("apply: STOP WINDOW: write", get("apply.write"));
       parts.emplace_back("apply: STOP WINDOW: resume all", get("apply.resume"));
       parts.emplace_back("close: detach", get("close.detach"));
