@@ -183,26 +183,38 @@ enum ExtensionTag : u32 {
   kExtCallSites = 3,  // per payload, per function, in order: its call sites (count, addresses)
 };
 
-void put_call_sites(Writer& w, const RegistryState& s) {
+// Every extension holds one entry per payload, in order, after their count.
+template <class F>
+void put_per_payload(Writer& w, ExtensionTag tag, const RegistryState& s, F&& each) {
   Writer body;
   body.u64_(s.payloads.size());
-  for (const auto& p : s.payloads) {
+  for (const auto& p : s.payloads) each(body, p);
+  w.u32_(tag);
+  w.bytes(body.take());
+}
+
+// Reads that count (entries of at least `min_each` bytes); it must match.
+Status read_payload_count(Reader& e, size_t min_each, const RegistryState& s, std::string_view what) {
+  u64 n = e.count(min_each);
+  if (!e.ok() || n != s.payloads.size())
+    return fail(ErrorKind::Internal, "registry is corrupt: {} for {} payloads, expected {}", what, n,
+                s.payloads.size());
+  return {};
+}
+
+void put_call_sites(Writer& w, const RegistryState& s) {
+  put_per_payload(w, kExtCallSites, s, [](Writer& body, const PayloadRecord& p) {
     body.u64_(p.funcs.size());
     for (const auto& f : p.funcs) {
       body.u64_(f.call_sites.size());
       for (u64 a : f.call_sites) body.u64_(a);
     }
-  }
-  w.u32_(kExtCallSites);
-  w.bytes(body.take());
+  });
 }
 
 Status get_call_sites(ByteView data, RegistryState& s) {
   Reader e(data);
-  u64 n = e.count(8);
-  if (!e.ok() || n != s.payloads.size())
-    return fail(ErrorKind::Internal, "registry is corrupt: call sites for {} payloads, expected {}", n,
-                s.payloads.size());
+  HS_CHECK(read_payload_count(e, 8, s, "call sites"));
   for (auto& p : s.payloads) {
     u64 nf = e.count(8);
     if (!e.ok() || nf != p.funcs.size())
@@ -218,9 +230,7 @@ Status get_call_sites(ByteView data, RegistryState& s) {
 }
 
 void put_hooks(Writer& w, const RegistryState& s) {
-  Writer body;
-  body.u64_(s.payloads.size());
-  for (const auto& p : s.payloads) {
+  put_per_payload(w, kExtHooks, s, [](Writer& body, const PayloadRecord& p) {
     body.u8_(p.unload_hooks_started);
     body.u64_(p.hooks.size());
     for (const auto& h : p.hooks) {
@@ -228,16 +238,12 @@ void put_hooks(Writer& w, const RegistryState& s) {
       body.str(h.name);
       body.u64_(h.addr);
     }
-  }
-  w.u32_(kExtHooks);
-  w.bytes(body.take());
+  });
 }
 
 Status get_hooks(ByteView data, RegistryState& s) {
   Reader e(data);
-  u64 n = e.count(9);
-  if (!e.ok() || n != s.payloads.size())
-    return fail(ErrorKind::Internal, "registry is corrupt: hooks for {} payloads, expected {}", n, s.payloads.size());
+  HS_CHECK(read_payload_count(e, 9, s, "hooks"));
   for (auto& p : s.payloads) {
     p.unload_hooks_started = e.u8_() != 0;
     u64 nh = e.count(24);
@@ -254,14 +260,10 @@ Status get_hooks(ByteView data, RegistryState& s) {
 }
 
 void put_extensions(Writer& w, const RegistryState& s) {
-  Writer unwind;
-  unwind.u64_(s.payloads.size());
-  for (const auto& p : s.payloads) {
-    unwind.u64_(p.eh_frame_offset);
-    unwind.u64_(p.eh_frame_size);
-  }
-  w.u32_(kExtUnwind);
-  w.bytes(unwind.take());
+  put_per_payload(w, kExtUnwind, s, [](Writer& body, const PayloadRecord& p) {
+    body.u64_(p.eh_frame_offset);
+    body.u64_(p.eh_frame_size);
+  });
   put_hooks(w, s);
   put_call_sites(w, s);
 }
@@ -281,10 +283,7 @@ Status get_extensions(Reader& r, RegistryState& s) {
     }
     if (tag != kExtUnwind) continue;
     Reader e(body);
-    u64 n = e.count(16);
-    if (!e.ok() || n != s.payloads.size())
-      return fail(ErrorKind::Internal, "registry is corrupt: unwind information for {} payloads, expected {}", n,
-                  s.payloads.size());
+    HS_CHECK(read_payload_count(e, 16, s, "unwind information"));
     for (auto& p : s.payloads) {
       p.eh_frame_offset = e.u64_();
       p.eh_frame_size = e.u64_();
