@@ -146,6 +146,27 @@ bool starts_with_endbr64(ByteView code) {
 
 size_t patch_offset(ByteView first_bytes) { return starts_with_endbr64(first_bytes) ? sizeof(endbr64) : 0; }
 
+u64 branch_rel32_target(u64 at, ByteView rel32) {
+  return at + kBranchRel32Size + static_cast<u64>(static_cast<i64>(load_le<i32>(rel32.data())));
+}
+
+std::optional<i32> branch_rel32_displacement(u64 at, u64 to) {
+  const i64 rel = diff(to, at + kBranchRel32Size);
+  if (!fits_s32(rel)) return std::nullopt;
+  return static_cast<i32>(rel);
+}
+
+static constexpr u8 mov_eax_syscall[] = {
+  0xb8, 0, 0, 0, 0,  // mov $imm32, %eax
+  0x0f, 0x05,        // syscall
+};
+static_assert(sizeof(mov_eax_syscall) == kMovEaxSyscallSize);
+
+bool is_mov_eax_syscall(ByteView code, u64 nr) {
+  return code.size() == sizeof(mov_eax_syscall) && code[0] == mov_eax_syscall[0] &&
+         load_le<u32>(code.data() + 1) == nr && code[5] == mov_eax_syscall[5] && code[6] == mov_eax_syscall[6];
+}
+
 Result<Bytes> make_veneer(RemoteAddr at, RemoteAddr slot) {
   // The displacement is relative to the end of the 6-byte jmp.
   i64 rel = diff(slot.value(), at.value() + 6);

@@ -10,6 +10,7 @@
 
 #include <elf.h>
 
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -34,6 +35,7 @@ struct X86_64 {
 
 namespace x86_64 {
 
+inline constexpr u64 kPageSize = X86_64::page_size;
 inline constexpr size_t kJumpSize = X86_64::jump_size;
 inline constexpr size_t kEndbrSize = X86_64::endbr_size;
 inline constexpr size_t kVeneerSize = X86_64::veneer_size;
@@ -56,6 +58,41 @@ bool starts_with_endbr64(ByteView code);
 // 4 after an `endbr64` (indirect branches land on it under IBT and must keep
 // finding it), else 0.
 size_t patch_offset(ByteView first_bytes);
+
+// ---- direct calls and jumps ----------------------------------------------------
+
+// `call rel32` (e8) and `jmp rel32` (e9): opcode + a displacement from the
+// end of the 5-byte instruction.
+inline constexpr u8 kCallRel32 = 0xe8;
+inline constexpr u8 kJmpRel32 = 0xe9;
+inline constexpr size_t kBranchRel32Size = 5;
+static_assert(kBranchRel32Size == kJumpSize);
+
+constexpr bool is_branch_rel32_opcode(u8 b) { return b == kCallRel32 || b == kJmpRel32; }
+
+// Where the 5-byte call/jmp rel32 at `at` goes: `rel32` is the little-endian
+// displacement (the bytes after the opcode).
+u64 branch_rel32_target(u64 at, ByteView rel32);
+
+// The displacement that makes a 5-byte call/jmp rel32 at `at` reach `to`, or
+// nullopt if it is out of range (±2 GiB).
+std::optional<i32> branch_rel32_displacement(u64 at, u64 to);
+
+// ---- system calls ----------------------------------------------------------
+
+// `mov $NR, %eax` (b8 imm32) followed by `syscall` (0f 05): how glibc enters
+// the kernel for a system call with a constant number (clone, clone3).
+inline constexpr size_t kSyscallSize = 2;
+inline constexpr size_t kMovEaxSyscallSize = 5 + kSyscallSize;
+// True if `code` is exactly that sequence for system call `nr`.
+bool is_mov_eax_syscall(ByteView code, u64 nr);
+
+// ---- DWARF register numbers (psABI, "DWARF Register Number Mapping") -------
+
+// 0-15: rax rdx rcx rbx rsi rdi rbp rsp r8-r15; 16: the return address (rip).
+inline constexpr unsigned kDwarfRsp = 7;
+inline constexpr unsigned kDwarfReturnAddress = 16;
+inline constexpr int kDwarfGeneralRegs = 17;  // 0..16
 
 // ---- recovery trampoline (process layer: RemoteSyscalls) ------------------
 
