@@ -17,86 +17,12 @@
 #include "payload/loader.h"
 #include "payload/payload.h"
 #include "engine/call_sites.h"
+#include "engine/instrument.h"
 #include "engine/remote_memfd.h"
 #include "process/remote_call.h"
 #include "process/remote_syscall.h"
 
 namespace hs {
-
-// ---- fault injection ------------------------------------------------------
-
-namespace {
-
-pid_t fault_target_pid = 0;  // the process of the last Session::open
-
-// HOTSPLICE_FAULT_KILL_TARGET: SIGKILLs the target, then waits (at most 5 s)
-// until none of its threads runs any more, so that what the tool does next
-// meets a dead process every time, not one still dying.
-void kill_target(pid_t pid) {
-  ::kill(pid, SIGKILL);
-  for (int i = 0; i < 5000 && Process::any_thread_running(pid); i++) ::usleep(1000);
-}
-
-}  // namespace
-
-void fault_point(const char* name) {
-  static const long target = [] {
-    const char* s = std::getenv("HOTSPLICE_FAULT_STEP");
-    return s ? std::atol(s) : 0L;
-  }();
-  static const long kill_at = [] {
-    const char* s = std::getenv("HOTSPLICE_FAULT_KILL_TARGET");
-    return s ? std::atol(s) : 0L;
-  }();
-  static const bool list = std::getenv("HOTSPLICE_FAULT_LIST") != nullptr;
-  static long reached = 0;
-  reached++;
-  if (list) fmt::print(stderr, "hotsplice: fault point {} {}\n", reached, name);
-  if (reached == target) raise(SIGKILL);
-  if (reached == kill_at && fault_target_pid > 0) kill_target(fault_target_pid);
-}
-
-// ---- phase timings (HOTSPLICE_TIMING=1, read by bench/) -------------------
-
-namespace {
-
-// Prints "hotsplice: timing WHAT name=ns ..." on stderr when it goes out of
-// scope, if HOTSPLICE_TIMING is set. A name marked twice (a retry) keeps its
-// last value for readers that use a map.
-
-}  // namespace
-
-// Phase timings of one operation, printed to stderr with HOTSPLICE_TIMING=1
-// (used by bench/ to see where the time goes).
-class PhaseTimer {
- public:
-  explicit PhaseTimer(const char* what) : what_(what), last_(now()) {}
-  ~PhaseTimer() {
-    if (enabled()) fmt::print(stderr, "hotsplice: timing {}{}\n", what_, line_);
-  }
-  static bool enabled() {
-    static const bool on = std::getenv("HOTSPLICE_TIMING") != nullptr;
-    return on;
-  }
-  static long long now() {  // CLOCK_MONOTONIC ns
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
-        .count();
-  }
-  long long last() const { return last_; }
-  void mark(const char* name) {  // name = time since the previous mark
-    long long t = now();
-    put(name, t - last_);
-    last_ = t;
-  }
-  void put(const char* name, long long v) {
-    if (enabled()) line_ += fmt::format(" {}={}", name, v);
-  }
-
- private:
-  const char* what_;
-  long long last_;
-  std::string line_;
-};
 
 // ---- symbol resolution against a live process -----------------------------
 
@@ -755,7 +681,7 @@ Status Session::run_unload_hooks(std::string_view name) {
 // ---- session ---------------------------------------------------------------
 
 Result<std::unique_ptr<Session>> Session::open(pid_t pid, EngineOptions opts) {
-  fault_target_pid = pid;
+  set_fault_target(pid);
   PhaseTimer timer("open");
   std::unique_ptr<Session> s(new Session());
   s->opts_ = opts;

@@ -119,12 +119,4 @@ struct ListResult {
 };
 Result<ListResult> list_state(pid_t pid);
 
-// Fault injection for the crash-safety tests: when the environment variable
-// HOTSPLICE_FAULT_STEP=N is set, the N-th fault point reached kills the tool
-// with SIGKILL (HOTSPLICE_FAULT_LIST=1 prints each point's number and name to
-// stderr as it is passed). HOTSPLICE_FAULT_KILL_TARGET=N instead SIGKILLs the
-// target process at the N-th point and waits until it has died, for the tests
-// of a target that dies in the middle of an operation.
-void fault_point(const char* name);
-
 }  // namespace hs

@@ -12,6 +12,7 @@
 #include <optional>
 #include <vector>
 
+#include "fault_injection.h"
 #include "harness.h"
 
 using namespace hs::e2e;
@@ -217,6 +218,7 @@ TEST(CallSites, SitesFollowTheTopOfTheStackThroughApplyRevertAndReplace) {
 // at any fault point of an apply or a revert leaves, once the next
 // invocation has repaired, a text that is wholly the old or wholly the new.
 TEST(CallSites, KilledAtEveryPointTheTextIsWholeOldOrWholeNew) {
+  HS_REQUIRE_FAULT_INJECTION();
   const std::string bin = target_bin("callers");
   const std::string lp = build("scale_v2.c", bin, "cs_crash.lp");
   Target t(bin);

@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "fault_injection.h"
 #include "harness.h"
 
 using namespace hs::e2e;
@@ -54,6 +55,7 @@ struct Op {
 }  // namespace
 
 TEST(CrashSafety, KilledAtEveryStepOfEveryOperationLeavesNoHalfPatchedProcess) {
+  HS_REQUIRE_FAULT_INJECTION();
   std::string bin = target_bin("hello");
   std::string a = build("hello_v2.c", bin, "crash_a.lp");
   std::string cum = build("cumulative.c", bin, "crash_cum.lp");

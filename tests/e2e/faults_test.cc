@@ -25,6 +25,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "fault_injection.h"
 #include "harness.h"
 
 using namespace hs::e2e;
@@ -74,6 +75,7 @@ struct KillCase {
 // fault point (and waits until it is dead). Whatever step comes next meets a
 // dead process: the tool must say so in one line, exit 1, and not hang.
 TEST_F(Faults, TargetKilledInTheMiddleOfEveryOperationIsReportedAndTheToolExits) {
+  HS_REQUIRE_FAULT_INJECTION();
   auto sh = [](const std::vector<std::string>& a) { ok(a); };
   std::vector<KillCase> cases = {
       {"upload", "hello", [](Target&) {}, {"upload", "a", hello_a_}},

@@ -18,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "fault_injection.h"
 #include "harness.h"
 
 using namespace hs::e2e;
@@ -229,6 +230,7 @@ TEST(Hooks, ReplaceIsRefusedWithPreOrPostHooks) {
 // unload hooks have not run, + 100 while APPLIED, except that a post hook
 // does not run when the kill comes right after the operation's commit.
 TEST(Hooks, KilledAtEveryFaultPointHooksRunAtMostOnceAndMatchTheState) {
+  HS_REQUIRE_FAULT_INJECTION();
   std::string bin = target_bin("calc");
   std::string lp = build("hooks.c", bin, "hooks_crash_safety.lp");
   struct Op {
@@ -295,6 +297,7 @@ TEST(Hooks, KilledAtEveryFaultPointHooksRunAtMostOnceAndMatchTheState) {
 // Apply/revert hooks: a kill before the hook returned rolls the operation
 // back; after, the repair completes it. Never is a hook run twice.
 TEST(Hooks, KilledAroundAnApplyHookRepairFollowsTheHook) {
+  HS_REQUIRE_FAULT_INJECTION();
   std::string bin = target_bin("calc");
   std::string lp = build("hooks_action.c", bin, "hooks_action_crash.lp");
   for (const std::string op : {"apply", "revert"}) {
