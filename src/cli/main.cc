@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "builder/builder.h"
-#include "engine/engine.h"
+#include "engine/session.h"
 #include "payload/payload.h"
 
 using namespace hs;

@@ -4,18 +4,17 @@
 #include <elf.h>
 
 #include <algorithm>
-#include <cstring>
+
+#include "arch/x86_64.h"
 
 namespace hs {
 namespace {
 
-constexpr size_t kSiteSize = 5;  // E8/E9 + rel32
-
-bool is_site_opcode(u8 b) { return b == 0xE8 || b == 0xE9; }
+using x86_64::is_branch_rel32_opcode;
+constexpr size_t kSiteSize = x86_64::kBranchRel32Size;
 
 struct Candidate {
   u64 addr, target;
-  u8 opcode;
 };
 
 // The file bytes of [vaddr, vaddr + size) if one executable PT_LOAD holds
@@ -41,7 +40,7 @@ std::optional<std::vector<u64>> site_starts(const ZydisDecoder& dec, ByteView co
   while (off < code.size()) {
     if (!ZYAN_SUCCESS(ZydisDecoderDecodeInstruction(&dec, nullptr, code.data() + off, code.size() - off, &insn)))
       return std::nullopt;
-    if (insn.length == kSiteSize && is_site_opcode(code[off]) &&
+    if (insn.length == kSiteSize && is_branch_rel32_opcode(code[off]) &&
         (insn.mnemonic == ZYDIS_MNEMONIC_CALL || insn.mnemonic == ZYDIS_MNEMONIC_JMP))
       starts.push_back(addr + off);
     off += insn.length;
@@ -50,12 +49,6 @@ std::optional<std::vector<u64>> site_starts(const ZydisDecoder& dec, ByteView co
 }
 
 }  // namespace
-
-std::optional<i32> call_displacement(u64 site, u64 target) {
-  const auto d = static_cast<int64_t>(target - (site + kSiteSize));
-  if (d < INT32_MIN || d > INT32_MAX) return std::nullopt;
-  return static_cast<i32>(d);
-}
 
 Result<std::map<u64, std::vector<CallSite>>> find_call_sites(const MappedObject& obj, std::span<const u64> targets) {
   std::map<u64, std::vector<CallSite>> out;
@@ -75,12 +68,10 @@ Result<std::map<u64, std::vector<CallSite>>> find_call_sites(const MappedObject&
     if (ph.p_offset > file.size() || ph.p_filesz > file.size() - ph.p_offset) continue;
     const ByteView seg = file.subspan(ph.p_offset, ph.p_filesz);
     for (size_t i = 0; i + kSiteSize <= seg.size(); i++) {
-      if (!is_site_opcode(seg[i])) continue;
-      i32 rel;
-      std::memcpy(&rel, seg.data() + i + 1, sizeof rel);
+      if (!is_branch_rel32_opcode(seg[i])) continue;
       const u64 at = ph.p_vaddr + i + bias;
-      const u64 target = at + kSiteSize + static_cast<u64>(static_cast<int64_t>(rel));
-      if (std::ranges::binary_search(want, target)) cands.push_back({at, target, seg[i]});
+      const u64 target = x86_64::branch_rel32_target(at, seg.subspan(i + 1, 4));
+      if (std::ranges::binary_search(want, target)) cands.push_back({at, target});
     }
   }
   if (cands.empty()) return out;
@@ -103,7 +94,7 @@ Result<std::map<u64, std::vector<CallSite>>> find_call_sites(const MappedObject&
       starts = code.empty() ? std::nullopt : site_starts(dec, code, a);
       if (!starts) starts.emplace();  // nothing in it is taken
     }
-    if (std::ranges::binary_search(*starts, c.addr)) out[c.target].push_back({c.addr, c.opcode});
+    if (std::ranges::binary_search(*starts, c.addr)) out[c.target].push_back({c.addr});
   }
   return out;
 }

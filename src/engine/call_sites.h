@@ -43,8 +43,7 @@
 namespace hs {
 
 struct CallSite {
-  u64 addr = 0;     // runtime address of the E8 / E9 byte
-  u8 opcode = 0;    // 0xE8 call, 0xE9 jmp
+  u64 addr = 0;  // runtime address of the call / jmp opcode byte
 };
 
 // Sites in `obj` calling (or tail-jumping to) each of `targets` (runtime
@@ -52,9 +51,5 @@ struct CallSite {
 // Targets without sites are absent. An object whose symbols cannot be read
 // has no sites (not an error: the entry jumps do the work).
 Result<std::map<u64, std::vector<CallSite>>> find_call_sites(const MappedObject& obj, std::span<const u64> targets);
-
-// The rel32 that makes the instruction at `site` reach `target`, or nullopt
-// if it is out of reach.
-std::optional<i32> call_displacement(u64 site, u64 target);
 
 }  // namespace hs

@@ -144,8 +144,6 @@ class Registry {
   Result<RegistryState> load() const;
   Status commit(const RegistryState& s);
 
-  RemoteAddr base() const { return base_; }
-
  private:
   Registry(const Process* proc, RemoteAddr base) : proc_(proc), base_(base) {}
   const Process* proc_;

@@ -22,7 +22,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
-#include "engine/engine.h"
+#include "engine/session.h"
 #include "harness.h"
 
 using namespace hs;

@@ -1,12 +1,16 @@
-// The engine: Xen's livepatch state machine, run against one target process.
+// Session: one invocation's hold on a target process, and the verbs of
+// Xen's livepatch state machine run through it.
 //
-// A Session is one invocation's hold on a process: it opens it, seizes every
-// thread (which is also the per-process lock), finds the registry, repairs
-// what a killed earlier invocation left half-done, and then runs operations.
-// Every operation prepares everything it can while the process runs (parse,
-// resolve, link, read the bytes it will replace, check expectations), writes
-// its intent to the registry journal, and only then stops the threads for the
-// short window in which it checks activeness and writes the patch bytes.
+// Session::open opens the process, seizes every thread (which is also the
+// per-process lock), finds the registry and repairs what a killed earlier
+// invocation left half-done (repair.cc). Every operation then prepares all it
+// can while the process runs (parse, resolve, link, read the bytes it will
+// replace, check expectations: resolver.h, placement.h, record.h, plan.h),
+// writes its intent to the registry journal, and only then stops the threads
+// for the short window in which it checks activeness and writes the patch
+// bytes (stop_window.h). Hooks run as hooks.cc describes. The verbs
+// themselves are in session.cc; list_state reads a process's state without
+// taking the lock.
 #pragma once
 
 #include <sys/types.h>
@@ -17,21 +21,20 @@
 #include <string>
 #include <vector>
 
-#include "engine/registry.h"
 #include "engine/safety.h"
+#include "engine/plan.h"
+#include "engine/registry.h"
 #include "process/objects.h"
 #include "process/process.h"
 #include "process/thread_group.h"
 
 namespace hs {
 
-struct Payload;
-struct Overlay;
 class PhaseTimer;
 
 struct EngineOptions {
   std::chrono::milliseconds timeout{1000};  // activeness retries
-  bool force = false;                        // skip the activeness check (warns)
+  bool force = false;                        // skip the activeness check
   // The session's last operation: once it has committed with the threads
   // stopped, detach from that same stop instead of resuming and stopping
   // again to detach (one stop window instead of two). The session is closed
@@ -57,10 +60,9 @@ class Session {
   // upload + apply; on a failed apply the payload is unloaded again.
   Status load(std::string_view name, const std::string& file);
 
-  // Lines worth telling the user (repairs done, --force warnings).
+  // Lines worth telling the user (repairs done, post-hook failures).
   const std::vector<std::string>& notes() const { return notes_; }
   const RegistryState& state() const { return state_; }
-  const Process& process() const { return *proc_; }
 
   // Releases the lock (detaches); also done by the destructor.
   Status close();
@@ -74,20 +76,16 @@ class Session {
   Result<const std::vector<MappedObject>*> objects();
   Result<PayloadRecord*> need(std::string_view name);
 
-  struct Plan;
-  Status plan_apply(const PayloadRecord& p, Overlay& mem, Plan& plan);
-  Status plan_revert(const PayloadRecord& p, Overlay& mem, Plan& plan);
-  // After the entries are planned: the direct call sites (recorded at
-  // upload) of every function of `involved` are pointed at what its entry
-  // leads to then.
-  Status plan_call_sites(std::span<const PayloadRecord* const> involved, Overlay& mem);
-  // Journals `plan`, stops the world until it is safe, writes, resumes.
+  // The stop window (stop_window.cc). Journals `plan`, stops the world until
+  // it is safe, writes, runs the action hooks, commits, resumes.
   Status execute(JournalOp op, std::string_view name, const Plan& plan);
-  Status stop_when_safe(JournalOp op, std::string_view name, std::span<const GuardedRange> guards, PhaseTimer& timer);
-  Status unmap_payload(const PayloadRecord& p);
+  // Stops every thread when none is in `guards`; a Timeout error (journal
+  // cleared) when that does not happen within the time limit.
+  Status enter_stop_window(JournalOp op, std::string_view name, std::span<const GuardedRange> guards,
+                           PhaseTimer& timer);
 
-  // Hooks (engine.cc, "hooks"): when each kind runs and with which threads
-  // stopped, and how a repair treats an operation killed among them.
+  // Hooks (hooks.cc): when each kind runs and with which threads stopped,
+  // and how a repair treats an operation killed among them.
   Result<u64> call_hook(const PayloadRecord& p, const HookRecord& h, pid_t tid, bool stop_window = false);
   Result<u64> call_hook_running(const PayloadRecord& p, const HookRecord& h);
   pid_t stopped_hook_thread() const;

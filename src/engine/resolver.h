@@ -1,0 +1,46 @@
+// Symbol resolution for a payload being linked into a live process.
+//
+// The loader (payload/loader.h) asks a SymbolResolver for every symbol a
+// payload leaves undefined and for every function it replaces. Here they are
+// answered from the process, in the spec's order: the target object's own
+// symbols (locals included, and Linux's ".klp.sym.OBJ.NAME,POS" form naming
+// any mapped object), then the exports of payloads already loaded, then the
+// other objects' globals in link-map order.
+//
+// An indirect function (STT_GNU_IFUNC) resolves to the implementation the
+// resolver picks for this CPU, which hotsplice cannot run in the target: the
+// tool, on the same machine, looks the symbol up in its own copy of the same
+// library (same build-id) and takes the implementation's offset from there.
+#pragma once
+
+#include <string_view>
+#include <vector>
+
+#include "engine/registry.h"
+#include "payload/loader.h"
+#include "process/objects.h"
+
+namespace hs {
+
+class ProcessResolver final : public SymbolResolver {
+ public:
+  // `target` is the object the payload patches, one of `objs` (the process's
+  // objects in link-map order); `state` holds the payloads loaded already.
+  ProcessResolver(const MappedObject& target, const std::vector<MappedObject>& objs, const RegistryState& state)
+      : target_(target), objs_(objs), state_(state) {}
+
+  Result<TargetSymbol> resolve_function(std::string_view name) override;
+  Result<TargetSymbol> resolve_symbol(std::string_view name) override;
+
+ private:
+  const MappedObject& target_;
+  const std::vector<MappedObject>& objs_;
+  const RegistryState& state_;
+};
+
+// The implementation of the indirect function `sym` (named `name`) of `obj`,
+// at its address in the target; BadTarget if the tool does not have the same
+// object loaded.
+Result<TargetSymbol> resolve_ifunc(const MappedObject& obj, std::string_view name, const TargetSymbol& sym);
+
+}  // namespace hs

@@ -1,0 +1,353 @@
+// The verbs of the state machine (upload, apply, revert, replace, unload,
+// load), opening and closing a Session, committing its state, and
+// list_state. What each verb checks and the order of its steps are here;
+// the pieces they are made of live in their own files (session.h says
+// which).
+#include "engine/session.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+
+#include "engine/instrument.h"
+#include "engine/placement.h"
+#include "engine/record.h"
+#include "engine/remote_memfd.h"
+#include "engine/resolver.h"
+#include "payload/loader.h"
+#include "payload/payload.h"
+#include "process/remote_syscall.h"
+
+namespace hs {
+
+namespace {
+
+bool valid_name(std::string_view n) {
+  if (n.empty() || n.size() > 64) return false;
+  return std::all_of(n.begin(), n.end(), [](char c) {
+    return isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
+  });
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Session>> Session::open(pid_t pid, EngineOptions opts) {
+  set_fault_target(pid);
+  PhaseTimer timer("open");
+  std::unique_ptr<Session> s(new Session());
+  s->opts_ = opts;
+  s->proc_ = std::make_unique<Process>(HS_TRY(Process::open(pid)));
+  s->group_.emplace(HS_TRY(ThreadGroup::seize(*s->proc_)));
+  timer.mark("seize");
+  auto reg = HS_TRY(Registry::find(*s->proc_));
+  if (reg) {
+    s->registry_ = *reg;
+    s->state_ = HS_TRY(s->registry_->load());
+    if (s->state_.journal) HS_CHECK(s->repair());
+  }
+  timer.mark("registry");
+  return s;
+}
+
+Session::~Session() { (void)close(); }
+
+Status Session::close() {
+  if (group_) {
+    PhaseTimer timer("close");
+    auto st = group_->detach();
+    group_.reset();
+    timer.mark("detach");
+    return st;
+  }
+  return {};
+}
+
+Status Session::commit() {
+  HS_CHECK(ensure_registry());
+  return registry_->commit(state_);
+}
+
+Status Session::ensure_registry() {
+  if (!registry_) {
+    registry_ = HS_TRY(Registry::create(*proc_, *group_));
+    fault_point("registry-created");
+  }
+  return {};
+}
+
+Result<const std::vector<MappedObject>*> Session::objects() {
+  if (!objects_) objects_ = HS_TRY(mapped_objects(*proc_));
+  return &*objects_;
+}
+
+Result<PayloadRecord*> Session::need(std::string_view name) {
+  PayloadRecord* p = state_.find(name);
+  if (!p) return fail(ErrorKind::State, "no payload named '{}' in PID {}", name, proc_->pid());
+  return p;
+}
+
+Status Session::upload(std::string_view name, const std::string& file) {
+  if (!valid_name(name))
+    return fail(ErrorKind::Usage, "invalid payload name '{}': use 1 to 64 of [A-Za-z0-9_.-]", name);
+  if (state_.find(name))
+    return fail(ErrorKind::State, "a payload named '{}' is already loaded in PID {}", name, proc_->pid());
+  PhaseTimer timer("upload");
+  Payload payload = HS_TRY(Payload::open(file));
+  timer.mark("parse");
+  for (const auto& p : state_.payloads)
+    if (p.build_id == payload.build_id)
+      return fail(ErrorKind::State, "{}: payload '{}' with the same build-id {} is already loaded in PID {}", file,
+                  p.name, to_hex(p.build_id), proc_->pid());
+  const auto& objs = *HS_TRY(objects());
+  const MappedObject* obj = HS_TRY_CTX(find_object(objs, payload.object_depends, proc_->pid()), file);
+  timer.mark("objects");
+
+  // Link before touching the target: every bad symbol or relocation is
+  // found while the process is still untouched.
+  u64 size = HS_TRY_CTX(image_size(payload), file);
+  ProcessResolver resolver(*obj, objs, state_);
+  LinkedPayload linked;
+  PayloadRecord rec;
+  auto link_somewhere = [&]() -> Status {
+    auto maps = HS_TRY(proc_->maps());
+    RemoteAddr at = HS_TRY_CTX(choose_base(maps, obj->span, size), file);
+    linked = HS_TRY_CTX(link_payload(payload, at, resolver), file);
+    rec = HS_TRY(make_record(*proc_, name, file, payload, *obj, linked));
+    return {};
+  };
+  HS_CHECK(link_somewhere());
+  timer.mark("link");
+
+  // Now the target changes. Creating the registry maps memory, and the
+  // process maps memory of its own while we work: the range must still be
+  // free when we map it, or we link again elsewhere.
+  HS_CHECK(ensure_registry());
+  timer.mark("registry");
+  TracedThread* t = HS_TRY(group_->stop_one());
+  auto rs = HS_TRY(RemoteSyscalls::create(*group_, *t, *proc_));
+  timer.mark("borrow");
+  // The image is mapped with the text's protection (RX) and the other
+  // regions are narrowed afterwards: a process under MDWE (PR_SET_MDWE) may
+  // map new memory executable but not make memory executable later. It is
+  // written through /proc/PID/mem, so no page is ever writable and executable
+  // at once.
+  int map_prot = PROT_READ;
+  for (const auto& r : linked.regions) map_prot |= r.prot & PROT_EXEC;
+  for (int attempt = 0;; attempt++) {
+    Journal j;
+    j.op = JournalOp::Upload;
+    j.payload = rec.name;
+    j.tool_pid = static_cast<u64>(getpid());
+    j.map_base = rec.base;
+    j.map_size = rec.size;
+    state_.journal = j;
+    HS_CHECK(commit());
+    fault_point("upload:journaled");
+    auto got = map_named_memfd(*proc_, rs, *t, payload_mapping_name(name), linked.base, rec.size, map_prot,
+                               MAP_PRIVATE | MAP_FIXED_NOREPLACE);
+    if (got) break;
+    state_.journal.reset();
+    HS_CHECK(commit());
+    int err = got.error().sys_errno();
+    if ((err == EPERM || err == EACCES) && (map_prot & PROT_EXEC))
+      got.error().context(fmt::format("PID {} refuses executable memory (seccomp or MDWE)", proc_->pid()));
+    if (err != EEXIST || attempt == 3) return std::unexpected(got.error());
+    HS_CHECK(link_somewhere());
+  }
+  fault_point("upload:mapped");
+  timer.mark("map");
+  // A failure from here on unmaps the image again (and then drops the
+  // journal), so the process is left as it was.
+  auto unmap_and_fail = [&](Error e) -> Status {
+    if (rs.munmap(linked.base, rec.size)) {
+      state_.journal.reset();
+      (void)commit();
+    }
+    (void)rs.finish();
+    (void)group_->resume_all();
+    return std::unexpected(std::move(e));
+  };
+  if (auto st = proc_->write(linked.base, linked.image); !st) return unmap_and_fail(std::move(st.error()));
+  timer.mark("write");
+  fault_point("upload:written");
+  for (const auto& r : linked.regions) {
+    if (r.prot == map_prot) continue;
+    auto st = rs.mprotect(linked.base + static_cast<i64>(r.offset), r.size, r.prot);
+    if (!st) return unmap_and_fail(std::move(st.error()));
+  }
+  HS_CHECK(rs.finish());
+  const bool load_hooks = !rec.hooks_of("load").empty();
+  if (load_hooks) HS_CHECK(run_load_hooks(rec, t->tid));  // commits the record
+  HS_CHECK(group_->resume_all());
+  timer.mark("protect");
+  fault_point("upload:protected");
+
+  if (!load_hooks) {
+    rec.upload_seq = state_.next_seq++;
+    state_.payloads.push_back(std::move(rec));
+  }
+  state_.journal.reset();
+  HS_CHECK(commit());
+  timer.mark("commit");
+  timer.put("bytes", static_cast<long long>(linked.image.size()));
+  fault_point("upload:committed");
+  return {};
+}
+
+Status Session::apply(std::string_view name) {
+  PayloadRecord* p = HS_TRY(need(name));
+  if (p->state == PayloadState::Applied) return fail(ErrorKind::State, "payload '{}' is already APPLIED", name);
+  const PayloadRecord* top = state_.top_of_stack(p->object_path);
+  const Bytes& want = top ? top->build_id : p->object_depends;
+  if (p->depends != want)
+    return fail(ErrorKind::State, "payload '{}' depends on build-id {}, but the top of the applied stack of {} is {}",
+                name, to_hex(p->depends), p->object_path,
+                top ? fmt::format("payload '{}' (build-id {})", top->name, to_hex(top->build_id))
+                    : fmt::format("the object itself (build-id {})", to_hex(p->object_depends)));
+  if (p->unload_hooks_started)
+    return fail(ErrorKind::State, "payload '{}' cannot be applied: its unload hooks have run; unload it", name);
+  Overlay mem(memory_of(*proc_));
+  Plan plan;
+  HS_CHECK(plan_apply(*p, mem, plan));
+  HS_CHECK(plan_call_sites(state_, std::span<const PayloadRecord* const>(&p, 1), opts_.redirect_calls, mem));
+  plan.writes = mem.take_writes();
+  if (const HookRecord* h = p->hook("apply")) plan.action_hooks.emplace_back(p->name, *h);
+  HS_CHECK(run_pre_hook(name, "preapply", JournalOp::Apply));
+  plan.detach_when_done = !p->hook("postapply");
+  HS_CHECK(execute(JournalOp::Apply, name, plan));
+  fault_point("apply:committed");
+  return run_post_hook(name, "postapply");
+}
+
+Status Session::revert(std::string_view name) {
+  PayloadRecord* p = HS_TRY(need(name));
+  if (p->state != PayloadState::Applied) return fail(ErrorKind::State, "payload '{}' is not APPLIED", name);
+  const PayloadRecord* top = state_.top_of_stack(p->object_path);
+  if (top != p)
+    return fail(ErrorKind::State, "payload '{}' is not the top of the applied stack of {}: revert '{}' first", name,
+                p->object_path, top->name);
+  Overlay mem(memory_of(*proc_));
+  Plan plan;
+  HS_CHECK(plan_revert(*p, mem, plan));
+  HS_CHECK(plan_call_sites(state_, std::span<const PayloadRecord* const>(&p, 1), opts_.redirect_calls, mem));
+  plan.writes = mem.take_writes();
+  if (const HookRecord* h = p->hook("revert")) plan.action_hooks.emplace_back(p->name, *h);
+  HS_CHECK(run_pre_hook(name, "prerevert", JournalOp::Revert));
+  plan.detach_when_done = !p->hook("postrevert");
+  HS_CHECK(execute(JournalOp::Revert, name, plan));
+  fault_point("revert:committed");
+  return run_post_hook(name, "postrevert");
+}
+
+Status Session::replace(std::string_view name) {
+  PayloadRecord* p = HS_TRY(need(name));
+  if (p->state == PayloadState::Applied) return fail(ErrorKind::State, "payload '{}' is already APPLIED", name);
+  if (p->depends != p->object_depends)
+    return fail(ErrorKind::State,
+                "payload '{}' cannot replace: it depends on build-id {}, not on the object {} (build-id {})", name,
+                to_hex(p->depends), p->object_path, to_hex(p->object_depends));
+  if (p->unload_hooks_started)
+    return fail(ErrorKind::State, "payload '{}' cannot be applied: its unload hooks have run; unload it", name);
+  // As in Xen: pre- and post- hooks usually come in pairs that set up and
+  // tear down, and one replace step cannot honour them for a whole stack.
+  const auto stack = state_.applied_stack(p->object_path);
+  std::vector<const PayloadRecord*> involved{p};
+  involved.insert(involved.end(), stack.begin(), stack.end());
+  for (const PayloadRecord* q : involved)
+    for (const char* kind : {"preapply", "postapply", "prerevert", "postrevert"})
+      if (q->hook(kind))
+        return fail(ErrorKind::State,
+                    "payload '{}' cannot replace: payload '{}' has a {} hook, and replace runs no pre- or post- hooks",
+                    name, q->name, kind);
+  Overlay mem(memory_of(*proc_));
+  Plan plan;
+  for (const PayloadRecord* old : stack) {
+    HS_CHECK(plan_revert(*old, mem, plan));
+    plan.reverted.push_back(old->name);
+    if (const HookRecord* h = old->hook("revert")) plan.action_hooks.emplace_back(old->name, *h);
+  }
+  HS_CHECK(plan_apply(*p, mem, plan));
+  HS_CHECK(plan_call_sites(state_, involved, opts_.redirect_calls, mem));
+  plan.writes = mem.take_writes();
+  if (const HookRecord* h = p->hook("apply")) plan.action_hooks.emplace_back(p->name, *h);
+  plan.detach_when_done = true;  // replace runs no post-hooks
+  HS_CHECK(execute(JournalOp::Replace, name, plan));
+  fault_point("replace:committed");
+  return {};
+}
+
+Status Session::unload(std::string_view name) {
+  PayloadRecord* p = HS_TRY(need(name));
+  if (p->state != PayloadState::Checked)
+    return fail(ErrorKind::State, "payload '{}' is {}; revert it before unloading", name, state_name(p->state));
+  Journal j;
+  j.op = JournalOp::Unload;
+  j.payload = p->name;
+  j.tool_pid = static_cast<u64>(getpid());
+  j.map_base = p->base;
+  j.map_size = p->size;
+  state_.journal = j;
+  HS_CHECK(commit());
+  fault_point("unload:journaled");
+  HS_CHECK(run_unload_hooks(name));
+  p = HS_TRY(need(name));
+
+  std::vector<GuardedRange> guards{{p->range(), fmt::format("payload '{}'", name)}};
+  PhaseTimer timer("unload");
+  HS_CHECK(enter_stop_window(JournalOp::Unload, name, guards, timer));
+  TracedThread* t = nullptr;
+  for (auto& th : group_->threads())
+    if (th.stopped && th.pending_signal == 0) t = &th;
+  if (!t) t = &group_->threads().front();
+  {
+    auto rs = HS_TRY(RemoteSyscalls::create(*group_, *t, *proc_));
+    HS_CHECK(rs.munmap(RemoteAddr(p->base), p->size));
+    HS_CHECK(rs.finish());
+  }
+  fault_point("unload:unmapped");
+  // Committed with the threads still stopped; detaching resumes them.
+  std::erase_if(state_.payloads, [&](const PayloadRecord& r) { return r.name == name; });
+  state_.journal.reset();
+  HS_CHECK(commit());
+  HS_CHECK(opts_.release_when_done ? close() : group_->resume_all());
+  fault_point("unload:committed");
+  return {};
+}
+
+Status Session::load(std::string_view name, const std::string& file) {
+  HS_CHECK(upload(name, file));
+  auto st = apply(name);
+  if (!st) {
+    auto un = unload(name);
+    if (!un)
+      return std::unexpected(Error(st.error().kind(), fmt::format("{} (and unloading it again failed: {})",
+                                                                   st.error().message(), un.error().message())));
+    return st;
+  }
+  return {};
+}
+
+Result<ListResult> list_state(pid_t pid) {
+  ListResult out;
+  auto proc = HS_TRY(Process::open(pid));
+  auto reg = HS_TRY(Registry::find(proc));
+  if (!reg) return out;
+  out.state = HS_TRY(reg->load());
+  if (out.state.journal) {
+    // An operation is under way, or was interrupted: repair if we can lock.
+    auto s = Session::open(pid);
+    if (!s) {
+      if (s.error().kind() != ErrorKind::Busy) return std::unexpected(s.error());
+      out.in_progress = true;
+      out.state.journal.reset();
+      return out;
+    }
+    out.state = (*s)->state();
+    out.notes = (*s)->notes();
+  }
+  return out;
+}
+
+}  // namespace hs
