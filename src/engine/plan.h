@@ -23,7 +23,7 @@
 #include <utility>
 #include <vector>
 
-#include "engine/safety.h"
+#include "engine/activeness.h"
 #include "engine/registry.h"
 
 namespace hs {

@@ -21,7 +21,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/safety.h"
+#include "engine/activeness.h"
 #include "engine/plan.h"
 #include "engine/registry.h"
 #include "process/objects.h"

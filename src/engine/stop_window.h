@@ -16,7 +16,7 @@
 #include <optional>
 #include <span>
 
-#include "engine/safety.h"
+#include "engine/activeness.h"
 #include "engine/instrument.h"
 #include "process/thread_group.h"
 

@@ -1,82 +1,25 @@
-#include "engine/safety.h"
+// The activeness check (see activeness.h): libdw set up over a stopped
+// process, each thread's stack unwound with every step re-derived from CFI,
+// and the PC and return addresses compared with the guarded ranges.
+#include "engine/activeness.h"
 
-#include <dwarf.h>
-#include <elf.h>
 #include <elfutils/libdwfl.h>
-
-#include <unordered_map>
 #include <libelf.h>
 #include <sys/syscall.h>
 
 #include <array>
 #include <cstdlib>
-#include <cstring>
-#include <functional>
+#include <unordered_map>
 
+#include "arch/x86_64.h"
+#include "engine/dwarf_expr.h"
+#include "engine/placement.h"
 #include "engine/remote_memfd.h"
+#include "engine/unwind_elf.h"
 
 namespace hs {
 
 using PayloadCode = ActivenessChecker::PayloadCode;
-
-// ---- the ELF file libdw is given for a payload ------------------------------
-
-Bytes payload_shadow_elf(u64 image_size, u64 eh_frame_offset, ByteView eh_frame) {
-  static constexpr char kNames[] = "\0.eh_frame\0.shstrtab";  // offsets 1 and 11
-  auto align8 = [](u64 v) { return (v + 7) & ~u64{7}; };
-  const u64 ph_off = sizeof(Elf64_Ehdr);
-  const u64 eh_off = align8(ph_off + sizeof(Elf64_Phdr));
-  const u64 names_off = eh_off + eh_frame.size();
-  const u64 sh_off = align8(names_off + sizeof kNames);
-  Bytes out(sh_off + 3 * sizeof(Elf64_Shdr), 0);
-
-  Elf64_Ehdr eh{};
-  std::memcpy(eh.e_ident, ELFMAG, SELFMAG);
-  eh.e_ident[EI_CLASS] = ELFCLASS64;
-  eh.e_ident[EI_DATA] = ELFDATA2LSB;
-  eh.e_ident[EI_VERSION] = EV_CURRENT;
-  eh.e_ident[EI_OSABI] = ELFOSABI_NONE;
-  eh.e_type = ET_DYN;
-  eh.e_machine = EM_X86_64;
-  eh.e_version = EV_CURRENT;
-  eh.e_phoff = ph_off;
-  eh.e_shoff = sh_off;
-  eh.e_ehsize = sizeof(Elf64_Ehdr);
-  eh.e_phentsize = sizeof(Elf64_Phdr);
-  eh.e_phnum = 1;
-  eh.e_shentsize = sizeof(Elf64_Shdr);
-  eh.e_shnum = 3;
-  eh.e_shstrndx = 2;
-
-  // The whole mapping as one segment at 0: libdw's bias for the module is
-  // then the payload's base, and .eh_frame's sh_addr is its image offset.
-  Elf64_Phdr ph{};
-  ph.p_type = PT_LOAD;
-  ph.p_flags = PF_R | PF_X;
-  ph.p_memsz = image_size;
-  ph.p_align = 4096;
-
-  Elf64_Shdr sh[3]{};
-  sh[1].sh_name = 1;
-  sh[1].sh_type = SHT_PROGBITS;
-  sh[1].sh_flags = SHF_ALLOC;
-  sh[1].sh_addr = eh_frame_offset;
-  sh[1].sh_offset = eh_off;
-  sh[1].sh_size = eh_frame.size();
-  sh[1].sh_addralign = 8;
-  sh[2].sh_name = 11;
-  sh[2].sh_type = SHT_STRTAB;
-  sh[2].sh_offset = names_off;
-  sh[2].sh_size = sizeof kNames;
-  sh[2].sh_addralign = 1;
-
-  std::memcpy(out.data(), &eh, sizeof eh);
-  std::memcpy(out.data() + ph_off, &ph, sizeof ph);
-  if (!eh_frame.empty()) std::memcpy(out.data() + eh_off, eh_frame.data(), eh_frame.size());
-  std::memcpy(out.data() + names_off, kNames, sizeof kNames);
-  std::memcpy(out.data() + sh_off, sh, sizeof sh);
-  return out;
-}
 
 // ---- libdw session -----------------------------------------------------------
 //
@@ -89,9 +32,9 @@ Bytes payload_shadow_elf(u64 image_size, u64 eh_frame_offset, ByteView eh_frame)
 
 namespace {
 
-constexpr int kDwarfRegs = 17;  // x86-64 DWARF numbering: rax rdx rcx rbx rsi rdi rbp rsp r8-r15, 16 = RA/rip
-constexpr unsigned kDwarfSp = 7;
-constexpr unsigned kDwarfPc = 16;
+constexpr int kDwarfRegs = x86_64::kDwarfGeneralRegs;
+constexpr unsigned kDwarfSp = x86_64::kDwarfRsp;
+constexpr unsigned kDwarfPc = x86_64::kDwarfReturnAddress;
 
 // Where one thread's unwind starts.
 struct ThreadStart {
@@ -106,7 +49,6 @@ std::array<std::optional<u64>, kDwarfRegs> dwarf_regs(const user_regs_struct& r)
           r.r9,  r.r10, r.r11, r.r12, r.r13, r.r14, r.r15, r.rip};
 }
 
-// What libdw's thread callbacks see (their dwfl_arg).
 // Target memory as the unwinder reads it: whole pages, each read once per
 // check. An unwind reads a few words per frame, mostly on one or two stack
 // pages; one pread per page instead of one per word is most of what makes
@@ -126,7 +68,7 @@ class PageCache {
   }
 
  private:
-  static constexpr u64 kPage = 4096;
+  static constexpr u64 kPage = x86_64::kPageSize;
   const Bytes* get(u64 addr) {
     u64 base = addr & ~(kPage - 1);
     auto it = pages_.find(base);
@@ -140,6 +82,7 @@ class PageCache {
   std::unordered_map<u64, std::optional<Bytes>> pages_;  // nullopt: unreadable
 };
 
+// What libdw's thread callbacks see (their dwfl_arg).
 struct ThreadSource {
   PageCache* mem = nullptr;
   std::vector<ThreadStart> starts;  // the threads of the check under way
@@ -167,7 +110,7 @@ namespace {
 int find_elf(Dwfl_Module* mod, void** userdata, const char* name, Dwarf_Addr base, char** file_name, Elf** elfp) {
   if (*userdata) {
     auto* p = static_cast<PayloadCode*>(*userdata);
-    *elfp = elf_memory(reinterpret_cast<char*>(p->shadow.data()), p->shadow.size());
+    *elfp = elf_memory(reinterpret_cast<char*>(p->unwind_elf.data()), p->unwind_elf.size());
     return -1;
   }
   return dwfl_linux_proc_find_elf(mod, userdata, name, base, file_name, elfp);
@@ -175,8 +118,8 @@ int find_elf(Dwfl_Module* mod, void** userdata, const char* name, Dwarf_Addr bas
 
 int attach_payload(Dwfl_Module*, void** userdata, const char* name, Dwarf_Addr start, void* arg) {
   for (const auto& p : *static_cast<std::vector<std::unique_ptr<PayloadCode>>*>(arg))
-    if (!p->shadow.empty() && start == p->range.begin.value() &&
-        is_memfd_named(name, fmt::format("hotsplice:{}", p->name)))
+    if (!p->unwind_elf.empty() && start == p->range.begin.value() &&
+        is_memfd_named(name, payload_mapping_name(p->name)))
       *userdata = p.get();
   return DWARF_CB_OK;
 }
@@ -251,9 +194,9 @@ Status ActivenessChecker::prepare() {
   // A payload whose .eh_frame cannot be read gets no file: frames in it then
   // count as unreliable.
   for (auto& p : payloads_) {
-    if (p->eh_frame_size == 0 || !p->shadow.empty()) continue;
+    if (p->eh_frame_size == 0 || !p->unwind_elf.empty()) continue;
     auto eh = proc_.read(p->range.begin + static_cast<i64>(p->eh_frame_offset), p->eh_frame_size);
-    if (eh) p->shadow = payload_shadow_elf(p->range.size(), p->eh_frame_offset, *eh);
+    if (eh) p->unwind_elf = payload_unwind_elf(p->range.size(), p->eh_frame_offset, *eh);
   }
 
   elf_version(EV_CURRENT);
@@ -296,108 +239,20 @@ Status ActivenessChecker::prepare() {
 
 namespace {
 
-using RegGetter = std::function<std::optional<u64>(unsigned)>;
 
 // Evaluates the DWARF expressions CFI uses, over one frame's registers and
 // target memory.
 class CfiEval {
  public:
-  CfiEval(RegGetter reg, PageCache& mem) : reg_(std::move(reg)), mem_(mem) {}
+  CfiEval(DwarfRegReader reg, PageCache& mem) : reg_(std::move(reg)), mem_(mem) {}
 
   std::optional<u64> reg(unsigned regno) const { return reg_(regno); }
   std::optional<u64> mem(u64 addr) const { return mem_.u64_at(addr); }
 
-  // The expression's value; *is_value is set when it ends in
-  // DW_OP_stack_value (otherwise the value is an address holding the result).
-  std::optional<u64> eval(const Dwarf_Op* ops, size_t nops, std::optional<u64> cfa, bool* is_value) const {
-    std::vector<u64> st;
-    *is_value = false;
-    auto pop = [&]() -> std::optional<u64> {
-      if (st.empty()) return std::nullopt;
-      u64 v = st.back();
-      st.pop_back();
-      return v;
-    };
-    for (size_t i = 0; i < nops; i++) {
-      const Dwarf_Op& op = ops[i];
-      const u8 a = op.atom;
-      if (a >= DW_OP_lit0 && a <= DW_OP_lit31) {
-        st.push_back(a - DW_OP_lit0);
-      } else if (a >= DW_OP_breg0 && a <= DW_OP_breg31) {
-        auto r = reg(a - DW_OP_breg0);
-        if (!r) return std::nullopt;
-        st.push_back(*r + op.number);
-      } else {
-        switch (a) {
-          case DW_OP_const1u: case DW_OP_const1s: case DW_OP_const2u: case DW_OP_const2s:
-          case DW_OP_const4u: case DW_OP_const4s: case DW_OP_const8u: case DW_OP_const8s:
-          case DW_OP_constu: case DW_OP_consts:
-            st.push_back(op.number);
-            break;
-          case DW_OP_bregx: {
-            auto r = reg(static_cast<unsigned>(op.number));
-            if (!r) return std::nullopt;
-            st.push_back(*r + op.number2);
-            break;
-          }
-          case DW_OP_call_frame_cfa:
-            if (!cfa) return std::nullopt;
-            st.push_back(*cfa);
-            break;
-          case DW_OP_plus_uconst:
-            if (st.empty()) return std::nullopt;
-            st.back() += op.number;
-            break;
-          case DW_OP_dup:
-            if (st.empty()) return std::nullopt;
-            st.push_back(st.back());
-            break;
-          case DW_OP_deref: {
-            auto addr = pop();
-            if (!addr) return std::nullopt;
-            auto v = mem(*addr);
-            if (!v) return std::nullopt;
-            st.push_back(*v);
-            break;
-          }
-          case DW_OP_plus: case DW_OP_minus: case DW_OP_mul: case DW_OP_and: case DW_OP_or: case DW_OP_xor:
-          case DW_OP_shl: case DW_OP_shr: case DW_OP_ge: case DW_OP_gt: case DW_OP_le: case DW_OP_lt:
-          case DW_OP_eq: case DW_OP_ne: {
-            auto b = pop(), x = pop();
-            if (!b || !x) return std::nullopt;
-            const i64 sx = static_cast<i64>(*x), sb = static_cast<i64>(*b);
-            u64 v = 0;
-            switch (a) {
-              case DW_OP_plus: v = *x + *b; break;
-              case DW_OP_minus: v = *x - *b; break;
-              case DW_OP_mul: v = *x * *b; break;
-              case DW_OP_and: v = *x & *b; break;
-              case DW_OP_or: v = *x | *b; break;
-              case DW_OP_xor: v = *x ^ *b; break;
-              case DW_OP_shl: v = *b < 64 ? *x << *b : 0; break;
-              case DW_OP_shr: v = *b < 64 ? *x >> *b : 0; break;
-              case DW_OP_ge: v = sx >= sb; break;
-              case DW_OP_gt: v = sx > sb; break;
-              case DW_OP_le: v = sx <= sb; break;
-              case DW_OP_lt: v = sx < sb; break;
-              case DW_OP_eq: v = sx == sb; break;
-              case DW_OP_ne: v = sx != sb; break;
-            }
-            st.push_back(v);
-            break;
-          }
-          case DW_OP_nop:
-            break;
-          case DW_OP_stack_value:
-            if (i + 1 != nops) return std::nullopt;
-            *is_value = true;
-            break;
-          default:
-            return std::nullopt;  // not used by CFI in practice: do not guess
-        }
-      }
-    }
-    return pop();
+  // An expression's value (dwarf_expr.h) over this frame.
+  std::optional<DwarfValue> eval(const Dwarf_Op* ops, size_t nops, std::optional<u64> cfa) const {
+    return eval_dwarf_expr(std::span<const Dwarf_Op>(ops, nops), cfa, reg_,
+                           [this](u64 addr) { return mem(addr); });
   }
 
   // The CFA by the rules of `fr`.
@@ -405,8 +260,9 @@ class CfiEval {
     Dwarf_Op* ops = nullptr;
     size_t nops = 0;
     if (dwarf_frame_cfa(fr, &ops, &nops) != 0 || nops == 0) return std::nullopt;
-    bool is_value = false;
-    return eval(ops, nops, std::nullopt, &is_value);
+    auto v = eval(ops, nops, std::nullopt);
+    if (!v) return std::nullopt;
+    return v->value;
   }
 
   // The caller's value of `regno` by the rules of `fr`: nullopt if it cannot
@@ -424,18 +280,18 @@ class CfiEval {
       }
       return reg(static_cast<unsigned>(regno));  // same value
     }
-    bool is_value = false;
-    auto v = eval(ops, nops, cfa, &is_value);
-    if (!v || is_value) return v;
-    return mem(*v);
+    auto v = eval(ops, nops, cfa);
+    if (!v) return std::nullopt;
+    if (v->is_value) return v->value;
+    return mem(v->value);
   }
 
  private:
-  RegGetter reg_;
+  DwarfRegReader reg_;
   PageCache& mem_;
 };
 
-RegGetter frame_regs(Dwfl_Frame* frame) {
+DwarfRegReader frame_regs(Dwfl_Frame* frame) {
   return [frame](unsigned regno) -> std::optional<u64> {
     Dwarf_Word v;
     if (dwfl_frame_reg(frame, regno, &v) != 0) return std::nullopt;
@@ -530,18 +386,18 @@ bool is_new_thread(const user_regs_struct& r) {
 std::optional<ThreadStart> clone_parent_start(const TracedThread& t, Dwfl* dwfl, const Process& proc,
                                               PageCache& mem) {
   const user_regs_struct& r = t.regs;
-  if (r.rax == 0 || (r.orig_rax != SYS_clone && r.orig_rax != SYS_clone3) || r.rip < 7) return std::nullopt;
+  constexpr u64 kCall = x86_64::kMovEaxSyscallSize;
+  if (r.rax == 0 || (r.orig_rax != SYS_clone && r.orig_rax != SYS_clone3) || r.rip < kCall) return std::nullopt;
   Dwfl_Module* mod = dwfl_addrmodule(dwfl, r.rip);
   if (!mod) return std::nullopt;
   if (FramePtr at_pc(cfi_frame(mod, r.rip), &std::free); at_pc) return std::nullopt;  // CFI: the normal path
-  auto code = proc.read(RemoteAddr(r.rip - 7), 7);
-  if (!code) return std::nullopt;
-  const Bytes& c = *code;
-  if (c[0] != 0xb8 || load_le<u32>(c.data() + 1) != r.orig_rax || c[5] != 0x0f || c[6] != 0x05) return std::nullopt;
+  auto code = proc.read(RemoteAddr(r.rip - kCall), kCall);
+  if (!code || !x86_64::is_mov_eax_syscall(*code, r.orig_rax)) return std::nullopt;
   Dwarf_Addr bias = 0, start = 0, end = 0;
-  FramePtr fr(cfi_frame(mod, r.rip - 7, &bias), &std::free);
+  FramePtr fr(cfi_frame(mod, r.rip - kCall, &bias), &std::free);
   if (!fr) return std::nullopt;
-  if (dwarf_frame_info(fr.get(), &start, &end, nullptr) < 0 || end + bias < r.rip - 2) return std::nullopt;
+  if (dwarf_frame_info(fr.get(), &start, &end, nullptr) < 0 || end + bias < r.rip - x86_64::kSyscallSize)
+    return std::nullopt;
   auto regs = dwarf_regs(r);
   CfiEval ev([&regs](unsigned n) { return n < regs.size() ? regs[n] : std::nullopt; }, mem);
   std::optional<u64> cfa = ev.cfa(fr.get());

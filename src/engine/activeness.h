@@ -5,7 +5,7 @@
 // mapped object), and its PC and every return address are compared with the
 // ranges an operation is about to change or switch away from. A thread found
 // in one makes the operation resume the process, wait and retry
-// (Session::execute).
+// (stop_window.h).
 //
 // An unwind that cannot be trusted counts as unsafe, never as safe: libdw
 // fails, the stack is deeper than kMaxFrames, or a frame lies in code that no
@@ -25,8 +25,8 @@
 // cannot find its unwind tables by itself. Each payload carries .eh_frame
 // (gcc emits it; the loader relocates it for the payload's address, and the
 // registry records where it is), and the checker hands libdw a small
-// synthesised ELF file for it: ET_DYN, one PT_LOAD over the payload's mapping
-// and a section header for the .eh_frame bytes, read from the target. libdw
+// synthesised ELF file for it (unwind_elf.h), around the .eh_frame bytes
+// read from the target. libdw
 // then steps through payload frames like through any library's. Frames there
 // are named after the payload ("payload 'fix'", "the replacement for 'hello'
 // in payload 'fix'").
@@ -101,7 +101,7 @@ class ActivenessChecker {
     RemoteRange range;                // its whole mapping
     u64 eh_frame_offset = 0, eh_frame_size = 0;
     std::vector<std::pair<RemoteRange, std::string>> replacements;  // new code, function replaced
-    Bytes shadow;                     // the ELF file handed to libdw (built by prepare)
+    Bytes unwind_elf;                 // the ELF file handed to libdw (built by prepare)
   };
 
  private:
@@ -116,10 +116,5 @@ class ActivenessChecker {
 // "the stack of thread 12 cannot be unwound reliably: no unwind information
 // for frame #0 (pc 0x... in function 'f' of /usr/bin/x)".
 std::string describe_unsafe(const UnsafeThread& u);
-
-// The ELF file libdw is given for a payload's code: ET_DYN, one PT_LOAD
-// [0, image_size) and a section header for `eh_frame` at offset
-// `eh_frame_offset` of the image. Exposed for the unit tests.
-Bytes payload_shadow_elf(u64 image_size, u64 eh_frame_offset, ByteView eh_frame);
 
 }  // namespace hs
