@@ -158,7 +158,7 @@ Status Session::run_action_hooks(JournalOp op, std::string_view name, const Plan
     (void)commit();
     return e;
   };
-  fault_point("hooks:action");
+  HS_FAULT_POINT("hooks:action");
   const pid_t tid = stopped_hook_thread();
   const std::string rolled_back = fmt::format("{} rolled back", op_name(op));
   bool committed = false;
@@ -175,7 +175,7 @@ Status Session::run_action_hooks(JournalOp op, std::string_view name, const Plan
       if (auto st = transition(op, name, plan); !st) return undo(std::unexpected(std::move(st.error())));
       if (auto st = commit(); !st) return undo(std::unexpected(std::move(st.error())));
       committed = true;
-      fault_point("hooks:action-committed");
+      HS_FAULT_POINT("hooks:action-committed");
     }
   }
   return {};
@@ -191,7 +191,7 @@ Status Session::run_load_hooks(PayloadRecord rec, pid_t tid) {
   const std::string name = rec.name;
   rec.upload_seq = state_.next_seq++;
   state_.payloads.push_back(std::move(rec));  // not committed yet
-  fault_point("upload:hooks");
+  HS_FAULT_POINT("upload:hooks");
   bool committed = false;
   for (const HookRecord* h : HS_TRY(need(name))->hooks_of("load")) {
     auto r = call_hook(*HS_TRY(need(name)), *h, tid);
@@ -199,7 +199,7 @@ Status Session::run_load_hooks(PayloadRecord rec, pid_t tid) {
       if (!committed) {
         HS_CHECK(commit());
         committed = true;
-        fault_point("upload:hooks-committed");
+        HS_FAULT_POINT("upload:hooks-committed");
       }
       continue;
     }
@@ -231,7 +231,7 @@ Status Session::run_load_hooks(PayloadRecord rec, pid_t tid) {
 Status Session::run_unload_hooks(std::string_view name) {
   PayloadRecord* p = HS_TRY(need(name));
   if (p->unload_hooks_started || p->hooks_of("unload").empty()) return {};
-  fault_point("unload:hooks");
+  HS_FAULT_POINT("unload:hooks");
   TracedThread* t = HS_TRY(group_->stop_one());
   const pid_t tid = t->tid;
   for (const HookRecord* h : p->hooks_of("unload")) {
@@ -242,7 +242,7 @@ Status Session::run_unload_hooks(std::string_view name) {
     if (r) {
       if (first) {
         HS_CHECK(commit());
-        fault_point("unload:hooks-committed");
+        HS_FAULT_POINT("unload:hooks-committed");
       }
       continue;
     }

@@ -9,7 +9,8 @@
 // HOTSPLICE_FAULT_KILL_TARGET=N instead SIGKILLs the target process at the
 // N-th point and waits until it has died, for the tests of a target that
 // dies in the middle of an operation. In every other build the fault points
-// are empty inline functions and the tool reads none of those variables.
+// are macros that expand to nothing: the binary holds neither the code, the
+// variables' names nor the points' names.
 //
 // The phase timer is in every build: with HOTSPLICE_TIMING=1 an operation
 // prints "hotsplice: timing WHAT name=ns ..." on stderr (bench/ reads it).
@@ -27,9 +28,13 @@ namespace hs {
 void fault_point(const char* name);
 // The process HOTSPLICE_FAULT_KILL_TARGET kills: the one last opened.
 void set_fault_target(pid_t pid);
+#define HS_FAULT_POINT(name) ::hs::fault_point(name)
+#define HS_FAULT_TARGET(pid) ::hs::set_fault_target(pid)
 #else
-inline void fault_point(const char*) {}
-inline void set_fault_target(pid_t) {}
+#define HS_FAULT_POINT(name) \
+  do {                       \
+  } while (0)
+#define HS_FAULT_TARGET(pid) ((void)(pid))
 #endif
 
 // Phase timings of one operation. Each mark() records the time since the

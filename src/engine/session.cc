@@ -34,7 +34,7 @@ bool valid_name(std::string_view n) {
 }  // namespace
 
 Result<std::unique_ptr<Session>> Session::open(pid_t pid, EngineOptions opts) {
-  set_fault_target(pid);
+  HS_FAULT_TARGET(pid);
   PhaseTimer timer("open");
   std::unique_ptr<Session> s(new Session());
   s->opts_ = opts;
@@ -72,7 +72,7 @@ Status Session::commit() {
 Status Session::ensure_registry() {
   if (!registry_) {
     registry_ = HS_TRY(Registry::create(*proc_, *group_));
-    fault_point("registry-created");
+    HS_FAULT_POINT("registry-created");
   }
   return {};
 }
@@ -144,7 +144,7 @@ Status Session::upload(std::string_view name, const std::string& file) {
     j.map_size = rec.size;
     state_.journal = j;
     HS_CHECK(commit());
-    fault_point("upload:journaled");
+    HS_FAULT_POINT("upload:journaled");
     auto got = map_named_memfd(*proc_, rs, *t, payload_mapping_name(name), linked.base, rec.size, map_prot,
                                MAP_PRIVATE | MAP_FIXED_NOREPLACE);
     if (got) break;
@@ -156,7 +156,7 @@ Status Session::upload(std::string_view name, const std::string& file) {
     if (err != EEXIST || attempt == 3) return std::unexpected(got.error());
     HS_CHECK(link_somewhere());
   }
-  fault_point("upload:mapped");
+  HS_FAULT_POINT("upload:mapped");
   timer.mark("map");
   // A failure from here on unmaps the image again (and then drops the
   // journal), so the process is left as it was.
@@ -171,7 +171,7 @@ Status Session::upload(std::string_view name, const std::string& file) {
   };
   if (auto st = proc_->write(linked.base, linked.image); !st) return unmap_and_fail(std::move(st.error()));
   timer.mark("write");
-  fault_point("upload:written");
+  HS_FAULT_POINT("upload:written");
   for (const auto& r : linked.regions) {
     if (r.prot == map_prot) continue;
     auto st = rs.mprotect(linked.base + static_cast<i64>(r.offset), r.size, r.prot);
@@ -182,7 +182,7 @@ Status Session::upload(std::string_view name, const std::string& file) {
   if (load_hooks) HS_CHECK(run_load_hooks(rec, t->tid));  // commits the record
   HS_CHECK(group_->resume_all());
   timer.mark("protect");
-  fault_point("upload:protected");
+  HS_FAULT_POINT("upload:protected");
 
   if (!load_hooks) {
     rec.upload_seq = state_.next_seq++;
@@ -192,7 +192,7 @@ Status Session::upload(std::string_view name, const std::string& file) {
   HS_CHECK(commit());
   timer.mark("commit");
   timer.put("bytes", static_cast<long long>(linked.image.size()));
-  fault_point("upload:committed");
+  HS_FAULT_POINT("upload:committed");
   return {};
 }
 
@@ -217,7 +217,7 @@ Status Session::apply(std::string_view name) {
   HS_CHECK(run_pre_hook(name, "preapply", JournalOp::Apply));
   plan.detach_when_done = !p->hook("postapply");
   HS_CHECK(execute(JournalOp::Apply, name, plan));
-  fault_point("apply:committed");
+  HS_FAULT_POINT("apply:committed");
   return run_post_hook(name, "postapply");
 }
 
@@ -237,7 +237,7 @@ Status Session::revert(std::string_view name) {
   HS_CHECK(run_pre_hook(name, "prerevert", JournalOp::Revert));
   plan.detach_when_done = !p->hook("postrevert");
   HS_CHECK(execute(JournalOp::Revert, name, plan));
-  fault_point("revert:committed");
+  HS_FAULT_POINT("revert:committed");
   return run_post_hook(name, "postrevert");
 }
 
@@ -274,7 +274,7 @@ Status Session::replace(std::string_view name) {
   if (const HookRecord* h = p->hook("apply")) plan.action_hooks.emplace_back(p->name, *h);
   plan.detach_when_done = true;  // replace runs no post-hooks
   HS_CHECK(execute(JournalOp::Replace, name, plan));
-  fault_point("replace:committed");
+  HS_FAULT_POINT("replace:committed");
   return {};
 }
 
@@ -290,7 +290,7 @@ Status Session::unload(std::string_view name) {
   j.map_size = p->size;
   state_.journal = j;
   HS_CHECK(commit());
-  fault_point("unload:journaled");
+  HS_FAULT_POINT("unload:journaled");
   HS_CHECK(run_unload_hooks(name));
   p = HS_TRY(need(name));
 
@@ -306,13 +306,13 @@ Status Session::unload(std::string_view name) {
     HS_CHECK(rs.munmap(RemoteAddr(p->base), p->size));
     HS_CHECK(rs.finish());
   }
-  fault_point("unload:unmapped");
+  HS_FAULT_POINT("unload:unmapped");
   // Committed with the threads still stopped; detaching resumes them.
   std::erase_if(state_.payloads, [&](const PayloadRecord& r) { return r.name == name; });
   state_.journal.reset();
   HS_CHECK(commit());
   HS_CHECK(opts_.release_when_done ? close() : group_->resume_all());
-  fault_point("unload:committed");
+  HS_FAULT_POINT("unload:committed");
   return {};
 }
 

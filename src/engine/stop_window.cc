@@ -82,7 +82,7 @@ Status Session::execute(JournalOp op, std::string_view name, const Plan& plan) {
   HS_CHECK(commit());
   timer.mark("journal");
   const std::vector<JournalWrite>& writes = plan.writes;
-  fault_point(op_name(op));
+  HS_FAULT_POINT(op_name(op));
 
   HS_CHECK(enter_stop_window(op, name, plan.guards, timer));
   for (size_t i = 0; i < writes.size(); i++) {
@@ -95,7 +95,7 @@ Status Session::execute(JournalOp op, std::string_view name, const Plan& plan) {
       (void)commit();
       return st;
     }
-    fault_point("write");
+    HS_FAULT_POINT("write");
   }
   timer.mark("write");
   if (!plan.action_hooks.empty()) HS_CHECK(run_action_hooks(op, name, plan));
