@@ -17,7 +17,7 @@
 #include "payload/loader.h"
 #include "payload/payload.h"
 #include "engine/call_sites.h"
-#include "engine/remote_memfd.h"
+#include "process/named_memfd.h"
 #include "process/remote_call.h"
 #include "process/remote_syscall.h"
 

@@ -13,7 +13,7 @@
 #include <cstring>
 #include <functional>
 
-#include "engine/remote_memfd.h"
+#include "process/named_memfd.h"
 
 namespace hs {
 
