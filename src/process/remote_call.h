@@ -125,11 +125,9 @@ class RemoteCall {
   RemoteCall() = default;
   struct Outcome;
   Result<Outcome> run_until_return(u64 ret_sp);
-  Status service_others();
   Status adopt_new_threads();
   std::vector<pid_t> known_tids_;  // threads before the call under way
   Status restore();
-  void record_signal(TracedThread& t, int sig);
 
   ThreadGroup* group_ = nullptr;
   const Process* proc_ = nullptr;

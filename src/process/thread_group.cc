@@ -195,9 +195,7 @@ ThreadGroup::ThreadGroup(ThreadGroup&& o) noexcept
       attached_(o.attached_),
       leader_exited_(o.leader_exited_),
       requeue_(std::move(o.requeue_)),
-      syscall_insn_(o.syscall_insn_),
-      trampoline_(o.trampoline_),
-      trampoline_tried_(o.trampoline_tried_) {
+      trampoline_(o.trampoline_) {
   o.attached_ = false;
   o.threads_.clear();
   o.requeue_.clear();
@@ -737,10 +735,7 @@ Status ThreadGroup::syscall_step(TracedThread& thread) {
     if (event == 0) {
       // A signal arrived on the way: keep it for when the thread is resumed
       // (delivering it now would run a handler on our borrowed registers).
-      if (t->pending_signal == 0)
-        t->pending_signal = sig;
-      else
-        requeue_.emplace_back(tid, sig);
+      record_signal(*t, sig);
     }
     // Anything else (a late PTRACE_EVENT_STOP, a job-control stop): go on.
     if (pt(PTRACE_SYSCALL, tid) != 0) {
@@ -748,6 +743,54 @@ Status ThreadGroup::syscall_step(TracedThread& thread) {
       return fail_errno(ErrorKind::Internal, errno, "cannot resume thread {} of PID {}", tid, pid_);
     }
   }
+}
+
+// ---- a borrowed thread's companions ------------------------------------------
+
+void ThreadGroup::record_signal(TracedThread& t, int sig) {
+  if (t.pending_signal == 0)
+    t.pending_signal = sig;
+  else
+    requeue_.emplace_back(t.tid, sig);
+}
+
+Status ThreadGroup::adopt_clone_of(pid_t parent, int resume, bool hold_child) {
+  return adopt_clone(parent, Mode::Run, resume, hold_child);
+}
+
+Status ThreadGroup::service_others(pid_t borrowed) {
+  for (size_t i = 0; i < threads_.size(); ++i) {  // grows as new threads are adopted
+    const pid_t tid = threads_[i].tid;
+    if (tid == borrowed) continue;
+    TracedThread* o = find(tid);
+    if (!o || o->deferred_status != kDeferredNone) continue;
+    if (o->stopped) {
+      // Held stopped: only its death can be reported. Keep (and reap) it.
+      int status = 0;
+      pid_t r = ::waitpid(tid, &status, __WALL | WNOHANG);
+      if (r == tid) o->deferred_status = status;
+      else if (r < 0 && errno == ECHILD) o->deferred_status = kDeferredGone;
+      continue;
+    }
+    for (;;) {
+      Wait w = HS_TRY(wait_one(tid, false));
+      if (w.what == Wait::None) break;
+      if (w.what == Wait::Gone) {
+        if (TracedThread* g = find(tid)) mark_gone(*g);
+        break;
+      }
+      HS_CHECK(handle(tid, w.status, Mode::Run));
+      if (!find(tid)) break;
+    }
+  }
+  return {};
+}
+
+Status ThreadGroup::hold(pid_t tid) {
+  pt(PTRACE_INTERRUPT, tid);
+  TracedThread* t;
+  while ((t = find(tid)) && !t->stopped) HS_CHECK(collect(tid, Mode::Stop));
+  return {};
 }
 
 }  // namespace hs
