@@ -17,9 +17,10 @@
 #include <memory>
 #include <optional>
 
+#include "arch/x86_64.h"
 #include "elf/elf_file.h"
-#include "payload/payload.h"
 #include "elf/symbols.h"
+#include "payload/payload.h"
 
 extern char** environ;
 
@@ -28,16 +29,6 @@ namespace hs {
 namespace fs = std::filesystem;
 
 namespace {
-
-// Field offsets of struct livepatch_func (Xen payload version 2).
-constexpr u64 kNameOff = 0;
-constexpr u64 kNewAddrOff = 8;
-constexpr u64 kOldAddrOff = 16;
-constexpr u64 kNewSizeOff = 24;
-constexpr u64 kOldSizeOff = 28;
-
-constexpr u32 kJmpRel32Size = 5;  // e9 rel32
-constexpr u8 kEndbr64[] = {0xf3, 0x0f, 0x1e, 0xfa};  // endbr64
 
 constexpr size_t kMaxToolOutput = 1 << 20;
 
@@ -159,8 +150,8 @@ struct Target {
     if (s.sh_type == SHT_NOBITS) return false;
     ByteView data = elf->section_data(sec);
     u64 off = addr - s.sh_addr;
-    if (off > data.size() || sizeof kEndbr64 > data.size() - off) return false;
-    return std::equal(std::begin(kEndbr64), std::end(kEndbr64), data.begin() + static_cast<ptrdiff_t>(off));
+    if (off > data.size()) return false;
+    return x86_64::starts_with_endbr64(data.subspan(off));
   }
 };
 
@@ -305,23 +296,23 @@ Status fill_section(PatchObject& obj, size_t funcs_index, Target* target, const 
     };
     auto literal = [&](u64 field) { return load_le<u64>(data.data() + base + field); };
 
-    const FieldReloc* name_rel = HS_TRY(reloc_at(kNameOff));
+    const FieldReloc* name_rel = HS_TRY(reloc_at(kFuncNameOff));
     if (!name_rel) return fail(ErrorKind::BadPayload, "{}: entry {}: name is not set", where, i);
     std::string name = HS_TRY_CTX(read_name(obj, *name_rel), fmt::format("{}: entry {}", where, i));
     const std::string ctx = fmt::format("'{}'", name);
 
     BuiltFunc f;
     f.name = name;
-    f.new_size = load_le<u32>(data.data() + base + kNewSizeOff);
-    f.old_size = load_le<u32>(data.data() + base + kOldSizeOff);
+    f.new_size = load_le<u32>(data.data() + base + kFuncNewSizeOff);
+    f.old_size = load_le<u32>(data.data() + base + kFuncOldSizeOff);
 
-    const FieldReloc* new_rel = HS_TRY(reloc_at(kNewAddrOff));
-    if (!new_rel && literal(kNewAddrOff) != 0) {
+    const FieldReloc* new_rel = HS_TRY(reloc_at(kFuncNewAddrOff));
+    if (!new_rel && literal(kFuncNewAddrOff) != 0) {
       return fail(ErrorKind::BadPayload, "{}: new_addr is the absolute value {:#x}, not a function of the patch", ctx,
-                  literal(kNewAddrOff));
+                  literal(kFuncNewAddrOff));
     }
     f.nop = new_rel == nullptr;
-    const bool old_given = HS_TRY(reloc_at(kOldAddrOff)) != nullptr || literal(kOldAddrOff) != 0;
+    const bool old_given = HS_TRY(reloc_at(kFuncOldAddrOff)) != nullptr || literal(kFuncOldAddrOff) != 0;
 
     if (f.nop) {
       if (f.new_size == 0) return fail(ErrorKind::BadPayload, "{}: NOP-out of 0 bytes", ctx);
@@ -360,8 +351,8 @@ Status fill_section(PatchObject& obj, size_t funcs_index, Target* target, const 
 
       // The patch site starts after an endbr64; say now if it cannot fit.
       const bool endbr = target->starts_with_endbr(*sec, addr);
-      const u32 skip = endbr ? static_cast<u32>(sizeof kEndbr64) : 0;
-      const u32 site = f.nop ? f.new_size : kJmpRel32Size;
+      const u32 skip = endbr ? static_cast<u32>(x86_64::kEndbrSize) : 0;
+      const u32 site = f.nop ? f.new_size : static_cast<u32>(x86_64::kJumpSize);
       if (f.old_size < skip + site) {
         return fail(ErrorKind::BadTarget, "cannot patch {}: it is {} bytes in {}, too short for {} bytes{}", ctx,
                     f.old_size, target->path, site, endbr ? " after its endbr64" : "");
@@ -372,8 +363,8 @@ Status fill_section(PatchObject& obj, size_t funcs_index, Target* target, const 
                   f.new_size, f.old_size);
     }
 
-    store_le<u32>(obj.bytes.data() + sh.sh_offset + base + kNewSizeOff, f.new_size);
-    store_le<u32>(obj.bytes.data() + sh.sh_offset + base + kOldSizeOff, f.old_size);
+    store_le<u32>(obj.bytes.data() + sh.sh_offset + base + kFuncNewSizeOff, f.new_size);
+    store_le<u32>(obj.bytes.data() + sh.sh_offset + base + kFuncOldSizeOff, f.old_size);
     out.push_back(std::move(f));
   }
   return {};

@@ -50,7 +50,6 @@
 namespace hs {
 namespace {
 
-constexpr u64 kPageSize = 4096;
 constexpr u64 kMaxBuildIdSize = 64;
 
 template <class... Args>
@@ -615,7 +614,7 @@ u64 ElfFile::first_load_vaddr() const {
     if (!found || ph.p_vaddr < lowest) lowest = ph.p_vaddr;
     found = true;
   }
-  return lowest & ~(kPageSize - 1);
+  return lowest & ~(x86_64::kPageSize - 1);
 }
 
 // ---------------------------------------------------------------------------

@@ -29,7 +29,7 @@
 namespace hs {
 namespace {
 
-constexpr u64 kPageSize = X86_64::page_size;
+constexpr u64 kPageSize = x86_64::kPageSize;
 // Keeps every intra-payload PC32 reference in range and bounds what a
 // hostile sh_size (a huge .bss) can make us allocate.
 constexpr u64 kMaxImageSize = u64{1} << 30;
@@ -380,8 +380,8 @@ class Linker {
       if (!funcs_off || entry > funcs_size || kFuncSize > funcs_size - entry)
         return fail(ErrorKind::Internal, "{}: entry {} is outside .livepatch.funcs", ctx, f.index);
       u8* e = out_.image.data() + *funcs_off + entry;
-      store_le<u64>(e + 16, old_addr);  // old_addr
-      store_le<u32>(e + 28, lf.old_size);  // old_size
+      store_le<u64>(e + kFuncOldAddrOff, old_addr);
+      store_le<u32>(e + kFuncOldSizeOff, lf.old_size);
       out_.funcs.push_back(std::move(lf));
     }
     return {};
@@ -392,8 +392,8 @@ class Linker {
     size_t i = 0;
     std::optional<u64> off = loaded_section(name, &i);
     if (!off) return v;
-    u64 n = elf_.sections()[i].sh_size / 8;
-    for (u64 k = 0; k < n; ++k) v.emplace_back(load_le<u64>(out_.image.data() + *off + k * 8));
+    u64 n = elf_.sections()[i].sh_size / kHookSlotSize;
+    for (u64 k = 0; k < n; ++k) v.emplace_back(load_le<u64>(out_.image.data() + *off + k * kHookSlotSize));
     return v;
   }
 

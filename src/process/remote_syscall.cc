@@ -31,6 +31,7 @@
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 
+#include "arch/x86_64.h"
 #include "process/trampoline.h"
 
 namespace hs {
@@ -43,26 +44,26 @@ constexpr long kERESTARTNOINTR = 513;
 constexpr long kERESTARTNOHAND = 514;
 constexpr long kERESTART_RESTARTBLOCK = 516;
 
-constexpr u8 kSyscallInsn[] = {
-    0x0f, 0x05,  // syscall
-};
-
 void normalise(user_regs_struct& r) {
   const long orig = static_cast<long>(r.orig_rax);
   const long rax = static_cast<long>(r.rax);
   if (orig >= 0) {
     if (rax == -kERESTARTSYS || rax == -kERESTARTNOINTR || rax == -kERESTARTNOHAND) {
       r.rax = r.orig_rax;
-      r.rip -= sizeof kSyscallInsn;
+      r.rip -= sizeof x86_64::kSyscall;
     } else if (rax == -kERESTART_RESTARTBLOCK) {
       r.rax = SYS_restart_syscall;
-      r.rip -= sizeof kSyscallInsn;
+      r.rip -= sizeof x86_64::kSyscall;
     }
   }
   r.orig_rax = static_cast<unsigned long long>(-1);
 }
 
-bool is_error_result(long r) { return r < 0 && r > -4096; }
+// A raw system call result in [-4095, -1] is an errno (MAX_ERRNO,
+// include/linux/err.h); anything else is a value, an address included.
+constexpr long kMaxErrno = 4095;
+
+bool is_error_result(long r) { return r < 0 && r >= -kMaxErrno; }
 
 }  // namespace
 

@@ -25,10 +25,6 @@ namespace hs {
 
 namespace {
 
-constexpr u8 kSyscallInsn[] = {
-    0x0f, 0x05,  // syscall
-};
-
 bool is_libc(const std::string& path) {
   size_t slash = path.rfind('/');
   std::string_view base = std::string_view(path).substr(slash == std::string::npos ? 0 : slash + 1);
@@ -46,9 +42,9 @@ Result<std::optional<RemoteAddr>> scan_for_syscall(const Process& proc, const Ma
       if (bytes.error().kind() == ErrorKind::TargetGone) return std::unexpected(std::move(bytes.error()));
       return std::optional<RemoteAddr>();  // unreadable: try another mapping
     }
-    if (off > 0 && prev == kSyscallInsn[0] && !bytes->empty() && (*bytes)[0] == kSyscallInsn[1])
+    if (off > 0 && prev == x86_64::kSyscall[0] && !bytes->empty() && (*bytes)[0] == x86_64::kSyscall[1])
       return std::optional<RemoteAddr>(m.range.begin + static_cast<i64>(off - 1));
-    auto it = std::search(bytes->begin(), bytes->end(), std::begin(kSyscallInsn), std::end(kSyscallInsn));
+    auto it = std::search(bytes->begin(), bytes->end(), std::begin(x86_64::kSyscall), std::end(x86_64::kSyscall));
     if (it != bytes->end()) return std::optional<RemoteAddr>(m.range.begin + static_cast<i64>(off + (it - bytes->begin())));
     if (!bytes->empty()) prev = bytes->back();
   }
@@ -80,13 +76,13 @@ Result<RemoteAddr> find_syscall_insn(const Process& proc) {
 // that tail too. Gaps are int3.
 Bytes trampoline_code(RemoteAddr base) {
   using RT = RecoveryTrampoline;
-  const RemoteAddr tail = base + sizeof kSyscallInsn;
+  const RemoteAddr tail = base + sizeof x86_64::kSyscall;
   const RemoteAddr vector = base + static_cast<i64>(RT::kVector);
-  Bytes code(std::begin(kSyscallInsn), std::end(kSyscallInsn));  // syscall
+  Bytes code(std::begin(x86_64::kSyscall), std::end(x86_64::kSyscall));  // syscall
   Bytes part = x86_64::make_recovery_tail(tail, base + static_cast<i64>(RT::kContext));
   code.insert(code.end(), part.begin(), part.end());
   for (u64 at : {RT::kReturnXsave, RT::kReturnFxsave}) {
-    code.resize(at, 0xcc);
+    code.resize(at, x86_64::kInt3);
     part = x86_64::make_call_return(base + static_cast<i64>(at), vector, at == RT::kReturnXsave, tail);
     code.insert(code.end(), part.begin(), part.end());
   }
