@@ -30,6 +30,7 @@
 #include <thread>
 
 #include "arch/x86_64.h"
+#include "process/ptrace_util.h"
 #include "process/remote_syscall.h"
 
 namespace hs {
@@ -45,33 +46,6 @@ constexpr size_t kXstateMax = 64 * 1024;
 // How long an interrupted thread may take to stop before we give up on it
 // (it may sit in an uninterruptible sleep).
 constexpr std::chrono::seconds kInterruptGrace{10};
-
-long pt(__ptrace_request req, pid_t tid, unsigned long addr = 0, void* data = nullptr) {
-  return ::ptrace(req, tid, reinterpret_cast<void*>(addr), data);
-}
-
-// Blocks SIGCHLD in this thread while it lives; wait() sleeps until one
-// arrives (or the time passes).
-class SigchldWait {
- public:
-  SigchldWait() {
-    sigemptyset(&set_);
-    sigaddset(&set_, SIGCHLD);
-    pthread_sigmask(SIG_BLOCK, &set_, &old_);
-  }
-  ~SigchldWait() { pthread_sigmask(SIG_SETMASK, &old_, nullptr); }
-  SigchldWait(const SigchldWait&) = delete;
-  SigchldWait& operator=(const SigchldWait&) = delete;
-
-  void wait(std::chrono::milliseconds ms) {
-    long n = std::max<long>(1, static_cast<long>(ms.count()));
-    timespec ts{n / 1000, (n % 1000) * 1000000};
-    sigtimedwait(&set_, nullptr, &ts);
-  }
-
- private:
-  sigset_t set_, old_;
-};
 
 std::string signal_name(int sig) {
   const char* abbrev = sigabbrev_np(sig);
@@ -260,7 +234,7 @@ Result<u64> RemoteCall::call_raw(RemoteAddr fn, std::span<const u64> args) {
 
 Result<RemoteCall::Outcome> RemoteCall::run_until_return(u64 ret_sp) {
   using Clock = std::chrono::steady_clock;
-  SigchldWait chld;
+  SigchldBlocked chld;
   const auto deadline = Clock::now() + timeout_;
   bool interrupted = false;
   auto give_up = deadline;
@@ -327,14 +301,13 @@ Result<RemoteCall::Outcome> RemoteCall::run_until_return(u64 ret_sp) {
       if (event != 0) {
         // PTRACE_EVENT_STOP: ours, a stray one, or a job-control stop.
         if (interrupted && event == PTRACE_EVENT_STOP) {
-          const bool group_stop = sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU;
-          HS_CHECK(stopped_at(group_stop ? StopKind::GroupStop : StopKind::Interrupt));
+          HS_CHECK(stopped_at(is_stop_signal(sig) ? StopKind::GroupStop : StopKind::Interrupt));
           return Outcome{.what = Outcome::TimedOut};
         }
         HS_CHECK(go_on());
         continue;
       }
-      if (sig == (SIGTRAP | 0x80)) {
+      if (sig == kSyscallStop) {
         // A syscall stop (PTRACE_SYSCALL): the callee's own calls, or the
         // entry of the trampoline's getpid, which is the return. That one
         // is taken to its exit stop, where the thread is left (as
@@ -393,7 +366,7 @@ Result<RemoteCall::Outcome> RemoteCall::run_until_return(u64 ret_sp) {
     const auto now = Clock::now();
     if (!interrupted && now >= deadline) continue;  // interrupted at the top
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>((interrupted ? give_up : deadline) - now);
-    chld.wait(std::min(left + std::chrono::milliseconds(1), std::chrono::milliseconds(50)));
+    chld.wait(std::max<long>(1, std::min(left + std::chrono::milliseconds(1), std::chrono::milliseconds(50)).count()));
   }
 }
 

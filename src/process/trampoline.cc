@@ -17,6 +17,7 @@
 
 #include "arch/x86_64.h"
 #include "process/named_memfd.h"
+#include "process/ptrace_util.h"
 #include "process/remote_syscall.h"
 #include "process/thread_group.h"
 #include "support/file.h"
@@ -240,7 +241,7 @@ Status RecoveryTrampoline::take_back(ThreadGroup& group, const Process& proc, Tr
     auto image = HS_TRY(proc.read(tr + static_cast<i64>(kVector), ctx.vector_bytes));
     iovec iov{image.data(), image.size()};
     const unsigned int regset = entry == kReturnXsave ? NT_X86_XSTATE : NT_PRFPREG;
-    if (::ptrace(PTRACE_SETREGSET, t.tid, reinterpret_cast<void*>(static_cast<uintptr_t>(regset)), &iov) != 0) {
+    if (pt(PTRACE_SETREGSET, t.tid, regset, &iov) != 0) {
       if (errno == ESRCH) return group.lost(t);
       return fail_errno(ErrorKind::Internal, errno, "cannot restore the vector registers of thread {} of PID {}",
                         t.tid, group.pid());
