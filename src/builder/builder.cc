@@ -1,4 +1,7 @@
-// Hand-written-mode payload builder; see builder.h for the passes.
+// The hand-written-mode payload builder: build_payload() drives the tools
+// (the compiler, the assembler for the dependency notes, ld -r) through the
+// passes listed in builder.h, in a private temporary directory, and checks the
+// result as the loader will. Filling in .livepatch.funcs is in funcs.cc.
 #include "builder/builder.h"
 
 #include "support/file.h"

@@ -51,13 +51,11 @@
 
 namespace hs {
 
-using elf_detail::align_up;
 using elf_detail::bad;
 using elf_detail::copy_out;
 using elf_detail::in_bounds;
 
 namespace {
-
 
 const char* section_type_name(u32 type) {
   switch (type) {

@@ -8,7 +8,7 @@
 //  - target objects (ET_EXEC / ET_DYN) mapped in a process: read for their
 //    build-id, program headers and symbols.
 //
-// Rules of the house (see STYLE.md): integers are compared before any pointer
+// Rules of the house: integers are compared before any pointer
 // is formed (`off > size || len > size - off`), no misaligned struct pointer is
 // ever formed (structs are copied out with memcpy), and every message names the
 // object, the field, the bad value in hex and the limit, e.g.

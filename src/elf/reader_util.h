@@ -1,7 +1,6 @@
-// The reader's integer rules in one place, for elf_file.cc and notes.cc
-// (see STYLE.md): bounds compared before any pointer is formed, structures
-// copied out of unaligned file bytes, and BadPayload errors. Internal to
-// src/elf.
+// The reader's integer rules in one place, for elf_file.cc and notes.cc:
+// bounds compared before any pointer is formed, structures copied out of
+// unaligned file bytes, and BadPayload errors. Internal to src/elf.
 #pragma once
 
 #include <cstring>

@@ -162,7 +162,7 @@ Result<u64> RemoteCall::call_raw(RemoteAddr fn, std::span<const u64> args) {
   known_tids_.clear();
   for (const auto& k : group_->threads()) known_tids_.push_back(k.tid);
   user_regs_struct r = saved_;
-  const u64 sp = ((saved_.rsp - kRedZone) & ~u64{15}) - 8;
+  const u64 sp = return_slot(saved_.rsp);
   r.rsp = sp;
   r.rip = fn.value();
   r.rax = 0;

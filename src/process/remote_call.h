@@ -18,7 +18,7 @@
 //   arguments), orig_rax = -1, DF and TF cleared
 //   PTRACE_SYSCALL (PTRACE_CONT without a trampoline), then wait
 //
-// With the recovery trampoline (remote_syscall.h), which every process gets
+// With the recovery trampoline (trampoline.h), which every process gets
 // unless it refuses executable memory: its data area first receives the
 // thread's own registers and vector state image, and the callee returns
 // into the trampoline's call-return code (x86_64::make_call_return), which
@@ -94,6 +94,11 @@ class RemoteCall {
   static constexpr std::chrono::milliseconds kDefaultTimeout{5000};
   static constexpr size_t kMaxArgs = 6;  // integer arguments, in registers
   static constexpr u64 kRedZone = 128;
+
+  // Where a call made on a thread whose stack pointer is `rsp` puts its
+  // return address: rsp' above, below the red zone, so that the callee's
+  // entry sees the psABI's alignment. The trampoline looks there too.
+  static constexpr u64 return_slot(u64 rsp) { return ((rsp - kRedZone) & ~u64{15}) - 8; }
 
   // `t` must be stopped. Saves its registers and vector state.
   static Result<RemoteCall> create(ThreadGroup& group, TracedThread& t, const Process& proc);

@@ -156,7 +156,6 @@ Result<long> RemoteSyscalls::syscall_raw(long nr, const unsigned long (&args)[6]
   return result;
 }
 
-
 Result<RemoteAddr> RemoteSyscalls::mmap(RemoteAddr hint, u64 len, int prot, int flags, int fd, u64 off) {
   long r = HS_TRY(syscall(SYS_mmap, hint.value(), len, prot, flags, fd, off));
   if (is_error_result(r))

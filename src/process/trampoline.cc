@@ -18,6 +18,7 @@
 #include "arch/x86_64.h"
 #include "process/named_memfd.h"
 #include "process/ptrace_util.h"
+#include "process/remote_call.h"
 #include "process/remote_syscall.h"
 #include "process/thread_group.h"
 #include "support/file.h"
@@ -103,11 +104,6 @@ void from_context(user_regs_struct& r, const x86_64::RecoveryContext& c) {
   r.r15 = c.r15, r.rsp = c.rsp, r.rip = c.rip, r.eflags = c.rflags;
   r.orig_rax = static_cast<unsigned long long>(-1);
 }
-
-// Where RemoteCall put the return address for a call made on registers
-// `r` (see remote_call.h): below the red zone, so that the callee's entry
-// sees the psABI's alignment.
-u64 call_return_slot(const x86_64::RecoveryContext& c) { return ((c.rsp - 128) & ~u64{15}) - 8; }
 
 // A trampoline an earlier invocation created: the named mapping whose code
 // is exactly ours (another version's is ignored; a new one is made).
@@ -210,7 +206,7 @@ Status RecoveryTrampoline::settle_previous_invocation(ThreadGroup& group, const 
     sp = blocked_sp(group.pid(), o->tid);
   }
   if (ctx.vector_bytes == 0) return {};
-  const u64 slot = call_return_slot(ctx);
+  const u64 slot = RemoteCall::return_slot(ctx.rsp);
   if (sp && *sp > slot) return {};  // back above the call's frame
   auto ret = proc.read_value<u64>(RemoteAddr(slot));
   if (!ret) {
