@@ -76,21 +76,17 @@ namespace hs::x86_64 {
 // ---- instruction bytes -----------------------------------------------------
 
 static constexpr u8 jmp_rel32[] = {
-  0xe9, 0, 0, 0, 0,  // jmp rel32
-};
-
-static constexpr u8 endbr64[] = {
-  0xf3, 0x0f, 0x1e, 0xfa,  // endbr64
+  kJmpRel32Opcode, 0, 0, 0, 0,  // jmp rel32
 };
 
 static constexpr u8 veneer[] = {
   0xff, 0x25, 0, 0, 0, 0,  // jmp *disp32(%rip)
-  0xcc,                    // int3 (padding, never reached)
-  0xcc,                    // int3
+  kInt3,                   // int3 (padding, never reached)
+  kInt3,                   // int3
 };
 static_assert(sizeof(veneer) == X86_64::veneer_size);
 static_assert(sizeof(jmp_rel32) == X86_64::jump_size);
-static_assert(sizeof(endbr64) == X86_64::endbr_size);
+static_assert(sizeof(kEndbr64) == X86_64::endbr_size);
 
 // Intel SDM vol. 2B, "NOP -- No Operation", recommended multi-byte sequences.
 static constexpr u8 nop1[] = {0x90};                                            // nop
@@ -141,10 +137,10 @@ Bytes make_nops(size_t n) {
 }
 
 bool starts_with_endbr64(ByteView code) {
-  return code.size() >= sizeof(endbr64) && std::equal(std::begin(endbr64), std::end(endbr64), code.begin());
+  return code.size() >= sizeof(kEndbr64) && std::equal(std::begin(kEndbr64), std::end(kEndbr64), code.begin());
 }
 
-size_t patch_offset(ByteView first_bytes) { return starts_with_endbr64(first_bytes) ? sizeof(endbr64) : 0; }
+size_t patch_offset(ByteView first_bytes) { return starts_with_endbr64(first_bytes) ? sizeof(kEndbr64) : 0; }
 
 u64 branch_rel32_target(u64 at, ByteView rel32) {
   return at + kBranchRel32Size + static_cast<u64>(static_cast<i64>(load_le<i32>(rel32.data())));
@@ -361,7 +357,7 @@ class FieldWriter {
 // so a data reference cannot be mistaken for a branch.
 static bool is_branch_field(std::span<const u8> sec, u64 off, i64 A) {
   if (A != -4) return false;  // the displacement is the instruction's last field
-  if (off >= 1 && (sec[off - 1] == 0xe8 || sec[off - 1] == 0xe9)) return true;  // call / jmp rel32
+  if (off >= 1 && (sec[off - 1] == kCallRel32Opcode || sec[off - 1] == kJmpRel32Opcode)) return true;
   return off >= 2 && sec[off - 2] == 0x0f && (sec[off - 1] & 0xf0) == 0x80;       // jcc rel32
 }
 
@@ -492,7 +488,7 @@ Bytes make_call_return(RemoteAddr at, RemoteAddr vector, bool xsave, RemoteAddr 
   // REX.W 0f ae /5 (xrstor64) or /1 (fxrstor64), modrm 00 reg 101: disp32(%rip).
   out.insert(out.end(), {0x48, 0x0f, 0xae, static_cast<u8>(xsave ? 0x2d : 0x0d)});
   rel32(vector.value());
-  out.push_back(0xe9);  // jmp tail
+  out.push_back(kJmpRel32Opcode);  // jmp tail
   rel32(tail.value());
   return out;
 }

@@ -43,6 +43,18 @@ inline constexpr size_t kGotEntrySize = X86_64::got_entry_size;
 
 // ---- instruction bytes -----------------------------------------------------
 
+// The instructions hotsplice writes into a target or looks for in one; every
+// layer takes them from here.
+inline constexpr u8 kCallRel32Opcode = 0xe8;  // call rel32 (followed by the rel32)
+inline constexpr u8 kJmpRel32Opcode = 0xe9;   // jmp rel32 (followed by the rel32)
+inline constexpr u8 kInt3 = 0xcc;             // int3
+inline constexpr u8 kEndbr64[] = {
+    0xf3, 0x0f, 0x1e, 0xfa,  // endbr64
+};
+inline constexpr u8 kSyscall[] = {
+    0x0f, 0x05,  // syscall
+};
+
 // `jmp rel32` at `from` to `to`: e9 + (to - (from + 5)). BadTarget error if
 // the displacement does not fit in a signed 32-bit integer (±2 GiB).
 Result<Bytes> make_jump(RemoteAddr from, RemoteAddr to);

@@ -1,4 +1,4 @@
-// The payload builder, hand-written mode (the seeds' xen_hello_world.c style).
+// The payload builder, hand-written mode: the patch is C written by hand.
 //
 // The author writes the new function(s) in C and says what each replaces with
 // the macros of <hotsplice/livepatch.h>. build_payload() then runs these passes:

@@ -180,7 +180,7 @@ void print_notes(const std::vector<std::string>& notes) {
 int main(int argc, char** argv) {
   CLI::App app{"hotsplice: live-patch running processes"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "hotsplice 0.1.0");
+  app.set_version_flag("--version", "hotsplice " HS_VERSION);  // project(VERSION) in CMakeLists.txt
 
   bool json_out = false, force = false, entry_only = false;
   std::string timeout_s = "1s";

@@ -8,7 +8,7 @@
 //  - target objects (ET_EXEC / ET_DYN) mapped in a process: read for their
 //    build-id, program headers and symbols.
 //
-// Rules of the house (see STYLE.md): integers are compared before any pointer
+// Rules of the house: integers are compared before any pointer
 // is formed (`off > size || len > size - off`), no misaligned struct pointer is
 // ever formed (structs are copied out with memcpy), and every message names the
 // object, the field, the bad value in hex and the limit, e.g.
@@ -25,6 +25,7 @@
 #include <string_view>
 #include <vector>
 
+#include "elf/notes.h"
 #include "support/bytes.h"
 #include "support/error.h"
 
@@ -105,9 +106,6 @@ class ElfFile {
   // Path or "<memory>" as given to open(); used in messages.
   const std::string& path() const { return path_; }
 
-  // x86-64 relocation type helpers for messages and bounds checks:
-  // "R_X86_64_PC32", or "unknown type 0x99"; and the number of bytes the
-
 
   // A string from the file, made safe for a one-line message: bytes outside
   // printable ASCII become \xNN.
@@ -130,14 +128,5 @@ class ElfFile {
   std::vector<Elf64_Phdr> phdrs_;
   bool names_valid_ = false;  // section names may be used in messages
 };
-
-// Parses a GNU build-id note body as it appears in `.livepatch.depends`,
-// `.livepatch.object_depends` and `.note.gnu.build-id`: exactly one note,
-// type NT_GNU_BUILD_ID (3), name "GNU", descsz 1..64. `what` names the section
-// in messages.
-Result<Bytes> parse_build_id_note(ByteView section, std::string_view what);
-
-// Encodes a GNU build-id note (namesz 4 "GNU\0", type 3, 4-byte padded).
-Bytes make_build_id_note(ByteView build_id);
 
 }  // namespace hs

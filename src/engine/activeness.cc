@@ -14,7 +14,7 @@
 #include "arch/x86_64.h"
 #include "engine/dwarf_expr.h"
 #include "engine/placement.h"
-#include "engine/remote_memfd.h"
+#include "process/named_memfd.h"
 #include "engine/unwind_elf.h"
 
 namespace hs {

@@ -9,7 +9,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "engine/remote_memfd.h"
+#include "process/named_memfd.h"
 #include "process/remote_syscall.h"
 #include "process/thread_group.h"
 

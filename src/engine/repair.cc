@@ -16,7 +16,7 @@
 #include <algorithm>
 
 #include "engine/placement.h"
-#include "engine/remote_memfd.h"
+#include "process/named_memfd.h"
 #include "engine/session.h"
 #include "process/remote_syscall.h"
 

@@ -14,7 +14,7 @@
 #include "engine/instrument.h"
 #include "engine/placement.h"
 #include "engine/record.h"
-#include "engine/remote_memfd.h"
+#include "process/named_memfd.h"
 #include "engine/resolver.h"
 #include "payload/loader.h"
 #include "payload/payload.h"

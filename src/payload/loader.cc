@@ -29,7 +29,7 @@
 namespace hs {
 namespace {
 
-constexpr u64 kPageSize = X86_64::page_size;
+constexpr u64 kPageSize = x86_64::kPageSize;
 // Keeps every intra-payload PC32 reference in range and bounds what a
 // hostile sh_size (a huge .bss) can make us allocate.
 constexpr u64 kMaxImageSize = u64{1} << 30;
@@ -74,38 +74,26 @@ std::string display_name(const ElfFile& elf, const ElfSymbol& s) {
   return fmt::format("symbol #{}", s.index);
 }
 
-// Pass 1: relocations that matter and what they need.
+// Pass 1: relocations that matter and what they need. ElfFile::create() has
+// checked every SHT_RELA section of a relocatable file (no SHT_REL there):
+// sh_link is the one symbol table, sh_info a section with data, every symbol
+// index in range; Payload::parse() that the symbol table exists.
 Status scan_relocations(const ElfFile& elf, Layout& lay) {
   const auto& shdrs = elf.sections();
-  std::optional<size_t> symtab;
   for (size_t i = 1; i < shdrs.size(); ++i)
-    if (shdrs[i].sh_type == SHT_SYMTAB && !symtab) symtab = i;
-  if (symtab) lay.syms = HS_TRY(elf.symbols(*symtab));
+    if (shdrs[i].sh_type == SHT_SYMTAB) lay.syms = HS_TRY(elf.symbols(i));
 
   for (size_t i = 1; i < shdrs.size(); ++i) {
     const Elf64_Shdr& sh = shdrs[i];
-    if (sh.sh_type != SHT_RELA && sh.sh_type != SHT_REL) continue;
+    if (sh.sh_type != SHT_RELA) continue;
     std::string ctx = elf.describe_section(i);
-    if (sh.sh_info == 0 || sh.sh_info >= shdrs.size())
-      return fail(ErrorKind::BadPayload, "{}: sh_info {:#x} is not a section index (e_shnum {:#x})", ctx, sh.sh_info,
-                  shdrs.size());
     const Elf64_Shdr& target = shdrs[sh.sh_info];
     if (!(target.sh_flags & SHF_ALLOC)) continue;  // debug info and the like: not loaded
-    if (sh.sh_type == SHT_REL)
-      return fail(ErrorKind::BadPayload, "{}: SHT_REL relocations are not used on x86-64 (expected SHT_RELA)", ctx);
-    if (!symtab || sh.sh_link != *symtab)
-      return fail(ErrorKind::BadPayload, "{}: sh_link {:#x} is not the symbol table", ctx, sh.sh_link);
-    if (target.sh_type == SHT_NOBITS)
-      return fail(ErrorKind::BadPayload, "{}: relocates {}, which is SHT_NOBITS", ctx,
-                  elf.describe_section(sh.sh_info));
     lay.relas.push_back(i);
 
     for (const Elf64_Rela& rel : HS_TRY_CTX(elf.relocations(i), ctx)) {
       u32 type = ELF64_R_TYPE(rel.r_info);
       u32 si = ELF64_R_SYM(rel.r_info);
-      if (si >= lay.syms.size())
-        return fail(ErrorKind::BadPayload, "{}: relocation at offset {:#x}: symbol index {:#x} is past the symbol table ({:#x})",
-                    ctx, rel.r_offset, si, lay.syms.size());
       const ElfSymbol& sym = lay.syms[si];
       x86_64::RelocNeeds needs =
           HS_TRY_CTX(x86_64::scan_relocation(type, rel.r_offset, display_name(elf, sym)), ctx);
@@ -139,14 +127,12 @@ Status place_sections(const ElfFile& elf, Layout& lay) {
       const Elf64_Shdr& sh = shdrs[i];
       if (!(sh.sh_flags & SHF_ALLOC) || region_of(elf, i) != kind) continue;
       std::string what = elf.describe_section(i);
-      if (sh.sh_flags & SHF_TLS)
-        return fail(ErrorKind::BadPayload, "{}: thread-local storage (SHF_TLS) is not supported", what);
+      // Payload::parse() has refused SHF_TLS, ElfFile::create() an
+      // sh_addralign that is not a power of two.
       if (sh.sh_type == SHT_INIT_ARRAY || sh.sh_type == SHT_FINI_ARRAY || sh.sh_type == SHT_PREINIT_ARRAY)
         return fail(ErrorKind::BadPayload,
                     "{}: constructors and destructors are not run in a payload (use a load or unload hook)", what);
       u64 align = sh.sh_addralign ? sh.sh_addralign : 1;
-      if (align & (align - 1))
-        return fail(ErrorKind::BadPayload, "{}: sh_addralign {:#x} is not a power of two", what, align);
       if (align > kPageSize)
         return fail(ErrorKind::BadPayload, "{}: sh_addralign {:#x} is larger than the page size ({:#x})", what, align,
                     kPageSize);
@@ -254,14 +240,9 @@ class Linker {
       }
       case SHN_ABS:
         return SymValue{sym.st_value, sym.st_size};
-      case SHN_COMMON:
-        return fail(ErrorKind::BadPayload, "symbol '{}' is a common symbol (SHN_COMMON); build with -fno-common", name);
       default:
-        break;
+        break;  // a section index: ElfFile::create() refused SHN_COMMON and every other one
     }
-    if (sym.st_shndx >= lay_.sec_off.size())
-      return fail(ErrorKind::BadPayload, "symbol '{}': st_shndx {:#x} is not a section index (e_shnum {:#x})", name,
-                  sym.st_shndx, lay_.sec_off.size());
     if (!lay_.sec_off[sym.st_shndx])
       return fail(ErrorKind::BadPayload, "symbol '{}' is defined in {}, which is not loaded (no SHF_ALLOC)", name,
                   elf_.describe_section(sym.st_shndx));
@@ -332,12 +313,8 @@ class Linker {
   // Pass 7: livepatch_funcs.
   Status link_funcs() {
     size_t funcs_index = 0;
+    // Payload::parse() has checked that .livepatch.funcs is SHF_ALLOC.
     std::optional<u64> funcs_off = loaded_section(".livepatch.funcs", &funcs_index);
-    if (!p_.funcs.empty() && !funcs_off) {
-      auto i = elf_.find_section(".livepatch.funcs");
-      return fail(ErrorKind::BadPayload, "{} is not allocated (SHF_ALLOC)",
-                  i ? elf_.describe_section(*i) : std::string("section '.livepatch.funcs'"));
-    }
     if (funcs_off) out_.funcs_addr = RemoteAddr(base_ + *funcs_off);
 
     for (const FuncSpec& f : p_.funcs) {
@@ -380,8 +357,8 @@ class Linker {
       if (!funcs_off || entry > funcs_size || kFuncSize > funcs_size - entry)
         return fail(ErrorKind::Internal, "{}: entry {} is outside .livepatch.funcs", ctx, f.index);
       u8* e = out_.image.data() + *funcs_off + entry;
-      store_le<u64>(e + 16, old_addr);  // old_addr
-      store_le<u32>(e + 28, lf.old_size);  // old_size
+      store_le<u64>(e + kFuncOldAddrOff, old_addr);
+      store_le<u32>(e + kFuncOldSizeOff, lf.old_size);
       out_.funcs.push_back(std::move(lf));
     }
     return {};
@@ -392,8 +369,8 @@ class Linker {
     size_t i = 0;
     std::optional<u64> off = loaded_section(name, &i);
     if (!off) return v;
-    u64 n = elf_.sections()[i].sh_size / 8;
-    for (u64 k = 0; k < n; ++k) v.emplace_back(load_le<u64>(out_.image.data() + *off + k * 8));
+    u64 n = elf_.sections()[i].sh_size / kHookSlotSize;
+    for (u64 k = 0; k < n; ++k) v.emplace_back(load_le<u64>(out_.image.data() + *off + k * kHookSlotSize));
     return v;
   }
 

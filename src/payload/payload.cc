@@ -15,20 +15,30 @@
 #include "arch/x86_64.h"
 
 #include <algorithm>
+#include <array>
+#include <bit>
 #include <cstring>
 #include <map>
 
 namespace hs {
 namespace {
 
-constexpr u64 kPtrSize = 8;
-constexpr u64 kJmpRel32Size = 5;      // e9 rel32: the patch written at old_addr
 constexpr u64 kMaxNameLen = 1024;     // longer names are rejected (Xen: KSYM_NAME_LEN)
 constexpr u64 kMaxNobitsSize = 64ull << 20;
 
-// Offsets in struct livepatch_func (include/hotsplice/livepatch.h).
-constexpr u64 kNameOff = 0, kNewAddrOff = 8, kOldAddrOff = 16, kNewSizeOff = 24, kOldSizeOff = 28;
-constexpr u64 kVersionOff = 32, kPadOff = 33, kPadLen = 39, kExpectOff = 72;
+// The bit-fields of struct livepatch_expectation's first byte, as the
+// compiler allocates them (from bit 0); checked against the header.
+constexpr u8 kExpectEnabled = 0x01;
+constexpr unsigned kExpectLenShift = 1;
+constexpr u8 kExpectLenMask = 0x1f;
+constexpr unsigned kExpectRsvShift = 6;
+constexpr u8 first_byte(livepatch_expectation e) {
+  return std::bit_cast<std::array<u8, sizeof(livepatch_expectation)>>(e)[0];
+}
+static_assert(first_byte({.enabled = 1, .len = 0, .rsv = 0, .data = {}}) == kExpectEnabled);
+static_assert(first_byte({.enabled = 0, .len = kExpectLenMask, .rsv = 0, .data = {}}) ==
+              kExpectLenMask << kExpectLenShift);
+static_assert(first_byte({.enabled = 0, .len = 0, .rsv = 3, .data = {}}) == 3 << kExpectRsvShift);
 
 constexpr std::string_view kFuncsName = ".livepatch.funcs";
 constexpr std::string_view kDependsName = ".livepatch.depends";
@@ -253,19 +263,22 @@ class Parser {
                    what);
       const Elf64_Shdr& sh = elf_.sections()[i];
       if (sh.sh_type == SHT_NOBITS) return bad("{}: sh_type SHT_NOBITS, expected function pointers", what);
-      if (kind->array && sh.sh_size % kPtrSize)
-        return bad("{}: sh_size 0x{:x} is not a multiple of 0x8 (a function pointer)", what, sh.sh_size);
-      if (kind->single && sh.sh_size != kPtrSize)
-        return bad("{}: sh_size 0x{:x} is not 0x8 (one function pointer)", what, sh.sh_size);
+      if (kind->array && sh.sh_size % kHookSlotSize)
+        return bad("{}: sh_size 0x{:x} is not a multiple of 0x{:x} (a function pointer)", what, sh.sh_size,
+                   kHookSlotSize);
+      if (kind->single && sh.sh_size != kHookSlotSize)
+        return bad("{}: sh_size 0x{:x} is not 0x{:x} (one function pointer)", what, sh.sh_size, kHookSlotSize);
       const auto ptrs = HS_TRY(pointers(i, [](u64 off, const std::string& where) -> Status {
-        if (off % kPtrSize) return bad("{}: r_offset 0x{:x} is not a multiple of 0x8", where, off);
+        if (off % kHookSlotSize)
+          return bad("{}: r_offset 0x{:x} is not a multiple of 0x{:x}", where, off, kHookSlotSize);
         return {};
       }));
-      for (u64 off = 0; off < sh.sh_size; off += kPtrSize) {
+      for (u64 off = 0; off < sh.sh_size; off += kHookSlotSize) {
         const auto it = ptrs.find(off);
         if (it == ptrs.end())
-          return bad("{}: entry [index {}] at offset 0x{:x} has no R_X86_64_64 relocation", what, off / kPtrSize, off);
-        HS_CHECK(check_code_pointer(it->second.rela, fmt::format("{}: entry [index {}]", what, off / kPtrSize),
+          return bad("{}: entry [index {}] at offset 0x{:x} has no R_X86_64_64 relocation", what, off / kHookSlotSize,
+                     off);
+        HS_CHECK(check_code_pointer(it->second.rela, fmt::format("{}: entry [index {}]", what, off / kHookSlotSize),
                                     /*allow_undefined=*/true));
         if (kind->array)
           kind->array->push_back(ref(it->second.rela));
@@ -295,10 +308,10 @@ class Parser {
     const ByteView data = elf_.section_data(*idx);
     const auto ptrs = HS_TRY(pointers(*idx, [](u64 off, const std::string& where) -> Status {
       const u64 field = off % kFuncSize;
-      if (field != kNameOff && field != kNewAddrOff && field != kOldAddrOff)
-        return bad("{} at r_offset 0x{:x}: offset 0x{:x} in function [index {}] is not the name (0x0), new_addr "
-                   "(0x8) or old_addr (0x10) field",
-                   where, off, field, off / kFuncSize);
+      if (field != kFuncNameOff && field != kFuncNewAddrOff && field != kFuncOldAddrOff)
+        return bad("{} at r_offset 0x{:x}: offset 0x{:x} in function [index {}] is not the name (0x{:x}), new_addr "
+                   "(0x{:x}) or old_addr (0x{:x}) field",
+                   where, off, field, off / kFuncSize, kFuncNameOff, kFuncNewAddrOff, kFuncOldAddrOff);
       return {};
     }));
     const auto pointer_at = [&](u64 off) -> const Pointer* {
@@ -315,25 +328,25 @@ class Parser {
       spec.index = i;
 
       // name
-      const Pointer* name_ptr = pointer_at(base + kNameOff);
+      const Pointer* name_ptr = pointer_at(base + kFuncNameOff);
       if (!name_ptr)
         return bad("function [index {}]: name is not set (no R_X86_64_64 relocation at offset 0x{:x})", i,
-                   base + kNameOff);
+                   base + kFuncNameOff);
       spec.name = HS_TRY(read_name(name_ptr->rela, i));
       const std::string label = fmt::format("function [index {}] '{}'", i, ElfFile::printable(spec.name));
       if (auto [it, inserted] = by_name.try_emplace(spec.name, i); !inserted)
         return bad("{}: duplicate of function [index {}]", label, it->second);
 
       // fixed fields
-      const u8 version = f[kVersionOff];
+      const u8 version = f[kFuncVersionOff];
       if (version != kPayloadVersion) return bad("{}: version 0x{:x} is not 0x{:x}", label, version, kPayloadVersion);
-      for (u64 j = 0; j < kPadLen; ++j)
-        if (f[kPadOff + j] != 0) return bad("{}: _pad[{}] is 0x{:x}, expected 0x0", label, j, f[kPadOff + j]);
-      spec.new_size = load_le<u32>(f + kNewSizeOff);
-      spec.old_size = load_le<u32>(f + kOldSizeOff);
+      for (u64 j = 0; j < kFuncPadLen; ++j)
+        if (f[kFuncPadOff + j] != 0) return bad("{}: _pad[{}] is 0x{:x}, expected 0x0", label, j, f[kFuncPadOff + j]);
+      spec.new_size = load_le<u32>(f + kFuncNewSizeOff);
+      spec.old_size = load_le<u32>(f + kFuncOldSizeOff);
 
       // new_addr: a function of the payload, or 0 to NOP out new_size bytes
-      if (const Pointer* np = pointer_at(base + kNewAddrOff)) {
+      if (const Pointer* np = pointer_at(base + kFuncNewAddrOff)) {
         const std::string field = fmt::format("{}: new_addr", label);
         HS_CHECK(check_code_pointer(np->rela, field, /*allow_undefined=*/false));
         spec.new_ref = ref(np->rela);
@@ -344,19 +357,19 @@ class Parser {
             return bad("{}: new_size 0x{:x} at offset 0x{:x} is past the end of {} (0x{:x})", label, spec.new_size,
                        at.offset, elf_.describe_section(at.shndx), secsize);
         }
-      } else if (const u64 lit = load_le<u64>(f + kNewAddrOff); lit != 0) {
+      } else if (const u64 lit = load_le<u64>(f + kFuncNewAddrOff); lit != 0) {
         return bad("{}: new_addr is 0x{:x} without a relocation (expected a pointer into the payload)", label, lit);
       }
 
       // old_addr: usually 0 (resolve the name), else a literal or a symbol of the target
-      if (const Pointer* op = pointer_at(base + kOldAddrOff)) {
+      if (const Pointer* op = pointer_at(base + kFuncOldAddrOff)) {
         const ElfSymbol& s = syms_[ELF64_R_SYM(op->rela.r_info)];
         if (s.st_shndx != SHN_UNDEF)
           return bad("{}: old_addr refers to '{}', defined in the payload (expected a symbol of the target)", label,
                      display(static_cast<u32>(ELF64_R_SYM(op->rela.r_info)), op->rela.r_addend));
         spec.old_ref = ref(op->rela);
       } else {
-        spec.old_addr_abs = load_le<u64>(f + kOldAddrOff);
+        spec.old_addr_abs = load_le<u64>(f + kFuncOldAddrOff);
       }
 
       // sizes
@@ -366,23 +379,23 @@ class Parser {
         if (spec.new_size > spec.old_size)
           return bad("{}: NOP-out new_size 0x{:x} is greater than old_size 0x{:x}", label, spec.new_size,
                      spec.old_size);
-      } else if (spec.old_size < kJmpRel32Size) {
+      } else if (spec.old_size < x86_64::kJumpSize) {
         return bad("{}: old_size 0x{:x} is less than 0x{:x} (the size of a jmp rel32)", label, spec.old_size,
-                   kJmpRel32Size);
+                   x86_64::kJumpSize);
       }
 
-      // expectation: enabled:1, len:5, rsv:2 (gcc allocates bit-fields from bit 0)
-      const u8 bits = f[kExpectOff];
-      const bool enabled = bits & 1;
-      const u8 len = (bits >> 1) & 0x1f;
-      const u8 rsv = bits >> 6;
+      // expectation: enabled:1, len:5, rsv:2
+      const u8 bits = f[kFuncExpectOff];
+      const bool enabled = bits & kExpectEnabled;
+      const u8 len = (bits >> kExpectLenShift) & kExpectLenMask;
+      const u8 rsv = bits >> kExpectRsvShift;
       if (rsv != 0) return bad("{}: expect.rsv 0x{:x} is not 0x0", label, rsv);
       if (enabled) {
         if (len == 0 || len > kMaxExpectLen)
           return bad("{}: expect.len 0x{:x} is not in [0x1, 0x{:x}]", label, len, kMaxExpectLen);
         if (len > spec.old_size)
           return bad("{}: expect.len 0x{:x} is greater than old_size 0x{:x}", label, len, spec.old_size);
-        spec.expect.assign(f + kExpectOff + 1, f + kExpectOff + 1 + len);
+        spec.expect.assign(f + kFuncExpectOff + kExpectDataOff, f + kFuncExpectOff + kExpectDataOff + len);
       }
       p_.funcs.push_back(std::move(spec));
     }

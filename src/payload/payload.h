@@ -4,6 +4,9 @@
 // ElfFile::create()). Nothing here touches a process.
 #pragma once
 
+#include <hotsplice/livepatch.h>
+
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <vector>
@@ -14,9 +17,27 @@
 
 namespace hs {
 
-inline constexpr size_t kFuncSize = 104;  // sizeof(struct livepatch_func), Xen v2
-inline constexpr u8 kPayloadVersion = 2;
-inline constexpr size_t kMaxExpectLen = 31;
+// The format of .livepatch.funcs and the hook sections, taken from the public
+// header (include/hotsplice/livepatch.h, whose static_asserts pin it to Xen's
+// payload version 2), so that the parser, the loader and the builder read and
+// write the very struct patch authors compile.
+inline constexpr size_t kFuncSize = sizeof(livepatch_func);
+inline constexpr u64 kFuncNameOff = offsetof(livepatch_func, name);
+inline constexpr u64 kFuncNewAddrOff = offsetof(livepatch_func, new_addr);
+inline constexpr u64 kFuncOldAddrOff = offsetof(livepatch_func, old_addr);
+inline constexpr u64 kFuncNewSizeOff = offsetof(livepatch_func, new_size);
+inline constexpr u64 kFuncOldSizeOff = offsetof(livepatch_func, old_size);
+inline constexpr u64 kFuncVersionOff = offsetof(livepatch_func, version);
+inline constexpr u64 kFuncPadOff = offsetof(livepatch_func, _pad);
+inline constexpr u64 kFuncPadLen = sizeof(livepatch_func::_pad);
+inline constexpr u64 kFuncExpectOff = offsetof(livepatch_func, expect);
+// struct livepatch_expectation: a byte of bit-fields (enabled:1, len:5,
+// rsv:2, allocated from bit 0), then the expected bytes.
+inline constexpr u64 kExpectDataOff = offsetof(livepatch_expectation, data);
+inline constexpr u8 kPayloadVersion = LIVEPATCH_PAYLOAD_VERSION;
+inline constexpr size_t kMaxExpectLen = LIVEPATCH_OPAQUE_SIZE;
+// A hook section is an array of function pointers.
+inline constexpr u64 kHookSlotSize = sizeof(livepatch_loadcall_t*);
 
 // A reference to a place in the payload: symbol of the payload's symtab + addend
 // (how `new_addr` / `old_addr` / hook pointers appear in an ET_REL file: an
@@ -56,7 +77,7 @@ struct Payload {
   // - required sections present (.livepatch.funcs unless only hooks,
   //   .livepatch.depends, .livepatch.object_depends, .note.gnu.build-id);
   //   each note is a well-formed GNU build-id note
-  // - .livepatch.funcs: sh_size a non-zero multiple of 104, not SHT_NOBITS;
+  // - .livepatch.funcs: sh_size a non-zero multiple of kFuncSize, not SHT_NOBITS;
   //   a .rela.livepatch.funcs whose relocations are R_X86_64_64 at the
   //   name/new_addr/old_addr fields only
   // - per function: name relocation present and pointing at a NUL-terminated

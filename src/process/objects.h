@@ -9,69 +9,10 @@
 #include <vector>
 
 #include "elf/elf_file.h"
+#include "elf/symbols.h"
 #include "process/process.h"
-#include "support/target_symbol.h"
 
 namespace hs {
-
-// Symbol lookups in one object, with its load bias applied.
-class ObjectSymbols {
- public:
-  // Builds from the object's file: .symtab if present, else the separate
-  // debug file /usr/lib/debug/.build-id/xx/yyyy.debug if it exists (it has a
-  // .symtab), else .dynsym. `bias` is added to every st_value (except for
-  // STT_TLS symbols, whose value is the offset in the object's TLS block).
-  static Result<std::shared_ptr<ObjectSymbols>> load(const ElfFile& elf, u64 bias);
-  // Same, looking for the debug file under `debug_root` instead of
-  // /usr/lib/debug (tests).
-  static Result<std::shared_ptr<ObjectSymbols>> load(const ElfFile& elf, u64 bias, const std::string& debug_root);
-
-  // Lookup forms (name as written in a payload):
-  //   "name"                      a global/weak definition; else a unique local;
-  //                               several locals -> ambiguous error
-  //   "name,N"                    the N-th (1-based, symbol table order) local or
-  //                               global definition named `name` (Linux sympos)
-  //   "file.c#name"               the local `name` that follows the STT_FILE
-  //                               symbol "file.c" (basename match allowed)
-  //   ".klp.sym.OBJ.name,N"       Linux livepatch form; OBJ is ignored here
-  //                               (the caller picked the object), N as above, 0 = unique
-  // Only defined symbols (st_shndx != SHN_UNDEF) of type FUNC, OBJECT, NOTYPE,
-  // TLS or GNU_IFUNC count. Errors (BadTarget) name the symbol and the object:
-  //   "symbol 'x' not found in OBJ"
-  //   "ambiguous symbol 'x' in OBJ: 2 local definitions (a.c, b.c), use 'x,N' or 'file.c#x'"
-  Result<TargetSymbol> lookup(std::string_view name) const;
-  // Only a global/weak definition by exact name; nullopt if none (no error).
-  std::optional<TargetSymbol> lookup_global(std::string_view name) const;
-  // The function symbol containing addr (for messages: "in function foo").
-  std::optional<std::pair<std::string, TargetSymbol>> symbolize(RemoteAddr addr) const;
-
-  const std::string& path() const { return path_; }
-  // Where the symbols came from: "symtab", "debug file PATH" or "dynsym".
-  const std::string& source() const { return source_; }
-
- private:
-  struct Sym {
-    std::string name;   // as in the table; the "@@VERSION" of a default version stripped
-    u64 addr = 0, size = 0;
-    u8 bind = 0, type = 0;
-    bool hidden_version = false;  // a non-default symbol version (name@VER / versym hidden)
-    u32 file_index = ~0u;         // index into files_ of the preceding STT_FILE (locals only)
-  };
-  Result<TargetSymbol> lookup_plain(std::string_view name) const;
-  Result<TargetSymbol> lookup_nth(std::string_view name, std::string_view written, u64 pos) const;
-  Result<TargetSymbol> lookup_in_file(std::string_view file, std::string_view name, std::string_view written) const;
-  Result<TargetSymbol> lookup_klp(std::string_view written) const;
-  std::pair<const u32*, const u32*> named(std::string_view name) const;  // definitions, in table order
-  TargetSymbol target_symbol(const Sym& s) const;
-  std::string files_of(const std::vector<const Sym*>& syms) const;
-
-  std::string path_;
-  std::string source_;
-  std::vector<Sym> syms_;          // definitions that count, in symbol table order
-  std::vector<std::string> files_;
-  std::vector<u32> by_name_;       // indexes into syms_, sorted by (name, index)
-  std::vector<u32> by_addr_;       // FUNC / IFUNC symbols, sorted by (addr, non-local first)
-};
 
 struct MappedObject {
   std::string path;           // as in /proc/PID/maps

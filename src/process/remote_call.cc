@@ -30,15 +30,12 @@
 #include <thread>
 
 #include "arch/x86_64.h"
+#include "process/ptrace_util.h"
 #include "process/remote_syscall.h"
 
 namespace hs {
 
 namespace {
-
-// TracedThread::deferred_status encoding, as in thread_group.cc.
-constexpr int kNoStatus = -1;
-constexpr int kGoneStatus = -2;
 
 constexpr unsigned long long kTrapFlag = 1ull << 8;
 constexpr unsigned long long kDirectionFlag = 1ull << 10;
@@ -49,33 +46,6 @@ constexpr size_t kXstateMax = 64 * 1024;
 // How long an interrupted thread may take to stop before we give up on it
 // (it may sit in an uninterruptible sleep).
 constexpr std::chrono::seconds kInterruptGrace{10};
-
-long pt(__ptrace_request req, pid_t tid, unsigned long addr = 0, void* data = nullptr) {
-  return ::ptrace(req, tid, reinterpret_cast<void*>(addr), data);
-}
-
-// Blocks SIGCHLD in this thread while it lives; wait() sleeps until one
-// arrives (or the time passes).
-class SigchldWait {
- public:
-  SigchldWait() {
-    sigemptyset(&set_);
-    sigaddset(&set_, SIGCHLD);
-    pthread_sigmask(SIG_BLOCK, &set_, &old_);
-  }
-  ~SigchldWait() { pthread_sigmask(SIG_SETMASK, &old_, nullptr); }
-  SigchldWait(const SigchldWait&) = delete;
-  SigchldWait& operator=(const SigchldWait&) = delete;
-
-  void wait(std::chrono::milliseconds ms) {
-    long n = std::max<long>(1, static_cast<long>(ms.count()));
-    timespec ts{n / 1000, (n % 1000) * 1000000};
-    sigtimedwait(&set_, nullptr, &ts);
-  }
-
- private:
-  sigset_t set_, old_;
-};
 
 std::string signal_name(int sig) {
   const char* abbrev = sigabbrev_np(sig);
@@ -182,13 +152,6 @@ Status RemoteCall::finish() {
   return restore();
 }
 
-void RemoteCall::record_signal(TracedThread& t, int sig) {
-  if (t.pending_signal == 0)
-    t.pending_signal = sig;
-  else
-    group_->requeue_.emplace_back(t.tid, sig);
-}
-
 Result<u64> RemoteCall::call_raw(RemoteAddr fn, std::span<const u64> args) {
   if (done_) return fail(ErrorKind::Internal, "remote calls on thread {} are finished", tid_);
   if (args.size() > kMaxArgs)
@@ -199,7 +162,7 @@ Result<u64> RemoteCall::call_raw(RemoteAddr fn, std::span<const u64> args) {
   known_tids_.clear();
   for (const auto& k : group_->threads()) known_tids_.push_back(k.tid);
   user_regs_struct r = saved_;
-  const u64 sp = ((saved_.rsp - kRedZone) & ~u64{15}) - 8;
+  const u64 sp = return_slot(saved_.rsp);
   r.rsp = sp;
   r.rip = fn.value();
   r.rax = 0;
@@ -210,15 +173,16 @@ Result<u64> RemoteCall::call_raw(RemoteAddr fn, std::span<const u64> args) {
 
   // With the trampoline, the callee returns into it (see the header);
   // without, to address 0.
-  using RS = RemoteSyscalls;
-  const RemoteAddr tr = group_->trampoline_;
-  const bool guarded = !tr.is_null() && saved_fp_.size() <= RS::kTrampolineVectorRoom;
+  using RT = RecoveryTrampoline;
+  const RecoveryTrampoline& trampoline = group_->trampoline();
+  const RemoteAddr tr = trampoline.base();
+  const bool guarded = !tr.is_null() && saved_fp_.size() <= RT::kVectorRoom;
   u64 return_address = 0;
   returned_at_ = 0;
   resume_ = PTRACE_CONT;
   if (guarded) {
-    HS_CHECK(RS::write_recovery_state(*group_, *proc_, tid_, saved_, saved_fp_));
-    const u64 entry = fp_regset_ == NT_X86_XSTATE ? RS::kTrampolineReturnXsave : RS::kTrampolineReturnFxsave;
+    HS_CHECK(trampoline.write_state(*group_, *proc_, tid_, saved_, saved_fp_));
+    const u64 entry = fp_regset_ == NT_X86_XSTATE ? RT::kReturnXsave : RT::kReturnFxsave;
     return_address = tr.value() + entry;
     returned_at_ = return_address + x86_64::kCallReturnSyscallEnd;
     resume_ = PTRACE_SYSCALL;
@@ -270,7 +234,7 @@ Result<u64> RemoteCall::call_raw(RemoteAddr fn, std::span<const u64> args) {
 
 Result<RemoteCall::Outcome> RemoteCall::run_until_return(u64 ret_sp) {
   using Clock = std::chrono::steady_clock;
-  SigchldWait chld;
+  SigchldBlocked chld;
   const auto deadline = Clock::now() + timeout_;
   bool interrupted = false;
   auto give_up = deadline;
@@ -309,7 +273,7 @@ Result<RemoteCall::Outcome> RemoteCall::run_until_return(u64 ret_sp) {
       return fail(ErrorKind::Internal, "thread {} of PID {} does not stop after the call timed out", tid_,
                   group_->pid());
     }
-    if (++reports % 64 == 0) HS_CHECK(service_others());
+    if (++reports % 64 == 0) HS_CHECK(group_->service_others(tid_));
     int status = 0;
     pid_t r = ::waitpid(tid_, &status, __WALL | WNOHANG);
     if (r < 0 && errno == EINTR) continue;
@@ -330,21 +294,20 @@ Result<RemoteCall::Outcome> RemoteCall::run_until_return(u64 ret_sp) {
       if (event == PTRACE_EVENT_CLONE) {
         // The callee goes on; its new thread is held from its first stop if
         // asked (it must not run while the others are held).
-        HS_CHECK(group_->adopt_clone(tid_, ThreadGroup::Mode::Run, resume_, keep_new_stopped_));
+        HS_CHECK(group_->adopt_clone_of(tid_, resume_, keep_new_stopped_));
         HS_CHECK(adopt_new_threads());
         continue;
       }
       if (event != 0) {
         // PTRACE_EVENT_STOP: ours, a stray one, or a job-control stop.
         if (interrupted && event == PTRACE_EVENT_STOP) {
-          const bool group_stop = sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU;
-          HS_CHECK(stopped_at(group_stop ? StopKind::GroupStop : StopKind::Interrupt));
+          HS_CHECK(stopped_at(is_stop_signal(sig) ? StopKind::GroupStop : StopKind::Interrupt));
           return Outcome{.what = Outcome::TimedOut};
         }
         HS_CHECK(go_on());
         continue;
       }
-      if (sig == (SIGTRAP | 0x80)) {
+      if (sig == kSyscallStop) {
         // A syscall stop (PTRACE_SYSCALL): the callee's own calls, or the
         // entry of the trampoline's getpid, which is the return. That one
         // is taken to its exit stop, where the thread is left (as
@@ -393,46 +356,18 @@ Result<RemoteCall::Outcome> RemoteCall::run_until_return(u64 ret_sp) {
       if (is_fault(sig, si, group_->pid()))
         return Outcome{.what = Outcome::Crashed, .sig = sig, .si = si, .rip = t->regs.rip};
       // Someone else's signal: the thread gets it once it is its own again.
-      record_signal(*t, sig);
+      group_->record_signal(*t, sig);
       if (interrupted) return Outcome{.what = Outcome::TimedOut};  // this stop is as good as ours
       HS_CHECK(go_on());
       continue;
     }
 
-    HS_CHECK(service_others());
+    HS_CHECK(group_->service_others(tid_));
     const auto now = Clock::now();
     if (!interrupted && now >= deadline) continue;  // interrupted at the top
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>((interrupted ? give_up : deadline) - now);
-    chld.wait(std::min(left + std::chrono::milliseconds(1), std::chrono::milliseconds(50)));
+    chld.wait(std::max<long>(1, std::min(left + std::chrono::milliseconds(1), std::chrono::milliseconds(50)).count()));
   }
-}
-
-Status RemoteCall::service_others() {
-  for (size_t i = 0; i < group_->threads().size(); ++i) {  // grows as new threads are adopted
-    const pid_t tid = group_->threads()[i].tid;
-    if (tid == tid_) continue;
-    TracedThread* o = group_->find(tid);
-    if (!o || o->deferred_status != kNoStatus) continue;
-    if (o->stopped) {
-      // Held stopped: only its death can be reported. Keep (and reap) it.
-      int status = 0;
-      pid_t r = ::waitpid(tid, &status, __WALL | WNOHANG);
-      if (r == tid) o->deferred_status = status;
-      else if (r < 0 && errno == ECHILD) o->deferred_status = kGoneStatus;
-      continue;
-    }
-    for (;;) {
-      auto w = HS_TRY(group_->wait_one(tid, false));
-      if (w.what == ThreadGroup::Wait::None) break;
-      if (w.what == ThreadGroup::Wait::Gone) {
-        if (TracedThread* g = group_->find(tid)) group_->mark_gone(*g);
-        break;
-      }
-      HS_CHECK(group_->handle(tid, w.status, ThreadGroup::Mode::Run));
-      if (!group_->find(tid)) break;
-    }
-  }
-  return {};
 }
 
 // Threads the callee created: kept stopped if the caller asked for that.
@@ -442,10 +377,9 @@ Status RemoteCall::adopt_new_threads() {
   for (size_t i = 0; i < group_->threads().size(); ++i) {
     const pid_t tid = group_->threads()[i].tid;
     if (std::find(known_tids_.begin(), known_tids_.end(), tid) != known_tids_.end()) continue;
-    TracedThread* n = group_->find(tid);
+    const TracedThread* n = group_->find(tid);
     if (!n || n->stopped) continue;
-    pt(PTRACE_INTERRUPT, tid);
-    while ((n = group_->find(tid)) && !n->stopped) HS_CHECK(group_->collect(tid, ThreadGroup::Mode::Stop));
+    HS_CHECK(group_->hold(tid));
   }
   return {};
 }

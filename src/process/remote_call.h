@@ -18,7 +18,7 @@
 //   arguments), orig_rax = -1, DF and TF cleared
 //   PTRACE_SYSCALL (PTRACE_CONT without a trampoline), then wait
 //
-// With the recovery trampoline (remote_syscall.h), which every process gets
+// With the recovery trampoline (trampoline.h), which every process gets
 // unless it refuses executable memory: its data area first receives the
 // thread's own registers and vector state image, and the callee returns
 // into the trampoline's call-return code (x86_64::make_call_return), which
@@ -95,6 +95,11 @@ class RemoteCall {
   static constexpr size_t kMaxArgs = 6;  // integer arguments, in registers
   static constexpr u64 kRedZone = 128;
 
+  // Where a call made on a thread whose stack pointer is `rsp` puts its
+  // return address: rsp' above, below the red zone, so that the callee's
+  // entry sees the psABI's alignment. The trampoline looks there too.
+  static constexpr u64 return_slot(u64 rsp) { return ((rsp - kRedZone) & ~u64{15}) - 8; }
+
   // `t` must be stopped. Saves its registers and vector state.
   static Result<RemoteCall> create(ThreadGroup& group, TracedThread& t, const Process& proc);
 
@@ -125,11 +130,9 @@ class RemoteCall {
   RemoteCall() = default;
   struct Outcome;
   Result<Outcome> run_until_return(u64 ret_sp);
-  Status service_others();
   Status adopt_new_threads();
   std::vector<pid_t> known_tids_;  // threads before the call under way
   Status restore();
-  void record_signal(TracedThread& t, int sig);
 
   ThreadGroup* group_ = nullptr;
   const Process* proc_ = nullptr;

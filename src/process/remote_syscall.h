@@ -8,24 +8,13 @@
 // that when it is put back, the thread's own call restarts exactly as the
 // kernel would have done: no spurious EINTR. No byte of target memory is
 // written on the thread's stack (including the red zone) and none of the
-// program's memory is changed (see the trampoline below).
+// program's memory is changed (the trampoline is a mapping of its own).
 //
-// Crash safety: the recovery trampoline. Once per process a 16 KiB
-// executable mapping of a memfd named "hotsplice-trampoline" is created
-// (found again by later invocations in /proc/PID/maps; its code is written
-// through /proc/PID/mem, so it is never writable). It holds `syscall`
-// followed by a recovery tail, and a data area with the borrowed thread's
-// saved (normalised) registers, written before every call. Each call then
-// runs the trampoline's `syscall`, not one of libc's: if hotsplice is killed
-// while the thread carries our registers (after they are set, before the
-// thread's own come back), the kernel detaches it, the syscall completes and
-// the tail restores every general register, rflags and rsp from the data
-// area and jumps to the saved rip, so the thread carries on (redoing its own
-// interrupted call) as if never borrowed. The calls that create the
-// trampoline itself (memfd_create, ftruncate, mmap, close: once per process)
-// still use a libc `syscall`, with the old microsecond window. If the
-// trampoline cannot be created (e.g. a seccomp filter refusing PROT_EXEC),
-// calls fall back to that path.
+// Crash safety: each call runs the `syscall` of the recovery trampoline
+// (trampoline.h), with the thread's own registers written to its data area
+// first, so that a hotsplice killed mid-call leaves a thread that puts them
+// back itself. create() finds or makes the trampoline once per group, and
+// gives a thread a killed invocation left inside it its own registers back.
 //
 // Each call runs as PTRACE_SYSCALL to the syscall-entry-stop, then to the
 // syscall-exit-stop; the thread is left at that stop (StopKind::Syscall) and
@@ -77,24 +66,8 @@ class RemoteSyscalls {
   // Puts the saved registers back. Reports restore errors.
   Status finish();
 
-  // The trampoline in use (null: none, the libc `syscall` is used).
+  // The trampoline in use (null: none, a `syscall` of the target's code is used).
   RemoteAddr trampoline() const { return trampoline_; }
-
-  // Layout of the trampoline mapping.
-  static constexpr u64 kTrampolineSize = 0x4000;
-  static constexpr u64 kTrampolineSyscall = 0;            // `syscall`, then the recovery tail
-  static constexpr u64 kTrampolineReturnXsave = 0x200;    // RemoteCall's return (x86_64::make_call_return)
-  static constexpr u64 kTrampolineReturnFxsave = 0x280;   // the same, with fxrstor
-  static constexpr u64 kTrampolineContext = 0x800;        // x86_64::RecoveryContext
-  static constexpr u64 kTrampolineVector = 0x1000;        // RemoteCall: the thread's XSAVE/FXSAVE image
-  static constexpr u64 kTrampolineVectorRoom = kTrampolineSize - kTrampolineVector;
-  static constexpr const char* kTrampolineName = "hotsplice-trampoline";
-
-  // Writes the registers a recovery tail puts back for thread `tid` (and,
-  // for a RemoteCall, its vector state image) into the trampoline's data
-  // area. A target killed meanwhile is reported as TargetGone.
-  static Status write_recovery_state(ThreadGroup& group, const Process& proc, pid_t tid,
-                                     const user_regs_struct& regs, ByteView vector = {});
 
   // Tests only: called with the syscall number at `phase` 0 (our registers
   // set, before PTRACE_SYSCALL) and 1 (at the syscall-entry-stop), to kill
@@ -106,9 +79,6 @@ class RemoteSyscalls {
   ThreadGroup* group_ = nullptr;
   const Process* proc_ = nullptr;
   pid_t tid_ = 0;  // the borrowed thread (not a pointer: the thread vector may grow)
-  Status setup_trampoline(const Process& proc);
-  static Status settle_previous_invocation(ThreadGroup& group, const Process& proc, pid_t borrowed);
-  static Status take_back(ThreadGroup& group, const Process& proc, TracedThread& t, user_regs_struct& regs);
   RemoteAddr syscall_insn_;
   RemoteAddr trampoline_;
   user_regs_struct saved_{};

@@ -24,170 +24,21 @@
 //  - A traced thread that exits stays a zombie until its tracer waits for it,
 //    and the leader's exit is reported only once every other thread has been
 //    reaped. See wait_leader().
+//
+// This file is the state machine: waiting, acting on each report, stopping
+// and resuming. Attaching is in thread_group_seize.cc, what a borrowed
+// thread needs in thread_group_borrowed.cc.
 #include "process/thread_group.h"
 
-#include <signal.h>
-#include <sys/ptrace.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <ctime>
+
+#include "process/ptrace_util.h"
 
 namespace hs {
-
-namespace {
-
-constexpr int kDeferredNone = -1;
-constexpr int kDeferredGone = -2;
-constexpr long kSeizeOptions = PTRACE_O_TRACECLONE | PTRACE_O_TRACESYSGOOD;
-constexpr int kSyscallStop = SIGTRAP | 0x80;
-
-long pt(__ptrace_request req, pid_t tid, unsigned long addr = 0, unsigned long data = 0) {
-  return ::ptrace(req, tid, reinterpret_cast<void*>(addr), reinterpret_cast<void*>(data));
-}
-
-bool is_stop_signal(int sig) { return sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU; }
-
-bool is_exit(int status) { return WIFEXITED(status) || WIFSIGNALED(status); }
-
-// The comm of a process, or "" if it cannot be read (it exited).
-std::string comm_of(pid_t pid) {
-  FILE* f = std::fopen(fmt::format("/proc/{}/comm", pid).c_str(), "re");
-  if (!f) return {};
-  char buf[64] = {};
-  std::string s = std::fgets(buf, sizeof buf, f) ? buf : "";
-  std::fclose(f);
-  while (!s.empty() && s.back() == '\n') s.pop_back();
-  return s;
-}
-
-std::string exe_basename_of(pid_t pid) {
-  char buf[4096];
-  ssize_t n = ::readlink(fmt::format("/proc/{}/exe", pid).c_str(), buf, sizeof buf - 1);
-  if (n <= 0) return {};
-  std::string s(buf, static_cast<size_t>(n));
-  if (s.ends_with(" (deleted)")) s.resize(s.size() - 10);
-  size_t slash = s.rfind('/');
-  return slash == std::string::npos ? s : s.substr(slash + 1);
-}
-
-// The message for a target that someone else traces already. Another
-// hotsplice holds the per-process lock (retry-able); anything else (a
-// debugger, strace) is a permission problem the user must resolve.
-std::unexpected<Error> traced_by(pid_t pid, pid_t tracer) {
-  std::string comm = comm_of(tracer);
-  if (comm == "hotsplice" || exe_basename_of(tracer) == "hotsplice")
-    return fail(ErrorKind::Busy, "PID {} is busy: another hotsplice (PID {}) is working on it", pid, tracer);
-  return fail(ErrorKind::Permission, "PID {} is already traced by PID {} ({})", pid, tracer,
-              comm.empty() ? "exited" : comm);
-}
-
-// Blocks SIGCHLD in the calling thread for the lifetime of the object, so
-// that sigtimedwait() can use it as the "some tracee changed state" wake-up
-// without a race against waitpid(WNOHANG).
-class SigchldBlocked {
- public:
-  SigchldBlocked() {
-    sigemptyset(&set_);
-    sigaddset(&set_, SIGCHLD);
-    pthread_sigmask(SIG_BLOCK, &set_, &old_);
-  }
-  ~SigchldBlocked() { pthread_sigmask(SIG_SETMASK, &old_, nullptr); }
-  SigchldBlocked(const SigchldBlocked&) = delete;
-  SigchldBlocked& operator=(const SigchldBlocked&) = delete;
-
-  // Waits for SIGCHLD at most `ms` milliseconds; false on timeout.
-  bool wait(long ms) {
-    timespec ts{ms / 1000, (ms % 1000) * 1000000};
-    for (;;) {
-      int r = sigtimedwait(&set_, nullptr, &ts);
-      if (r >= 0) return true;
-      if (errno != EINTR) return false;
-    }
-  }
-
- private:
-  sigset_t set_, old_;
-};
-
-}  // namespace
-
-// ---- attaching --------------------------------------------------------------
-
-Result<ThreadGroup> ThreadGroup::seize(const Process& proc) {
-  const pid_t pid = proc.pid();
-  ProcStatus st = HS_TRY(proc.status());
-  if (st.tracer_pid != 0) return traced_by(pid, st.tracer_pid);
-  if (st.state == 'T') return fail(ErrorKind::State, "PID {} is stopped (state T); continue it first", pid);
-  if (st.state == 'Z' || st.state == 'X') {
-    if (st.threads <= 1) return fail(ErrorKind::TargetGone, "process {} has exited", pid);
-    return fail(ErrorKind::State, "cannot attach to PID {}: its main thread has exited (state Z)", pid);
-  }
-
-  ThreadGroup g;
-  g.pid_ = pid;
-  // The leader first: it is the lock. Of two tracers racing here, the
-  // kernel lets exactly one succeed.
-  if (pt(PTRACE_SEIZE, pid, 0, kSeizeOptions) != 0) {
-    int err = errno;
-    if (err == ESRCH) return fail(ErrorKind::TargetGone, "process {} has exited", pid);
-    if (err == EPERM) {
-      auto again = proc.status();
-      if (!again) return std::unexpected(std::move(again.error()));
-      if (again->tracer_pid != 0) return traced_by(pid, again->tracer_pid);
-      if (again->state == 'Z' || again->state == 'X')
-        return fail(ErrorKind::TargetGone, "process {} has exited", pid);
-    }
-    return fail_errno(kind_for_errno(err, ErrorKind::Internal), err, "not permitted to trace PID {}", pid);
-  }
-  g.attached_ = true;
-  g.threads_.push_back(TracedThread{.tid = pid});
-
-  // Then every other thread, until a scan finds none we have not seized.
-  // Threads created by seized threads meanwhile are attached by the kernel
-  // (TRACECLONE): our own SEIZE of those fails with EPERM and their tracer
-  // is already us.
-  const pid_t self = ::getpid();
-  for (;;) {
-    auto tids = proc.thread_ids();
-    if (!tids) return std::unexpected(std::move(tids.error()));
-    bool added = false;
-    for (pid_t tid : *tids) {
-      if (g.find(tid)) continue;
-      if (pt(PTRACE_SEIZE, tid, 0, kSeizeOptions) == 0) {
-        g.threads_.push_back(TracedThread{.tid = tid});
-        added = true;
-        continue;
-      }
-      int err = errno;
-      if (err == ESRCH) continue;  // exited meanwhile
-      if (err == EPERM) {
-        auto ts = Process::task_status(pid, tid);
-        if (!ts) continue;  // exited meanwhile
-        if (ts->tracer_pid == self) {
-          g.threads_.push_back(TracedThread{.tid = tid});
-          added = true;
-          continue;
-        }
-        if (ts->state == 'Z' || ts->state == 'X') continue;
-        if (ts->tracer_pid != 0) {
-          auto e = traced_by(pid, ts->tracer_pid);
-          e.error().context(fmt::format("thread {}", tid));
-          return e;
-        }
-      }
-      return fail_errno(kind_for_errno(err, ErrorKind::Internal), err, "cannot attach to thread {} of PID {}", tid,
-                        pid);
-    }
-    if (!added) break;
-  }
-  // Threads that stopped while we scanned (new threads, signals) go on now.
-  HS_CHECK(g.poll_events());
-  return g;
-}
 
 ThreadGroup::ThreadGroup(ThreadGroup&& o) noexcept
     : pid_(o.pid_),
@@ -195,9 +46,7 @@ ThreadGroup::ThreadGroup(ThreadGroup&& o) noexcept
       attached_(o.attached_),
       leader_exited_(o.leader_exited_),
       requeue_(std::move(o.requeue_)),
-      syscall_insn_(o.syscall_insn_),
-      trampoline_(o.trampoline_),
-      trampoline_tried_(o.trampoline_tried_) {
+      trampoline_(o.trampoline_) {
   o.attached_ = false;
   o.threads_.clear();
   o.requeue_.clear();
@@ -679,75 +528,6 @@ Status ThreadGroup::detach() {
   threads_.clear();
   attached_ = false;
   return st;
-}
-
-// ---- registers and single system calls --------------------------------------
-
-// A ptrace request on a thread we hold stopped failed with ESRCH: it has been
-// woken by SIGKILL (the whole process is dying) and is running to its exit,
-// which a later wait collects.
-std::unexpected<Error> ThreadGroup::lost(TracedThread& t) {
-  t.stopped = false;
-  t.stop = StopKind::None;
-  return fail(ErrorKind::TargetGone, "{}", gone_message());
-}
-
-Status ThreadGroup::set_regs(TracedThread& t, const user_regs_struct& regs) {
-  if (!t.stopped) return fail(ErrorKind::Internal, "thread {} of PID {} is not stopped", t.tid, pid_);
-  if (pt(PTRACE_SETREGS, t.tid, 0, reinterpret_cast<unsigned long>(&regs)) != 0) {
-    int err = errno;
-    if (err == ESRCH) return lost(t);
-    return fail_errno(ErrorKind::Internal, err, "cannot set the registers of thread {} of PID {}", t.tid, pid_);
-  }
-  t.regs = regs;
-  return {};
-}
-
-Status ThreadGroup::refresh_regs(TracedThread& t) {
-  if (!t.stopped) return fail(ErrorKind::Internal, "thread {} of PID {} is not stopped", t.tid, pid_);
-  if (pt(PTRACE_GETREGS, t.tid, 0, reinterpret_cast<unsigned long>(&t.regs)) != 0) {
-    int err = errno;
-    if (err == ESRCH) return lost(t);
-    return fail_errno(ErrorKind::Internal, err, "cannot read the registers of thread {} of PID {}", t.tid, pid_);
-  }
-  return {};
-}
-
-Status ThreadGroup::syscall_step(TracedThread& thread) {
-  const pid_t tid = thread.tid;
-  if (!thread.stopped) return fail(ErrorKind::Internal, "thread {} of PID {} is not stopped", tid, pid_);
-  // If it is dying (restart returns false), its exit report comes below.
-  (void)HS_TRY(restart(thread, PTRACE_SYSCALL, false));
-  for (;;) {
-    Wait w = HS_TRY(wait_one(tid, true));
-    TracedThread* t = find(tid);
-    if (!t) return fail(ErrorKind::TargetGone, "{}", gone_message());
-    if (w.what == Wait::Gone || (w.what == Wait::Status && is_exit(w.status))) {
-      mark_gone(*t);
-      return fail(ErrorKind::TargetGone, "{}", gone_message());
-    }
-    if (w.what != Wait::Status || !WIFSTOPPED(w.status)) continue;
-    const int sig = WSTOPSIG(w.status);
-    const int event = w.status >> 16;
-    if (event == 0 && sig == kSyscallStop) {
-      t->stopped = true;
-      t->stop = StopKind::Syscall;
-      return refresh_regs(*t);
-    }
-    if (event == 0) {
-      // A signal arrived on the way: keep it for when the thread is resumed
-      // (delivering it now would run a handler on our borrowed registers).
-      if (t->pending_signal == 0)
-        t->pending_signal = sig;
-      else
-        requeue_.emplace_back(tid, sig);
-    }
-    // Anything else (a late PTRACE_EVENT_STOP, a job-control stop): go on.
-    if (pt(PTRACE_SYSCALL, tid) != 0) {
-      if (errno == ESRCH) continue;  // killed: the exit report comes next
-      return fail_errno(ErrorKind::Internal, errno, "cannot resume thread {} of PID {}", tid, pid_);
-    }
-  }
 }
 
 }  // namespace hs

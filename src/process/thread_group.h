@@ -44,11 +44,9 @@
 #include <vector>
 
 #include "process/process.h"
+#include "process/trampoline.h"
 
 namespace hs {
-
-class RemoteSyscalls;
-class RemoteCall;
 
 // What kind of ptrace-stop a stopped thread sits in. It decides how the
 // thread may be resumed: a recorded signal can only be re-delivered from a
@@ -132,9 +130,39 @@ class ThreadGroup {
   // delivered; when the thread is resumed later they are.
   Status syscall_step(TracedThread& t);
 
+  // ---- for a thread borrowed to run code (RemoteSyscalls, RemoteCall) ----
+
+  // A ptrace request on thread `t`, held stopped, failed with ESRCH: it has
+  // been woken by SIGKILL (the whole process is dying) and runs to its exit,
+  // which a later wait collects. Marks it running; returns TargetGone.
+  std::unexpected<Error> lost(TracedThread& t);
+  // Thread `t` has exited (its exit status has been collected).
+  void mark_gone(TracedThread& t);
+  // "process N exited during the operation".
+  std::string gone_message() const;
+  // Keeps signal `sig`, which arrived while `t` ran on borrowed registers,
+  // to be raised when `t` is resumed as itself.
+  void record_signal(TracedThread& t, int sig);
+  // Thread `parent`, run by the caller with `resume` (PTRACE_CONT or
+  // PTRACE_SYSCALL), reported PTRACE_EVENT_CLONE: adopts the new thread and
+  // resumes `parent` the same way. The new thread runs, or with
+  // `hold_child` is kept at its first stop.
+  Status adopt_clone_of(pid_t parent, int resume, bool hold_child);
+  // Without blocking, while the caller drives thread `borrowed`: lets every
+  // other running thread go on from a stop of its own (a signal delivered, a
+  // new thread adopted), as poll_events() does. A thread held stopped can
+  // only report its death: that report is collected (the thread reaped,
+  // which the leader's exit report waits for) and kept for later.
+  Status service_others(pid_t borrowed);
+  // Interrupts running thread `tid` and waits until it is stopped (or gone).
+  Status hold(pid_t tid);
+
+  // The recovery trampoline of this process and the fallback `syscall`
+  // instruction: found (or made) once per attachment, used by every
+  // RemoteSyscalls and RemoteCall on this group.
+  RecoveryTrampoline& trampoline() { return trampoline_; }
+
  private:
-  friend class RemoteSyscalls;
-  friend class RemoteCall;
   enum class Mode : u8 { Stop, StopOne, Run };
   struct Wait {
     enum : u8 { None, Status, Gone } what = None;
@@ -156,20 +184,15 @@ class ThreadGroup {
   Status wait_interrupted();
   Result<bool> restart(TracedThread& t, int request, bool deliver);
   Status stop_threads();
-  void mark_gone(TracedThread& t);
-  std::unexpected<Error> lost(TracedThread& t);
   Status check_alive();
   void compact();
-  std::string gone_message() const;
 
   pid_t pid_ = 0;
   std::vector<TracedThread> threads_;
   bool attached_ = false;
   bool leader_exited_ = false;             // leader called pthread_exit; process lives on
-  std::vector<std::pair<pid_t, int>> requeue_;  // extra signals seen during syscall_step
-  RemoteAddr syscall_insn_;                // cached by RemoteSyscalls
-  RemoteAddr trampoline_;                  // cached by RemoteSyscalls (null: none yet)
-  bool trampoline_tried_ = false;          // found or created once per group
+  std::vector<std::pair<pid_t, int>> requeue_;  // extra signals seen while a thread was borrowed
+  RecoveryTrampoline trampoline_;
 };
 
 }  // namespace hs

@@ -1,3 +1,4 @@
+// Byte helpers: build-ids and other bytes to hex strings and back.
 #include "support/bytes.h"
 
 namespace hs {

@@ -1,3 +1,5 @@
+// The out-of-line parts of error.h: kind names, errno to kind, the message
+// with its context, and the always-on assertion's report.
 #include "support/error.h"
 
 #include <cstdio>

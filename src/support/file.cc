@@ -1,3 +1,5 @@
+// Reading a whole file in one go, with the errno and whether it was the open
+// or a read that failed, for the callers' messages.
 #include "support/file.h"
 
 #include <fcntl.h>

@@ -1,3 +1,6 @@
+// A symbol found in the target (its address there, size, object and type):
+// what a symbol lookup hands the loader, shared by the elf, payload and
+// engine layers.
 #pragma once
 
 #include <string>

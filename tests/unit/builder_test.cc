@@ -15,7 +15,7 @@
 
 #include "elf/elf_file.h"
 #include "payload/payload.h"
-#include "process/objects.h"
+#include "elf/symbols.h"
 
 namespace hs {
 namespace {

@@ -6,7 +6,7 @@
 
 #include "arch/x86_64.h"
 #include "elf_testlib.h"
-#include "process/objects.h"
+#include "elf/symbols.h"
 
 namespace hs {
 namespace {

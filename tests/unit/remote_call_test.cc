@@ -35,6 +35,7 @@
 #include "process/remote_call.h"
 #include "process/remote_syscall.h"
 #include "process/thread_group.h"
+#include "process/trampoline.h"
 
 namespace hs {
 namespace {
@@ -695,14 +696,14 @@ TEST_F(RemoteCallTest, StaleReturnAddressAboveTheStackPointerIsNotACallInProgres
   // The data area still describes that call (RemoteSyscalls rewrote it with
   // vector_bytes 0: describe a call again, as after a call), and the slot
   // gets the return address back.
-  auto ctx = p->read_value<x86_64::RecoveryContext>(tr + static_cast<i64>(RemoteSyscalls::kTrampolineContext));
+  auto ctx = p->read_value<x86_64::RecoveryContext>(tr + static_cast<i64>(RecoveryTrampoline::kContext));
   ASSERT_OK(ctx);
   x86_64::RecoveryContext call = *ctx;
   call.vector_bytes = 512;
-  ASSERT_OK(p->write(tr + static_cast<i64>(RemoteSyscalls::kTrampolineContext),
+  ASSERT_OK(p->write(tr + static_cast<i64>(RecoveryTrampoline::kContext),
                      ByteView(reinterpret_cast<const u8*>(&call), sizeof call)));
   const u64 slot = ((call.rsp - 128) & ~u64{15}) - 8;
-  const u64 ret = tr.value() + RemoteSyscalls::kTrampolineReturnXsave;
+  const u64 ret = tr.value() + RecoveryTrampoline::kReturnXsave;
   ASSERT_OK(p->write(RemoteAddr(slot), ByteView(reinterpret_cast<const u8*>(&ret), sizeof ret)));
   {
     auto g = ThreadGroup::seize(*p);

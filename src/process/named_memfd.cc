@@ -1,4 +1,7 @@
-#include "engine/remote_memfd.h"
+// Named memfds in a target, made with remote system calls on a borrowed
+// thread: the registry, every payload image and the recovery trampoline are
+// such mappings, and their names are how a later invocation knows them.
+#include "process/named_memfd.h"
 
 #include <sys/mman.h>
 #include <sys/syscall.h>

@@ -1,4 +1,4 @@
-// ObjectSymbols: the symbols of one target object (executable or shared
+// ObjectSymbols: the symbols of one ELF object (executable or shared
 // library) and the name forms a payload may use to pick one.
 //
 // Where the symbols come from, best first: the object's own .symtab (locals
@@ -11,18 +11,16 @@
 // found as "memcpy", "memcpy@GLIBC_2.2.5" (an old one) only by its full name;
 // in a .dynsym, entries whose .gnu.version entry has the hidden bit are not
 // found by name at all.
+#include "elf/symbols.h"
+
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstring>
-
-#include "process/objects.h"
 
 namespace hs {
 namespace {
 
 constexpr std::string_view kDefaultDebugRoot = "/usr/lib/debug";
-constexpr std::string_view kKlpPrefix = ".klp.sym.";
 constexpr u16 kVersymHidden = 0x8000;
 constexpr size_t kSymbolizeWindow = 64;  // how far back symbolize() looks for an enclosing function
 
@@ -60,6 +58,38 @@ std::optional<u64> parse_position(std::string_view s) {
     v = v * 10 + static_cast<u64>(c - '0');
   }
   return v;
+}
+
+// The first SHT_SYMTAB section of `elf`.
+std::optional<size_t> first_symtab(const ElfFile& elf) {
+  for (size_t i = 1; i < elf.sections().size(); ++i)
+    if (elf.sections()[i].sh_type == SHT_SYMTAB) return i;
+  return std::nullopt;
+}
+
+// A separate debug file: ROOT/.build-id/ab/cdef....debug for build-id
+// abcdef..., the layout gdb and distributions use.
+struct DebugFile {
+  std::string path;
+  ElfFile elf;
+  size_t symtab = 0;
+};
+
+// The debug file of `elf` under `debug_root`, if there is one and it really
+// is this object's (same build-id) and has a .symtab. A debug file we cannot
+// use is no reason to fail (.dynsym may do): nullopt.
+std::optional<DebugFile> open_debug_file(const ElfFile& elf, const std::string& debug_root) {
+  auto id = elf.build_id();
+  if (!id || id->size() < 2) return std::nullopt;
+  const std::string hex = to_hex(*id);
+  std::string path = fmt::format("{}/.build-id/{}/{}.debug", debug_root, hex.substr(0, 2), hex.substr(2));
+  if (::access(path.c_str(), R_OK) != 0) return std::nullopt;
+  auto dbg = ElfFile::open(path);
+  if (!dbg) return std::nullopt;
+  auto dbg_id = dbg->build_id();
+  const auto symtab = first_symtab(*dbg);
+  if (!dbg_id || !std::ranges::equal(*dbg_id, *id) || !symtab) return std::nullopt;
+  return DebugFile{std::move(path), std::move(*dbg), *symtab};
 }
 
 }  // namespace
@@ -114,32 +144,16 @@ Result<std::shared_ptr<ObjectSymbols>> ObjectSymbols::load(const ElfFile& elf, u
     return {};
   };
 
-  std::optional<size_t> symtab;
-  for (size_t i = 1; i < elf.sections().size(); ++i)
-    if (elf.sections()[i].sh_type == SHT_SYMTAB) symtab = symtab.value_or(i);
-
-  if (symtab) {
+  if (const auto symtab = first_symtab(elf)) {
     HS_CHECK_CTX(add_table(elf, *symtab), elf.path());
     out->source_ = "symtab";
   } else {
-    // The separate debug file, when there is one and it really is this object's.
-    if (auto id = elf.build_id(); id && id->size() >= 2) {
-      const std::string hex = to_hex(*id);
-      const std::string path = fmt::format("{}/.build-id/{}/{}.debug", debug_root, hex.substr(0, 2), hex.substr(2));
-      if (::access(path.c_str(), R_OK) == 0) {
-        // A debug file we cannot use is no reason to fail: .dynsym may do.
-        if (auto dbg = ElfFile::open(path)) {
-          auto dbg_id = dbg->build_id();
-          std::optional<size_t> dbg_symtab;
-          for (size_t i = 1; i < dbg->sections().size(); ++i)
-            if (dbg->sections()[i].sh_type == SHT_SYMTAB) dbg_symtab = dbg_symtab.value_or(i);
-          if (dbg_id && std::ranges::equal(*dbg_id, *id) && dbg_symtab && add_table(*dbg, *dbg_symtab)) {
-            out->source_ = "debug file " + path;
-          } else {
-            out->syms_.clear();
-            out->files_.clear();
-          }
-        }
+    if (auto dbg = open_debug_file(elf, debug_root)) {
+      if (add_table(dbg->elf, dbg->symtab)) {
+        out->source_ = "debug file " + dbg->path;
+      } else {  // unusable after all: start again from the .dynsym
+        out->syms_.clear();
+        out->files_.clear();
       }
     }
     if (out->source_.empty()) {
@@ -196,7 +210,7 @@ std::string ObjectSymbols::files_of(const std::vector<const Sym*>& syms) const {
 }
 
 Result<TargetSymbol> ObjectSymbols::lookup(std::string_view name) const {
-  if (name.starts_with(kKlpPrefix)) return lookup_klp(name);
+  if (name.starts_with(kKlpSymPrefix)) return lookup_klp(name);
   if (const size_t hash = name.find('#'); hash != std::string_view::npos)
     return lookup_in_file(name.substr(0, hash), name.substr(hash + 1), name);
   if (const size_t comma = name.rfind(','); comma != std::string_view::npos) {
@@ -265,7 +279,7 @@ Result<TargetSymbol> ObjectSymbols::lookup_in_file(std::string_view file, std::s
 }
 
 Result<TargetSymbol> ObjectSymbols::lookup_klp(std::string_view written) const {
-  std::string_view body = written.substr(kKlpPrefix.size());
+  std::string_view body = written.substr(kKlpSymPrefix.size());
   u64 pos = 0;
   if (const size_t comma = body.rfind(','); comma != std::string_view::npos) {
     const auto p = parse_position(body.substr(comma + 1));

@@ -1,7 +1,8 @@
 // Named memory in the target: a memfd created and mapped by remote system
 // calls, so /proc/PID/maps shows "/memfd:NAME (deleted)" for it. hotsplice's
-// registry and payload images live in such mappings; the name is how a later
-// invocation recognises them as its own (never a mapping of the target's).
+// registry, payload images and recovery trampoline live in such mappings; the
+// name is how a later invocation recognises them as its own (never a mapping
+// of the target's).
 #pragma once
 
 #include <string>
