@@ -349,8 +349,8 @@ Result<BuildReport> build_payload(const BuildOptions& opts) {
   auto checked = Payload::open(linked);
   if (!checked) {
     tmp.keep();  // worth a look: the objects, notes.s and payload.lp are there
-    return with_context(std::move(checked.error()),
-                        fmt::format("the built payload does not validate (kept in {})", tmp.path()));
+    return std::unexpected(std::move(checked.error())
+                               .context(fmt::format("the built payload does not validate (kept in {})", tmp.path())));
   }
   Payload payload = std::move(*checked);
   if (payload.depends != depends || payload.object_depends != object_depends) {

@@ -16,13 +16,12 @@ namespace {
 // Errors about the target binary are BadTarget unless the file could not be
 // read at all (Io keeps its errno).
 // Messages read "target PATH: reason".
-Error as_target_error(const Error& e, std::string_view path) {
-  ErrorKind kind = e.sys_errno() != 0 ? e.kind() : ErrorKind::BadTarget;
-  std::string_view msg = e.message();
-  if (msg.starts_with(path) && msg.substr(path.size()).starts_with(": ")) msg.remove_prefix(path.size() + 2);
-  Error out(kind, std::string(msg), e.sys_errno());
-  out.context(fmt::format("target {}", path));
-  return out;
+Error as_target_error(Error e, std::string_view path) {
+  if (e.sys_errno() == 0) e.set_kind(ErrorKind::BadTarget);
+  // The reader says "PATH: ..."; that becomes "target PATH: ...".
+  if (const std::string* outer = e.outer_context(); outer && *outer == path) e.drop_outer_context();
+  e.context(fmt::format("target {}", path));
+  return e;
 }
 
 // A relocation at a field of a livepatch_func entry.
@@ -86,14 +85,14 @@ Result<Target> open_target(const std::string& path) {
   Target t;
   t.path = path;
   auto elf = ElfFile::open(path);
-  if (!elf) return std::unexpected(as_target_error(elf.error(), path));
+  if (!elf) return std::unexpected(as_target_error(std::move(elf.error()), path));
   t.elf.emplace(std::move(*elf));
   u16 type = t.elf->header().e_type;
   if (type != ET_EXEC && type != ET_DYN) {
     return fail(ErrorKind::BadTarget, "target {}: e_type {:#x} is not an executable or shared object", path, type);
   }
   auto id = t.elf->build_id();
-  if (!id) return std::unexpected(as_target_error(id.error(), path));
+  if (!id) return std::unexpected(as_target_error(std::move(id.error()), path));
   t.build_id.assign(id->begin(), id->end());
   return t;
 }

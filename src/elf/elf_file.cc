@@ -111,10 +111,12 @@ Result<ElfFile> ElfFile::create(Bytes data) {
 Result<ElfFile> ElfFile::open(const std::string& path) {
   auto bytes = read_whole_file(path);
   if (!bytes)
-    return with_context(
-        fail_errno(ErrorKind::Io, bytes.error().err, "{}", bytes.error().opening ? "cannot open" : "cannot read").error(), path);
+    return std::unexpected(
+        fail_errno(ErrorKind::Io, bytes.error().err, "{}", bytes.error().opening ? "cannot open" : "cannot read")
+            .error()
+            .context(path));
   auto f = create(std::move(*bytes));
-  if (!f) return with_context(std::move(f.error()), path);
+  if (!f) return std::unexpected(std::move(f.error()).context(path));
   f->path_ = path;
   return f;
 }

@@ -29,6 +29,13 @@ std::unexpected<Error> bad_target(fmt::format_string<Args...> f, Args&&... args)
   return fail(ErrorKind::BadTarget, f, std::forward<Args>(args)...);
 }
 
+// Several definitions match: the resolver stops here instead of looking in
+// the other objects.
+template <class... Args>
+std::unexpected<Error> ambiguous(fmt::format_string<Args...> f, Args&&... args) {
+  return fail(ErrorKind::Ambiguous, f, std::forward<Args>(args)...);
+}
+
 bool counts(const ElfSymbol& s) {
   switch (s.type()) {
     case STT_FUNC:
@@ -231,7 +238,7 @@ Result<TargetSymbol> ObjectSymbols::lookup_plain(std::string_view name) const {
   if (locals.size() == 1) return target_symbol(*locals[0]);
   const std::string n = ElfFile::printable(name);
   if (locals.empty()) return bad_target("symbol '{}' not found in {}", n, path_);
-  return bad_target("ambiguous symbol '{}' in {}: {} local definitions ({}), use '{},N' or 'file.c#{}'", n, path_,
+  return ambiguous("ambiguous symbol '{}' in {}: {} local definitions ({}), use '{},N' or 'file.c#{}'", n, path_,
                     locals.size(), files_of(locals), n, n);
 }
 
@@ -242,7 +249,7 @@ Result<TargetSymbol> ObjectSymbols::lookup_nth(std::string_view name, std::strin
   if (defs.empty()) return bad_target("symbol '{}' not found in {}", w, path_);
   if (pos == 0) {  // Linux: 0 = the name must be unique
     if (defs.size() == 1) return target_symbol(*defs[0]);
-    return bad_target("ambiguous symbol '{}' in {}: {} definitions ({}), use '{},N' or 'file.c#{}'", w, path_,
+    return ambiguous("ambiguous symbol '{}' in {}: {} definitions ({}), use '{},N' or 'file.c#{}'", w, path_,
                       defs.size(), files_of(defs), n, n);
   }
   if (pos > defs.size())
@@ -273,7 +280,7 @@ Result<TargetSymbol> ObjectSymbols::lookup_in_file(std::string_view file, std::s
     return bad_target("symbol '{}' not found in {}: no local '{}' in '{}'", w, path_, ElfFile::printable(name),
                       ElfFile::printable(file));
   if (found.size() > 1)
-    return bad_target("ambiguous symbol '{}' in {}: {} local definitions ({}), use '{},N'", w, path_, found.size(),
+    return ambiguous("ambiguous symbol '{}' in {}: {} local definitions ({}), use '{},N'", w, path_, found.size(),
                       files_of(found), ElfFile::printable(name));
   return target_symbol(*found[0]);
 }

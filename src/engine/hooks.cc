@@ -60,11 +60,6 @@ std::string describe_code(const PayloadRecord& p, u64 pc) {
   return fmt::format("{}+{:#x}", *best, pc - best_addr);
 }
 
-// "MESSAGE; what", keeping the error's kind.
-std::unexpected<Error> then(const Error& e, std::string_view what) {
-  return std::unexpected(Error(e.kind(), fmt::format("{}; {}", e.message(), what), e.sys_errno()));
-}
-
 // An int hook's result (eax, sign-extended).
 int int_result(u64 rax) { return static_cast<int>(static_cast<u32>(rax)); }
 
@@ -123,7 +118,7 @@ Status Session::run_pre_hook(std::string_view name, std::string_view kind, Journ
   if (!h) return {};
   auto r = call_hook_running(*p, *h);
   if (!r && r.error().kind() == ErrorKind::TargetGone) return std::unexpected(std::move(r.error()));
-  if (!r) return then(r.error(), fmt::format("{} refused", op_name(op)));
+  if (!r) return std::unexpected(std::move(r.error()).consequence(fmt::format("{} refused", op_name(op))));
   if (int v = int_result(*r); v != 0)
     return fail(ErrorKind::BadTarget, "payload '{}': {} hook '{}' returned {}; {} refused", p->name, kind, h->name, v,
                 op_name(op));
@@ -167,7 +162,7 @@ Status Session::run_action_hooks(JournalOp op, std::string_view name, const Plan
     if (!p) return undo(fail(ErrorKind::Internal, "payload '{}' is missing from the registry", pname));
     auto r = call_hook(*p, h, tid, /*stop_window=*/true);
     if (!r && r.error().kind() == ErrorKind::TargetGone) return std::unexpected(std::move(r.error()));
-    if (!r) return undo(then(r.error(), rolled_back));
+    if (!r) return undo(std::unexpected(std::move(r.error()).consequence(rolled_back)));
     if (int v = int_result(*r); v != 0)
       return undo(fail(ErrorKind::BadTarget, "payload '{}': {} hook '{}' returned {}; {}", pname, h.kind, h.name, v,
                        rolled_back));
@@ -218,7 +213,7 @@ Status Session::run_load_hooks(PayloadRecord rec, pid_t tid) {
     HS_CHECK(group_->resume_all());
     state_.journal.reset();
     HS_CHECK(commit());
-    return then(e, "upload rolled back");
+    return std::unexpected(Error(e).consequence("upload rolled back"));
   }
   return {};
 }
@@ -250,7 +245,7 @@ Status Session::run_unload_hooks(std::string_view name) {
     (void)group_->resume_all();
     state_.journal.reset();
     HS_CHECK(commit());
-    return then(e, "the payload stays loaded (its unload hooks will not run again)");
+    return std::unexpected(Error(e).consequence("the payload stays loaded (its unload hooks will not run again)"));
   }
   return group_->resume_all();
 }

@@ -197,7 +197,7 @@ void put_per_payload(Writer& w, ExtensionTag tag, const RegistryState& s, F&& ea
 Status read_payload_count(Reader& e, size_t min_each, const RegistryState& s, std::string_view what) {
   u64 n = e.count(min_each);
   if (!e.ok() || n != s.payloads.size())
-    return fail(ErrorKind::Internal, "registry is corrupt: {} for {} payloads, expected {}", what, n,
+    return fail(ErrorKind::Corrupt, "registry is corrupt: {} for {} payloads, expected {}", what, n,
                 s.payloads.size());
   return {};
 }
@@ -218,14 +218,14 @@ Status get_call_sites(ByteView data, RegistryState& s) {
   for (auto& p : s.payloads) {
     u64 nf = e.count(8);
     if (!e.ok() || nf != p.funcs.size())
-      return fail(ErrorKind::Internal, "registry is corrupt: call sites for {} functions of payload '{}', expected {}",
+      return fail(ErrorKind::Corrupt, "registry is corrupt: call sites for {} functions of payload '{}', expected {}",
                   nf, p.name, p.funcs.size());
     for (auto& f : p.funcs) {
       u64 ns = e.count(8);
       for (u64 k = 0; k < ns && e.ok(); k++) f.call_sites.push_back(e.u64_());
     }
   }
-  if (!e.ok()) return fail(ErrorKind::Internal, "registry is corrupt: truncated call sites");
+  if (!e.ok()) return fail(ErrorKind::Corrupt, "registry is corrupt: truncated call sites");
   return {};
 }
 
@@ -255,7 +255,7 @@ Status get_hooks(ByteView data, RegistryState& s) {
       p.hooks.push_back(std::move(h));
     }
   }
-  if (!e.ok()) return fail(ErrorKind::Internal, "registry is corrupt: truncated hooks");
+  if (!e.ok()) return fail(ErrorKind::Corrupt, "registry is corrupt: truncated hooks");
   return {};
 }
 
@@ -288,7 +288,7 @@ Status get_extensions(Reader& r, RegistryState& s) {
       p.eh_frame_offset = e.u64_();
       p.eh_frame_size = e.u64_();
       if (p.eh_frame_offset > p.size || p.eh_frame_size > p.size - p.eh_frame_offset)
-        return fail(ErrorKind::Internal,
+        return fail(ErrorKind::Corrupt,
                     "registry is corrupt: payload '{}' has .eh_frame at {:#x}+{:#x} outside its {:#x} bytes", p.name,
                     p.eh_frame_offset, p.eh_frame_size, p.size);
     }
@@ -361,7 +361,7 @@ Result<RegistryState> deserialize(ByteView data) {
   Reader r(data);
   u32 version = r.u32_();
   if (r.ok() && (version < kOldestReadable || version > kFormatVersion))
-    return fail(ErrorKind::Internal, "registry format version {} is not supported (expected {} to {})", version,
+    return fail(ErrorKind::BadTarget, "registry format version {} is not supported (expected {} to {})", version,
                 kOldestReadable, kFormatVersion);
   s.next_seq = r.u64_();
   u64 n = r.count(16);
@@ -412,14 +412,14 @@ Result<RegistryState> deserialize(ByteView data) {
     p.upload_seq = r.u64_();
     p.apply_seq = r.u64_();
     if (p.state != PayloadState::Checked && p.state != PayloadState::Applied)
-      return fail(ErrorKind::Internal, "registry is corrupt: payload '{}' has state {}", p.name,
+      return fail(ErrorKind::Corrupt, "registry is corrupt: payload '{}' has state {}", p.name,
                   static_cast<int>(p.state));
     s.payloads.push_back(std::move(p));
   }
   if (r.u8_()) s.journal = get_journal(r);
-  if (!r.ok()) return fail(ErrorKind::Internal, "registry is corrupt: truncated state");
+  if (!r.ok()) return fail(ErrorKind::Corrupt, "registry is corrupt: truncated state");
   HS_CHECK(get_extensions(r, s));
-  if (!r.ok()) return fail(ErrorKind::Internal, "registry is corrupt: truncated state");
+  if (!r.ok()) return fail(ErrorKind::Corrupt, "registry is corrupt: truncated state");
   return s;
 }
 
@@ -517,14 +517,14 @@ Result<Registry> Registry::create(const Process& proc, ThreadGroup& group) {
 Result<RegistryState> Registry::load() const {
   auto h = HS_TRY(proc_->read_value<Header>(base_));
   if (std::memcmp(h.magic, kMagic, sizeof kMagic) != 0)
-    return fail(ErrorKind::Internal, "registry at {} in PID {} has a bad magic", base_, proc_->pid());
+    return fail(ErrorKind::Corrupt, "registry at {} in PID {} has a bad magic", base_, proc_->pid());
   u64 slot = h.commit & 1;
   auto sh = HS_TRY(proc_->read_value<SlotHeader>(base_ + static_cast<i64>(slot_offset(slot))));
   if (sh.length > slot_capacity() - sizeof(SlotHeader))
-    return fail(ErrorKind::Internal, "registry in PID {} is corrupt: slot length {:#x}", proc_->pid(), sh.length);
+    return fail(ErrorKind::Corrupt, "registry in PID {} is corrupt: slot length {:#x}", proc_->pid(), sh.length);
   Bytes data = HS_TRY(proc_->read(base_ + static_cast<i64>(slot_offset(slot) + sizeof(SlotHeader)), sh.length));
   if (fnv1a(data) != sh.checksum && !(h.commit == 0 && sh.length == 0))
-    return fail(ErrorKind::Internal, "registry in PID {} is corrupt: checksum mismatch", proc_->pid());
+    return fail(ErrorKind::Corrupt, "registry in PID {} is corrupt: checksum mismatch", proc_->pid());
   return deserialize(data);
 }
 

@@ -74,7 +74,7 @@ Result<TargetSymbol> ProcessResolver::resolve_symbol(std::string_view name) {
   auto own = syms->lookup(name);
   if (own && own->type == STT_GNU_IFUNC) return resolve_ifunc(target_, name, *own);
   if (own) return own;
-  if (own.error().message().find("ambiguous") != std::string::npos) return own;
+  if (own.error().kind() == ErrorKind::Ambiguous) return own;
   // 2. globals of payloads already loaded in this process, oldest first
   for (const auto& p : state_.payloads)
     for (const auto& [n, addr] : p.exports)

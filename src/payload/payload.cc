@@ -473,7 +473,7 @@ class Parser {
 Result<Payload> Payload::parse(ElfFile elf, std::string file) {
   Payload p{.elf = std::move(elf), .file = std::move(file)};
   auto st = Parser(p).run();
-  if (!st) return with_context(std::move(st.error()), p.file);
+  if (!st) return std::unexpected(std::move(st.error()).context(p.file));
   return p;
 }
 

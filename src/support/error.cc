@@ -13,16 +13,49 @@ const char* kind_name(ErrorKind k) {
     case ErrorKind::Usage: return "usage";
     case ErrorKind::BadPayload: return "bad-payload";
     case ErrorKind::BadTarget: return "bad-target";
+    case ErrorKind::Ambiguous: return "ambiguous";
     case ErrorKind::NoProcess: return "no-process";
     case ErrorKind::Permission: return "permission";
     case ErrorKind::TargetGone: return "target-gone";
     case ErrorKind::Busy: return "busy";
     case ErrorKind::Timeout: return "timeout";
     case ErrorKind::State: return "state";
+    case ErrorKind::Corrupt: return "corrupt";
     case ErrorKind::Io: return "io";
     case ErrorKind::Internal: return "internal";
   }
   return "unknown";
+}
+
+Error& Error::context(std::string_view ctx) & {
+  contexts_.emplace_back(ctx);
+  compose();
+  return *this;
+}
+
+Error& Error::drop_outer_context() {
+  if (!contexts_.empty()) contexts_.pop_back();
+  compose();
+  return *this;
+}
+
+Error& Error::consequence(std::string_view what) & {
+  consequences_.emplace_back(what);
+  compose();
+  return *this;
+}
+
+void Error::compose() {
+  message_.clear();
+  for (auto it = contexts_.rbegin(); it != contexts_.rend(); ++it) {
+    message_ += *it;
+    message_ += ": ";
+  }
+  message_ += detail_;
+  for (const std::string& c : consequences_) {
+    message_ += "; ";
+    message_ += c;
+  }
 }
 
 int Error::exit_code() const {

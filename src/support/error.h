@@ -13,6 +13,7 @@
 #include <expected>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -22,12 +23,14 @@ enum class ErrorKind : uint8_t {
   Usage,       // bad command line
   BadPayload,  // malformed or unacceptable payload file
   BadTarget,   // the target process/object does not fit the payload (build-id, symbol, expectation)
+  Ambiguous,   // a name that matches more than one definition (a BadTarget the resolver must not look past)
   NoProcess,   // no such PID
   Permission,  // not allowed to trace / read / write
   TargetGone,  // the target died while we worked on it
   Busy,        // another operation is in progress on that process (retry-able)
   Timeout,     // activeness check did not pass before --timeout (retry-able)
   State,       // operation not valid in the payload's current state
+  Corrupt,     // state read back from a target (its registry) is malformed
   Io,          // host-side I/O (files, tools)
   Internal,    // a broken invariant of hotsplice itself
 };
@@ -38,30 +41,56 @@ std::string errno_text(int err);
 class [[nodiscard]] Error {
  public:
   Error(ErrorKind kind, std::string message, int err = 0)
-      : kind_(kind), message_(std::move(message)), errno_(err) {}
+      : kind_(kind), detail_(std::move(message)), message_(detail_), errno_(err) {}
 
   ErrorKind kind() const { return kind_; }
-  int sys_errno() const { return errno_; }
-  const std::string& message() const { return message_; }
-
-  // Prepends "ctx: " to the message; returns *this for chaining.
-  Error& context(std::string_view ctx) {
-    message_ = fmt::format("{}: {}", ctx, message_);
+  // The same error filed under another kind (the exit code follows it).
+  Error& set_kind(ErrorKind k) {
+    kind_ = k;
     return *this;
   }
+  int sys_errno() const { return errno_; }
+  // The whole line: every context, outermost first, then the detail, then
+  // what followed from it ("ctx2: ctx1: detail; consequence").
+  const std::string& message() const { return message_; }
+
+  // The one way to say where an error happened: prepends "ctx: ". The
+  // contexts are kept apart from the detail, so a caller can tell which one
+  // came last (outer_context) and replace it (drop_outer_context) without
+  // reading the message text.
+  Error& context(std::string_view ctx) &;
+  Error&& context(std::string_view ctx) && { return std::move(context(ctx)); }
+  const std::string* outer_context() const { return contexts_.empty() ? nullptr : &contexts_.back(); }
+  Error& drop_outer_context();
+
+  // What the failure led to, appended as "; what" ("upload rolled back").
+  Error& consequence(std::string_view what) &;
+  Error&& consequence(std::string_view what) && { return std::move(consequence(what)); }
 
   // 0 ok, 1 error, 2 retry-able (busy / activeness timeout), 64 usage.
   int exit_code() const;
 
  private:
+  void compose();
+
   ErrorKind kind_;
+  std::string detail_;
+  std::vector<std::string> contexts_;      // innermost first
+  std::vector<std::string> consequences_;  // in the order added
   std::string message_;
   int errno_;
 };
 
+// std::expected with [[nodiscard]] on the type: a call whose Result or
+// Status is dropped does not compile (-Werror). `(void)call()` says that an
+// error is ignored on purpose.
 template <class T>
-using Result = std::expected<T, Error>;
-using Status = std::expected<void, Error>;
+class [[nodiscard]] Result : public std::expected<T, Error> {
+ public:
+  using std::expected<T, Error>::expected;
+  Result(std::expected<T, Error> e) : std::expected<T, Error>(std::move(e)) {}  // NOLINT(google-explicit-constructor)
+};
+using Status = Result<void>;
 
 template <class... Args>
 [[nodiscard]] std::unexpected<Error> fail(ErrorKind kind, fmt::format_string<Args...> f, Args&&... args) {
@@ -79,11 +108,6 @@ template <class... Args>
 // Maps errno of a failed access to the target to the right kind
 // (ESRCH -> TargetGone, EPERM/EACCES -> Permission, else the given kind).
 ErrorKind kind_for_errno(int err, ErrorKind otherwise);
-
-inline std::unexpected<Error> with_context(Error e, std::string_view ctx) {
-  e.context(ctx);
-  return std::unexpected(std::move(e));
-}
 
 }  // namespace hs
 
@@ -106,14 +130,14 @@ inline std::unexpected<Error> with_context(Error e, std::string_view ctx) {
 #define HS_TRY_CTX(expr, ctx)                                    \
   ({                                                             \
     auto hs_try_r_ = (expr);                                     \
-    if (!hs_try_r_) return ::hs::with_context(std::move(hs_try_r_.error()), (ctx)); \
+    if (!hs_try_r_) return std::unexpected(std::move(hs_try_r_.error()).context(ctx)); \
     std::move(*hs_try_r_);                                       \
   })
 
 #define HS_CHECK_CTX(expr, ctx)                                  \
   do {                                                           \
     auto hs_check_r_ = (expr);                                   \
-    if (!hs_check_r_) return ::hs::with_context(std::move(hs_check_r_.error()), (ctx)); \
+    if (!hs_check_r_) return std::unexpected(std::move(hs_check_r_.error()).context(ctx)); \
   } while (0)
 
 // Always-on assertion for hotsplice's own invariants (never for bad input).
