@@ -9,7 +9,6 @@
 #include <chrono>
 #include <future>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include <fmt/format.h>
 
@@ -26,20 +25,10 @@ struct Parked {
 };
 
 Parked park(Target& t, const std::string& what) {
-  std::string line = t.ask("park " + what);
-  Parked p;
-  std::istringstream in(line);
-  std::string word;
-  in >> word;
-  EXPECT_EQ(word, "parked") << line;
-  while (in >> word) {
-    auto eq = word.find('=');
-    if (eq == std::string::npos) continue;
-    std::string k = word.substr(0, eq), v = word.substr(eq + 1);
-    if (k == "tid") p.tid = v;
-    if (k == "pc") p.pc = v;
-    if (k == "ret") p.ret = v;
-  }
+  const std::string line = t.ask("park " + what);
+  EXPECT_EQ(line.substr(0, line.find(' ')), "parked") << line;
+  auto kv = hs::test::key_values(line);
+  Parked p{kv["tid"], kv["pc"], kv["ret"]};
   EXPECT_FALSE(p.tid.empty()) << line;
   return p;
 }
@@ -77,7 +66,7 @@ TEST(Activeness, ApplyWaitsWhileAThreadExecutesInTheFunction) {
   std::string bin = target_bin("park");
   std::string lp = build("park_v2.c", bin, "act_wait.lp");
   Target t(bin);
-  ok({"upload", P(t), "v2", lp});
+  OK({"upload", P(t), "v2", lp});
   park(t, "parked");
 
   auto apply = in_background({"apply", P(t), "v2", "--timeout", "60s"});
@@ -98,7 +87,7 @@ TEST(Activeness, ApplyTimesOutNamingTheThreadAndTheFunction) {
   std::string bin = target_bin("park");
   std::string lp = build("park_v2.c", bin, "act_timeout.lp");
   Target t(bin);
-  ok({"upload", P(t), "v2", lp});
+  OK({"upload", P(t), "v2", lp});
   Parked k = park(t, "parked");
 
   HsRun r = hotsplice({"apply", P(t), "v2", "--timeout", "300ms"});
@@ -109,7 +98,7 @@ TEST(Activeness, ApplyTimesOutNamingTheThreadAndTheFunction) {
   EXPECT_EQ(state_of(t, "v2"), "CHECKED");
   EXPECT_EQ(t.ask("call parked"), "parked=1");
   EXPECT_EQ(t.ask("release"), "released parked=1");
-  ok({"apply", P(t), "v2"});
+  OK({"apply", P(t), "v2"});
   EXPECT_EQ(t.ask("call parked"), "parked=2");
 }
 
@@ -117,7 +106,7 @@ TEST(Activeness, ForceAppliesAnywayWithAWarning) {
   std::string bin = target_bin("park");
   std::string lp = build("park_v2.c", bin, "act_force.lp");
   Target t(bin);
-  ok({"upload", P(t), "v2", lp});
+  OK({"upload", P(t), "v2", lp});
   park(t, "parked");
 
   HsRun r = hotsplice({"apply", P(t), "v2", "--force"});
@@ -134,7 +123,7 @@ TEST(Activeness, ApplyWaitsWhileAReturnAddressIsInTheFunction) {
   std::string bin = target_bin("park");
   std::string lp = build("outer_v2.c", bin, "act_outer.lp");
   Target t(bin);
-  ok({"upload", P(t), "v2", lp});
+  OK({"upload", P(t), "v2", lp});
   Parked k = park(t, "outer");
 
   HsRun r = hotsplice({"apply", P(t), "v2", "--timeout", "300ms"});
@@ -158,7 +147,7 @@ TEST(Activeness, RecursiveFunction) {
   std::string bin = target_bin("park");
   std::string lp = build("descend_v2.c", bin, "act_descend.lp");
   Target t(bin);
-  ok({"upload", P(t), "v2", lp});
+  OK({"upload", P(t), "v2", lp});
   Parked k = park(t, "descend 20");
 
   HsRun r = hotsplice({"apply", P(t), "v2", "--timeout", "300ms"});
@@ -183,7 +172,7 @@ TEST(Activeness, ReturnAddressDeepInTheStack) {
   std::string bin = target_bin("park");
   std::string lp = build("hold_v2.c", bin, "act_hold.lp");
   Target t(bin);
-  ok({"upload", P(t), "v2", lp});
+  OK({"upload", P(t), "v2", lp});
   Parked k = park(t, "hold 64");
 
   HsRun r = hotsplice({"apply", P(t), "v2", "--timeout", "300ms"});
@@ -193,7 +182,7 @@ TEST(Activeness, ReturnAddressDeepInTheStack) {
                        fmt::format("thread {} will return into function 'hold' (return address {}, frame #66)",
                                    k.tid, k.ret)));
   EXPECT_EQ(t.ask("release"), "released hold=100");
-  ok({"apply", P(t), "v2"});
+  OK({"apply", P(t), "v2"});
   EXPECT_EQ(t.ask("call hold"), "hold=200");
 }
 
@@ -203,7 +192,7 @@ TEST(Activeness, RevertWaitsWhileAThreadIsInsideTheNewCode) {
   std::string bin = target_bin("park");
   std::string lp = build("park_v2.c", bin, "act_revert.lp");
   Target t(bin);
-  ok({"load", P(t), lp, "--name", "a"});
+  OK({"load", P(t), lp, "--name", "a"});
   Parked k = park(t, "parked");
 
   HsRun r = hotsplice({"revert", P(t), "a", "--timeout", "300ms"});
@@ -230,7 +219,7 @@ TEST(Activeness, UnloadWaitsWhileAThreadIsInsideTheCodeItFrees) {
   std::string bin = target_bin("park");
   std::string lp = build("park_v2.c", bin, "act_unload.lp");
   Target t(bin);
-  ok({"load", P(t), lp, "--name", "a"});
+  OK({"load", P(t), lp, "--name", "a"});
   Parked k = park(t, "parked");
 
   HsRun r = hotsplice({"revert", P(t), "a", "--force"});
@@ -263,15 +252,15 @@ TEST(Activeness, UnwindsThroughPayloadCode) {
   std::string a = build("park_v2.c", bin, "act_through_a.lp");
   std::string b = build("other_v2.c", bin, "act_through_b.lp", a);
   Target t(bin);
-  ok({"load", P(t), a, "--name", "a"});
+  OK({"load", P(t), a, "--name", "a"});
   Parked k = park(t, "parked");
 
   // A failed unwind would make these wait out their timeout and fail.
-  ok({"load", P(t), b, "--name", "b", "--timeout", "60s"});
+  OK({"load", P(t), b, "--name", "b", "--timeout", "60s"});
   EXPECT_EQ(t.ask("call other"), "other=70");
-  ok({"revert", P(t), "b", "--timeout", "60s"});
+  OK({"revert", P(t), "b", "--timeout", "60s"});
   EXPECT_EQ(t.ask("call other"), "other=7");
-  ok({"unload", P(t), "b", "--timeout", "60s"});
+  OK({"unload", P(t), "b", "--timeout", "60s"});
 
   HsRun r = hotsplice({"revert", P(t), "a", "--timeout", "300ms"});
   EXPECT_EQ(r.code, 2) << r.err;
@@ -280,7 +269,7 @@ TEST(Activeness, UnwindsThroughPayloadCode) {
                                                  "payload 'a' (return address {}, frame #1)",
                                                  k.tid, k.ret)));
   EXPECT_EQ(t.ask("release"), "released parked=2");
-  ok({"revert", P(t), "a"});
+  OK({"revert", P(t), "a"});
   EXPECT_EQ(t.ask("call parked"), "parked=1");
 }
 
@@ -291,8 +280,8 @@ TEST(Activeness, ReplaceWaitsWhileAThreadIsInsideAPayloadItReverts) {
   std::string a = build("park_v2.c", bin, "act_replace_a.lp");
   std::string c = build("park_v3.c", bin, "act_replace_c.lp");
   Target t(bin);
-  ok({"load", P(t), a, "--name", "a"});
-  ok({"upload", P(t), "c", c});
+  OK({"load", P(t), a, "--name", "a"});
+  OK({"upload", P(t), "c", c});
   Parked k = park(t, "parked");
 
   HsRun r = hotsplice({"replace", P(t), "c", "--timeout", "300ms"});
@@ -320,7 +309,7 @@ TEST(Activeness, CodeWithoutUnwindInformationIsUnsafe) {
   std::string bin = target_bin("park");
   std::string lp = build("outer_v2.c", bin, "act_nocfi.lp");
   Target t(bin);
-  ok({"upload", P(t), "v2", lp});
+  OK({"upload", P(t), "v2", lp});
   Parked k = park(t, "nocfi");
 
   HsRun r = hotsplice({"apply", P(t), "v2", "--timeout", "300ms"});
@@ -331,7 +320,7 @@ TEST(Activeness, CodeWithoutUnwindInformationIsUnsafe) {
                                    "frame #0 (pc {} in function 'nocfi_block' of {})",
                                    k.tid, k.pc, bin)));
   EXPECT_EQ(t.ask("release"), "released nocfi=0");
-  ok({"apply", P(t), "v2"});
+  OK({"apply", P(t), "v2"});
   EXPECT_EQ(t.ask("call outer"), "outer=20");
 }
 
@@ -340,7 +329,7 @@ TEST(Activeness, CorruptStackIsUnsafe) {
   std::string bin = target_bin("park");
   std::string lp = build("outer_v2.c", bin, "act_corrupt.lp");
   Target t(bin);
-  ok({"upload", P(t), "v2", lp});
+  OK({"upload", P(t), "v2", lp});
   Parked k = park(t, "corrupt");
 
   HsRun r = hotsplice({"apply", P(t), "v2", "--timeout", "300ms"});
@@ -352,6 +341,6 @@ TEST(Activeness, CorruptStackIsUnsafe) {
                                    "information",
                                    k.tid, k.pc, bin)));
   EXPECT_EQ(t.ask("release"), "released corrupt=0");
-  ok({"apply", P(t), "v2"});
+  OK({"apply", P(t), "v2"});
   EXPECT_EQ(t.ask("call outer"), "outer=20");
 }
