@@ -23,6 +23,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -111,19 +112,41 @@ class RemoteCallTest : public test::ChildProcessTest {
     ChildProcessTest::SetUp();
     ASSERT_FALSE(helper().empty());
   }
+
+  enum Wait { kRunning, kBlocked };
+  // Starts the helper in `mode` (c), once its main thread waits in read()
+  // with kBlocked, and opens (p) and seizes (g) its process (only opens it
+  // when not `seized`).
+  void attach(const std::string& mode, Wait wait, bool seized = true) {
+    c = start(mode);
+    ASSERT_TRUE(c);
+    if (wait == kBlocked) {
+      ASSERT_TRUE(blocked_in_read(*c));
+    }
+    auto opened = Process::open(c->pid());
+    ASSERT_OK(opened);
+    p.emplace(std::move(*opened));
+    if (!seized) return;
+    ASSERT_NO_FATAL_FAILURE(seize());
+  }
+  // Seizes p again (after a detach).
+  void seize() {
+    g.reset();
+    auto seized = ThreadGroup::seize(*p);
+    ASSERT_OK(seized);
+    g.emplace(std::move(*seized));
+  }
+
+  std::unique_ptr<Child> c;
+  std::optional<Process> p;
+  std::optional<ThreadGroup> g;
 };
 
 
 // The main case: a call with six arguments on a thread blocked in read(),
 // its result and side effect, and the read() going on afterwards.
 TEST_F(RemoteCallTest, CallsAFunctionAndTheInterruptedReadRestarts) {
-  auto c = start();
-  ASSERT_TRUE(c);
-  ASSERT_TRUE(blocked_in_read(*c));
-  auto p = Process::open(c->pid());
-  ASSERT_OK(p);
-  auto g = ThreadGroup::seize(*p);
-  ASSERT_OK(g);
+  ASSERT_NO_FATAL_FAILURE(attach("plain", kBlocked));
   auto t = g->stop_one();
   ASSERT_OK(t);
   ASSERT_EQ((*t)->tid, c->pid());
@@ -164,13 +187,8 @@ TEST_F(RemoteCallTest, CallsAFunctionAndTheInterruptedReadRestarts) {
 // vector state and the 128-byte red zone below its stack pointer are exactly
 // as they were, though the callee wrote all the caller-saved ones.
 TEST_F(RemoteCallTest, RegistersVectorStateAndRedZoneArePreserved) {
-  auto c = start("redzone");
-  ASSERT_TRUE(c);
+  ASSERT_NO_FATAL_FAILURE(attach("redzone", kRunning));
   const pid_t rz = static_cast<pid_t>(c->ready_number("rz_tid"));
-  auto p = Process::open(c->pid());
-  ASSERT_OK(p);
-  auto g = ThreadGroup::seize(*p);
-  ASSERT_OK(g);
   for (int round = 0; round < 5; ++round) {
     ASSERT_OK(g->stop_all());
     TracedThread* t = g->find(rz);
@@ -203,13 +221,7 @@ TEST_F(RemoteCallTest, RegistersVectorStateAndRedZoneArePreserved) {
 // A crash in the callee: an error naming the signal, where and the fault
 // address; the signal is not delivered and the thread carries on.
 TEST_F(RemoteCallTest, CrashIsReportedAndSuppressed) {
-  auto c = start();
-  ASSERT_TRUE(c);
-  ASSERT_TRUE(blocked_in_read(*c));
-  auto p = Process::open(c->pid());
-  ASSERT_OK(p);
-  auto g = ThreadGroup::seize(*p);
-  ASSERT_OK(g);
+  ASSERT_NO_FATAL_FAILURE(attach("plain", kBlocked));
   auto t = g->stop_one();
   ASSERT_OK(t);
   user_regs_struct before = (*t)->regs;
@@ -247,13 +259,7 @@ TEST_F(RemoteCallTest, CrashIsReportedAndSuppressed) {
 // The callee waits for a lock that a thread held stopped owns: the call
 // times out, the thread is put back and goes on with its own read().
 TEST_F(RemoteCallTest, CallBlockedOnALockHeldByAStoppedThreadTimesOut) {
-  auto c = start("holder");
-  ASSERT_TRUE(c);
-  ASSERT_TRUE(blocked_in_read(*c));
-  auto p = Process::open(c->pid());
-  ASSERT_OK(p);
-  auto g = ThreadGroup::seize(*p);
-  ASSERT_OK(g);
+  ASSERT_NO_FATAL_FAILURE(attach("holder", kBlocked));
   ASSERT_OK(g->stop_all());
   TracedThread* t = g->find(c->pid());
   ASSERT_NE(t, nullptr);
@@ -286,13 +292,7 @@ TEST_F(RemoteCallTest, CallBlockedOnALockHeldByAStoppedThreadTimesOut) {
 
 // A callee that never returns, with the rest of the process running.
 TEST_F(RemoteCallTest, CallThatNeverReturnsTimesOut) {
-  auto c = start();
-  ASSERT_TRUE(c);
-  ASSERT_TRUE(blocked_in_read(*c));
-  auto p = Process::open(c->pid());
-  ASSERT_OK(p);
-  auto g = ThreadGroup::seize(*p);
-  ASSERT_OK(g);
+  ASSERT_NO_FATAL_FAILURE(attach("plain", kBlocked));
   auto t = g->stop_one();
   ASSERT_OK(t);
   {
@@ -316,13 +316,7 @@ TEST_F(RemoteCallTest, CallThatNeverReturnsTimesOut) {
 // A signal that arrives while the callee runs is kept and delivered once,
 // after the thread is resumed with its own registers.
 TEST_F(RemoteCallTest, SignalArrivingDuringACallIsDeliveredAfterwards) {
-  auto c = start();
-  ASSERT_TRUE(c);
-  ASSERT_TRUE(blocked_in_read(*c));
-  auto p = Process::open(c->pid());
-  ASSERT_OK(p);
-  auto g = ThreadGroup::seize(*p);
-  ASSERT_OK(g);
+  ASSERT_NO_FATAL_FAILURE(attach("plain", kBlocked));
   auto t = g->stop_one();
   ASSERT_OK(t);
   {
@@ -346,13 +340,7 @@ TEST_F(RemoteCallTest, SignalArrivingDuringACallIsDeliveredAfterwards) {
 // The callee creates a thread and waits for it: the new thread is adopted
 // and runs (the process is running around the call).
 TEST_F(RemoteCallTest, CalleeMayCreateAndJoinAThread) {
-  auto c = start();
-  ASSERT_TRUE(c);
-  ASSERT_TRUE(blocked_in_read(*c));
-  auto p = Process::open(c->pid());
-  ASSERT_OK(p);
-  auto g = ThreadGroup::seize(*p);
-  ASSERT_OK(g);
+  ASSERT_NO_FATAL_FAILURE(attach("plain", kBlocked));
   auto t = g->stop_one();
   ASSERT_OK(t);
   {
@@ -371,12 +359,7 @@ TEST_F(RemoteCallTest, CalleeMayCreateAndJoinAThread) {
 // stopped from its first instruction, and runs only once the group is
 // resumed.
 TEST_F(RemoteCallTest, ThreadCreatedByTheCalleeCanBeKeptStopped) {
-  auto c = start();
-  ASSERT_TRUE(c);
-  auto p = Process::open(c->pid());
-  ASSERT_OK(p);
-  auto g = ThreadGroup::seize(*p);
-  ASSERT_OK(g);
+  ASSERT_NO_FATAL_FAILURE(attach("plain", kRunning));
   ASSERT_OK(g->stop_all());
   {
     auto rc = RemoteCall::create(*g, *g->find(c->pid()), *p);
@@ -399,12 +382,7 @@ TEST_F(RemoteCallTest, ThreadCreatedByTheCalleeCanBeKeptStopped) {
 
 // The callee ends the process: TargetGone.
 TEST_F(RemoteCallTest, TargetExitingDuringTheCallIsTargetGone) {
-  auto c = start();
-  ASSERT_TRUE(c);
-  auto p = Process::open(c->pid());
-  ASSERT_OK(p);
-  auto g = ThreadGroup::seize(*p);
-  ASSERT_OK(g);
+  ASSERT_NO_FATAL_FAILURE(attach("plain", kRunning));
   auto t = g->stop_one();
   ASSERT_OK(t);
   auto rc = RemoteCall::create(*g, **t, *p);
@@ -422,12 +400,7 @@ TEST_F(RemoteCallTest, TargetExitingDuringTheCallIsTargetGone) {
 
 // Killed from outside while the callee sleeps: TargetGone, no hang.
 TEST_F(RemoteCallTest, TargetKilledDuringTheCallIsTargetGone) {
-  auto c = start("holder");
-  ASSERT_TRUE(c);
-  auto p = Process::open(c->pid());
-  ASSERT_OK(p);
-  auto g = ThreadGroup::seize(*p);
-  ASSERT_OK(g);
+  ASSERT_NO_FATAL_FAILURE(attach("holder", kRunning));
   ASSERT_OK(g->stop_all());
   auto rc = RemoteCall::create(*g, *g->find(c->pid()), *p);
   ASSERT_OK(rc);
@@ -452,16 +425,11 @@ TEST_F(RemoteCallTest, TargetKilledDuringTheCallIsTargetGone) {
 class ToolKilledDuringRemoteCall : public RemoteCallTest, public ::testing::WithParamInterface<int> {};
 
 TEST_P(ToolKilledDuringRemoteCall, TheThreadGetsItsOwnStateBack) {
-  auto c = start();
-  ASSERT_TRUE(c);
-  ASSERT_TRUE(blocked_in_read(*c));
-  auto p = Process::open(c->pid());
-  ASSERT_OK(p);
+  ASSERT_NO_FATAL_FAILURE(attach("plain", kBlocked, false));
   user_regs_struct before{};
   std::vector<u8> fp_before;
   {
-    auto g = ThreadGroup::seize(*p);
-    ASSERT_OK(g);
+    ASSERT_NO_FATAL_FAILURE(seize());
     auto t = g->stop_one();
     ASSERT_OK(t);
     ASSERT_EQ((*t)->tid, c->pid());
@@ -474,11 +442,11 @@ TEST_P(ToolKilledDuringRemoteCall, TheThreadGetsItsOwnStateBack) {
   ASSERT_EQ(::pipe(fds), 0);
   const pid_t tool = ::fork();
   if (tool == 0) {
-    auto g = ThreadGroup::seize(*p);
-    if (!g) ::_exit(2);
-    auto t = g->stop_one();
+    auto tool_g = ThreadGroup::seize(*p);
+    if (!tool_g) ::_exit(2);
+    auto t = tool_g->stop_one();
     if (!t) ::_exit(3);
-    auto rc = RemoteCall::create(*g, **t, *p);
+    auto rc = RemoteCall::create(*tool_g, **t, *p);
     if (!rc) ::_exit(4);
     if (GetParam() == 0) RemoteCall::test_kill_point = [] { ::kill(::getpid(), SIGKILL); };
     if (::write(fds[1], "1", 1) != 1) ::_exit(6);
@@ -505,8 +473,7 @@ TEST_P(ToolKilledDuringRemoteCall, TheThreadGetsItsOwnStateBack) {
   ASSERT_TRUE(eventually(in_nanosleep)) << "the callee runs without hotsplice";
 
   if (GetParam() == 1) {
-    auto g = ThreadGroup::seize(*p);
-    ASSERT_OK(g);
+    ASSERT_NO_FATAL_FAILURE(seize());
     auto t = g->stop_one();
     ASSERT_OK(t);
     auto rs = RemoteSyscalls::create(*g, **t, *p);
@@ -522,8 +489,7 @@ TEST_P(ToolKilledDuringRemoteCall, TheThreadGetsItsOwnStateBack) {
   ASSERT_TRUE(eventually([&] { return task_syscall(c->pid(), c->pid()) == SYS_read; }))
       << "the callee returns and the thread is back in its read()";
   {
-    auto g = ThreadGroup::seize(*p);
-    ASSERT_OK(g);
+    ASSERT_NO_FATAL_FAILURE(seize());
     auto t = g->stop_one();
     ASSERT_OK(t);
     expect_same_regs(before, (*t)->regs);
@@ -555,15 +521,10 @@ INSTANTIATE_TEST_SUITE_P(Phases, ToolKilledDuringRemoteCall, ::testing::Values(0
 // it, before the thread was set on the call, would leave it) does not
 // refuse later invocations once the thread's stack pointer is above it.
 TEST_F(RemoteCallTest, StaleReturnAddressAboveTheStackPointerIsNotACallInProgress) {
-  auto c = start();
-  ASSERT_TRUE(c);
-  ASSERT_TRUE(blocked_in_read(*c));
-  auto p = Process::open(c->pid());
-  ASSERT_OK(p);
+  ASSERT_NO_FATAL_FAILURE(attach("plain", kBlocked, false));
   RemoteAddr tr;
   {
-    auto g = ThreadGroup::seize(*p);
-    ASSERT_OK(g);
+    ASSERT_NO_FATAL_FAILURE(seize());
     auto t = g->stop_one();
     ASSERT_OK(t);
     auto rc = RemoteCall::create(*g, **t, *p);
@@ -591,8 +552,7 @@ TEST_F(RemoteCallTest, StaleReturnAddressAboveTheStackPointerIsNotACallInProgres
   const u64 ret = tr.value() + RemoteSyscalls::kTrampolineReturnXsave;
   ASSERT_OK(p->write(RemoteAddr(slot), ByteView(reinterpret_cast<const u8*>(&ret), sizeof ret)));
   {
-    auto g = ThreadGroup::seize(*p);
-    ASSERT_OK(g);
+    ASSERT_NO_FATAL_FAILURE(seize());
     auto t = g->stop_one();
     ASSERT_OK(t);
     EXPECT_GT((*t)->regs.rsp, slot);
@@ -608,12 +568,7 @@ TEST_F(RemoteCallTest, StaleReturnAddressAboveTheStackPointerIsNotACallInProgres
 }
 
 TEST_F(RemoteCallTest, TooManyArgumentsAndFinishedObjectsAreRefused) {
-  auto c = start();
-  ASSERT_TRUE(c);
-  auto p = Process::open(c->pid());
-  ASSERT_OK(p);
-  auto g = ThreadGroup::seize(*p);
-  ASSERT_OK(g);
+  ASSERT_NO_FATAL_FAILURE(attach("plain", kRunning));
   auto t = g->stop_one();
   ASSERT_OK(t);
   auto rc = RemoteCall::create(*g, **t, *p);
