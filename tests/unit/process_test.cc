@@ -22,6 +22,7 @@
 #include <cstdio>
 #include <fstream>
 #include <functional>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
@@ -61,6 +62,26 @@ using test::task_syscall;
 std::unique_ptr<Child> spawn(std::vector<std::string> args) {
   args.insert(args.begin(), helper());
   return std::make_unique<Child>(args);
+}
+
+// A helper (c), its process opened (p) and seized (g).
+struct Traced {
+  std::unique_ptr<Child> c;
+  std::optional<Process> p;
+  std::optional<ThreadGroup> g;
+};
+
+std::unique_ptr<Child> start(std::vector<std::string> args, std::string* ready);
+
+// Starts the helper with `args` and opens and seizes it.
+void attach(Traced& t, std::vector<std::string> args) {
+  t.c = start(std::move(args), nullptr);
+  auto opened = Process::open(t.c->pid());
+  ASSERT_OK(opened);
+  t.p.emplace(std::move(*opened));
+  auto seized = ThreadGroup::seize(*t.p);
+  ASSERT_OK(seized);
+  t.g.emplace(std::move(*seized));
 }
 
 // Started, past its "ready" line (returned in *ready).
@@ -312,11 +333,9 @@ void expect_all_stopped(ThreadGroup& g, pid_t pid) {
 }
 
 TEST_F(ProcessTest, SeizeStopResumeEightThreads) {
-  auto c = start({"threads", "8"});
-  auto p = Process::open(c->pid());
-  ASSERT_OK(p);
-  auto g = ThreadGroup::seize(*p);
-  ASSERT_OK(g);
+  Traced traced;
+  ASSERT_NO_FATAL_FAILURE(attach(traced, {"threads", "8"}));
+  auto& [c, p, g] = traced;
   EXPECT_EQ(g->threads().size(), 9u);
   EXPECT_EQ(g->threads().front().tid, c->pid());  // the leader first
   auto st = p->status();
@@ -779,11 +798,9 @@ int query_count(Child& c) {
 }
 
 TEST_F(ProcessTest, SignalSentWhileStoppedIsDeliveredOnceAfterResume) {
-  auto c = start({"threads", "2"});
-  auto p = Process::open(c->pid());
-  ASSERT_OK(p);
-  auto g = ThreadGroup::seize(*p);
-  ASSERT_OK(g);
+  Traced traced;
+  ASSERT_NO_FATAL_FAILURE(attach(traced, {"threads", "2"}));
+  auto& [c, p, g] = traced;
   ASSERT_OK(g->stop_all());
   ASSERT_EQ(::kill(c->pid(), SIGUSR1), 0);
   ASSERT_OK(g->resume_all());
@@ -805,11 +822,9 @@ TEST_F(ProcessTest, SignalSentWhileStoppedIsDeliveredOnceAfterResume) {
 }
 
 TEST_F(ProcessTest, SignalPendingAtDetachIsDelivered) {
-  auto c = start({"threads", "3"});
-  auto p = Process::open(c->pid());
-  ASSERT_OK(p);
-  auto g = ThreadGroup::seize(*p);
-  ASSERT_OK(g);
+  Traced traced;
+  ASSERT_NO_FATAL_FAILURE(attach(traced, {"threads", "3"}));
+  auto& [c, p, g] = traced;
   ASSERT_OK(g->stop_all());
   ASSERT_EQ(::kill(c->pid(), SIGUSR1), 0);
   ASSERT_OK(g->resume_all());
@@ -819,11 +834,9 @@ TEST_F(ProcessTest, SignalPendingAtDetachIsDelivered) {
 }
 
 TEST_F(ProcessTest, SignalWhileSeizedAndRunningIsPassedOnByPollEvents) {
-  auto c = start({"threads", "1"});
-  auto p = Process::open(c->pid());
-  ASSERT_OK(p);
-  auto g = ThreadGroup::seize(*p);
-  ASSERT_OK(g);
+  Traced traced;
+  ASSERT_NO_FATAL_FAILURE(attach(traced, {"threads", "1"}));
+  auto& [c, p, g] = traced;
   ASSERT_EQ(::kill(c->pid(), SIGUSR1), 0);
   // A thread stops to let us decide about the signal ...
   ASSERT_TRUE(some_thread_in_tracing_stop(c->pid()));
@@ -842,11 +855,9 @@ TEST_F(ProcessTest, SignalWhileSeizedAndRunningIsPassedOnByPollEvents) {
 }
 
 TEST_F(ProcessTest, StopOneWhenTheOnlyThreadHasASignalToTake) {
-  auto c = start({"threads", "0"});
-  auto p = Process::open(c->pid());
-  ASSERT_OK(p);
-  auto g = ThreadGroup::seize(*p);
-  ASSERT_OK(g);
+  Traced traced;
+  ASSERT_NO_FATAL_FAILURE(attach(traced, {"threads", "0"}));
+  auto& [c, p, g] = traced;
   ASSERT_OK(g->stop_all());
   ASSERT_EQ(::kill(c->pid(), SIGUSR1), 0);
   ASSERT_OK(g->resume_all());
@@ -871,11 +882,9 @@ TEST_F(ProcessTest, StopOneWhenTheOnlyThreadHasASignalToTake) {
 }
 
 TEST_F(ProcessTest, SignalArrivingDuringRemoteSyscallsIsKept) {
-  auto c = start({"threads", "0"});
-  auto p = Process::open(c->pid());
-  ASSERT_OK(p);
-  auto g = ThreadGroup::seize(*p);
-  ASSERT_OK(g);
+  Traced traced;
+  ASSERT_NO_FATAL_FAILURE(attach(traced, {"threads", "0"}));
+  auto& [c, p, g] = traced;
   auto t = g->stop_one();
   ASSERT_OK(t);
   {
@@ -981,11 +990,9 @@ TEST_F(ProcessTest, StoppedTargetIsRefused) {
 }
 
 TEST_F(ProcessTest, StoppedByJobControlWhileAttached) {
-  auto c = start({"threads", "2"});
-  auto p = Process::open(c->pid());
-  ASSERT_OK(p);
-  auto g = ThreadGroup::seize(*p);
-  ASSERT_OK(g);
+  Traced traced;
+  ASSERT_NO_FATAL_FAILURE(attach(traced, {"threads", "2"}));
+  auto& [c, p, g] = traced;
   ASSERT_EQ(::kill(c->pid(), SIGSTOP), 0);
   ASSERT_OK(g->stop_all());
   ASSERT_OK(g->resume_all());  // passes SIGSTOP on: the group stops
@@ -1017,11 +1024,9 @@ TEST_F(ProcessTest, LeaderThatExitedIsRefused) {
 }
 
 TEST_F(ProcessTest, LeaderExitingWhileAttached) {
-  auto c = start({"leaderexit-later"});
-  auto p = Process::open(c->pid());
-  ASSERT_OK(p);
-  auto g = ThreadGroup::seize(*p);
-  ASSERT_OK(g);
+  Traced traced;
+  ASSERT_NO_FATAL_FAILURE(attach(traced, {"leaderexit-later"}));
+  auto& [c, p, g] = traced;
   ASSERT_OK(g->stop_all());
   ASSERT_EQ(g->threads().size(), 2u);
   ASSERT_OK(g->resume_all());
@@ -1050,11 +1055,9 @@ TEST_F(ProcessTest, LeaderExitingWhileAttached) {
 }
 
 TEST_F(ProcessTest, RemoteMmapIsVisibleInMaps) {
-  auto c = start({"threads", "3"});
-  auto p = Process::open(c->pid());
-  ASSERT_OK(p);
-  auto g = ThreadGroup::seize(*p);
-  ASSERT_OK(g);
+  Traced traced;
+  ASSERT_NO_FATAL_FAILURE(attach(traced, {"threads", "3"}));
+  auto& [c, p, g] = traced;
   auto t = g->stop_one();
   ASSERT_OK(t);
   EXPECT_EQ((*t)->tid, c->pid());
@@ -1103,11 +1106,9 @@ TEST_F(ProcessTest, RemoteMmapIsVisibleInMaps) {
 }
 
 TEST_F(ProcessTest, TargetKilledWhileStopped) {
-  auto c = start({"threads", "4"});
-  auto p = Process::open(c->pid());
-  ASSERT_OK(p);
-  auto g = ThreadGroup::seize(*p);
-  ASSERT_OK(g);
+  Traced traced;
+  ASSERT_NO_FATAL_FAILURE(attach(traced, {"threads", "4"}));
+  auto& [c, p, g] = traced;
   ASSERT_OK(g->stop_all());
   auto t = g->stop_one();
   ASSERT_OK(t);
@@ -1127,11 +1128,9 @@ TEST_F(ProcessTest, TargetKilledWhileStopped) {
 }
 
 TEST_F(ProcessTest, TargetKilledWhileRunning) {
-  auto c = start({"threads", "4"});
-  auto p = Process::open(c->pid());
-  ASSERT_OK(p);
-  auto g = ThreadGroup::seize(*p);
-  ASSERT_OK(g);
+  Traced traced;
+  ASSERT_NO_FATAL_FAILURE(attach(traced, {"threads", "4"}));
+  auto& [c, p, g] = traced;
   ASSERT_EQ(::kill(c->pid(), SIGKILL), 0);
   auto st = g->stop_all();
   ASSERT_FALSE(st);
