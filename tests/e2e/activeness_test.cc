@@ -8,8 +8,8 @@
 
 #include <chrono>
 #include <future>
+#include <optional>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include <fmt/format.h>
 
@@ -26,47 +26,90 @@ struct Parked {
 };
 
 Parked park(Target& t, const std::string& what) {
-  std::string line = t.ask("park " + what);
-  Parked p;
-  std::istringstream in(line);
-  std::string word;
-  in >> word;
-  EXPECT_EQ(word, "parked") << line;
-  while (in >> word) {
-    auto eq = word.find('=');
-    if (eq == std::string::npos) continue;
-    std::string k = word.substr(0, eq), v = word.substr(eq + 1);
-    if (k == "tid") p.tid = v;
-    if (k == "pc") p.pc = v;
-    if (k == "ret") p.ret = v;
-  }
+  const std::string line = t.ask("park " + what);
+  EXPECT_EQ(line.substr(0, line.find(' ')), "parked") << line;
+  auto kv = hs::test::key_values(line);
+  Parked p{kv["tid"], kv["pc"], kv["ret"]};
   EXPECT_FALSE(p.tid.empty()) << line;
   return p;
 }
 
-std::future<HsRun> in_background(std::vector<std::string> args) {
-  return std::async(std::launch::async, [args = std::move(args)] { return hotsplice(args); });
-}
-
-// Waits until the operation running in the background holds the process
-// and has journaled its change (`list` then says an operation is in
-// progress): from then on it is in its stop-check-resume loop. False if the
-// operation ended first (the caller's checks on its result then fail).
-bool wait_until_waiting(const Target& t, std::future<HsRun>& op) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (op.wait_for(std::chrono::milliseconds(5)) == std::future_status::ready) return false;
-    HsRun r = hotsplice({"list", P(t), "--json"});
-    if (r.code == 0 && json::parse(r.out).value("in_progress", false)) return true;
+// An operation run in the background (with --timeout 60s) while a thread
+// is parked where it must wait.
+class Background {
+ public:
+  Background(const Target& t, const std::vector<std::string>& op) : t_(t) {
+    std::vector<std::string> args = with_pid(op, t);
+    args.insert(args.end(), {"--timeout", "60s"});
+    f_ = std::async(std::launch::async, [args] { return hotsplice(args); });
   }
-  return false;
-}
+  // Waits until it holds the process and has journaled its change (`list`
+  // then says an operation is in progress): from then on it is in its
+  // stop-check-resume loop. False if it ended first.
+  bool waiting() {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (f_.wait_for(std::chrono::milliseconds(5)) == std::future_status::ready) return false;
+      HsRun r = hotsplice({"list", P(t_), "--json"});
+      if (r.code == 0 && json::parse(r.out).value("in_progress", false)) return true;
+    }
+    return false;
+  }
+  const HsRun& result() {
+    if (!r_) r_ = f_.get();
+    return *r_;
+  }
+
+ private:
+  const Target& t_;
+  std::future<HsRun> f_;
+  std::optional<HsRun> r_;
+};
 
 const std::string kForceWarning =
     "hotsplice: warning: --force skips the activeness check; the process may crash";
 
-std::string error_line(const std::string& op, const std::string& name, const std::string& rest) {
-  return fmt::format("hotsplice: error: {} of '{}' is not safe after 300 ms: {}", op, name, rest);
+// `op` (verb, payload, ...) with --timeout 300ms: exit 2 and the one error
+// line that says why.
+void times_out(const Target& t, const std::vector<std::string>& op, const std::string& why) {
+  std::vector<std::string> args = with_pid(op, t);
+  args.insert(args.end(), {"--timeout", "300ms"});
+  HsRun r = hotsplice(args);
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_EQ(r.err_line(), fmt::format("hotsplice: error: {} of '{}' is not safe after 300 ms: {}", op[0], op[1], why));
+}
+
+// `op` with --force: done, with the warning.
+void forced(const Target& t, const std::vector<std::string>& op) {
+  std::vector<std::string> args = with_pid(op, t);
+  args.push_back("--force");
+  HsRun r = hotsplice(args);
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.err_line(), kForceWarning);
+}
+
+// Why, in the error: the parked thread's PC is in `fn`; a return address is
+// in `fn` at frame #N, or in payload p's replacement for parked(); its
+// stack cannot be unwound.
+std::string executing(const Parked& k, const std::string& fn) {
+  return fmt::format("thread {} is executing in function '{}' (pc {}, frame #0)", k.tid, fn, k.pc);
+}
+std::string returns_into(const Parked& k, const std::string& fn, int frame) {
+  return fmt::format("thread {} will return into function '{}' (return address {}, frame #{})", k.tid, fn, k.ret,
+                     frame);
+}
+std::string returns_into_payload(const Parked& k, const std::string& payload) {
+  return fmt::format("thread {} will return into the replacement for 'parked' in payload '{}' (return address {}, "
+                     "frame #1)",
+                     k.tid, payload, k.ret);
+}
+std::string unreliable(const Parked& k, const std::string& what) {
+  return fmt::format("the stack of thread {} cannot be unwound reliably: {}", k.tid, what);
+}
+
+std::string park_payload(const std::string& patch, const std::string& out,
+                         const std::optional<std::string>& depends = std::nullopt) {
+  return build(patch, target_bin("park"), out, depends);
 }
 
 }  // namespace
@@ -74,20 +117,17 @@ std::string error_line(const std::string& op, const std::string& name, const std
 // A thread whose PC is inside the function: apply waits (the process keeps
 // running meanwhile) and completes as soon as the thread has left.
 TEST(Activeness, ApplyWaitsWhileAThreadExecutesInTheFunction) {
-  std::string bin = target_bin("park");
-  std::string lp = build("park_v2.c", bin, "act_wait.lp");
-  Target t(bin);
-  ok({"upload", P(t), "v2", lp});
+  Target t(target_bin("park"));
+  OK({"upload", P(t), "v2", park_payload("park_v2.c", "act_wait.lp")});
   park(t, "parked");
 
-  auto apply = in_background({"apply", P(t), "v2", "--timeout", "60s"});
-  ASSERT_TRUE(wait_until_waiting(t, apply)) << apply.get().err;
+  Background apply(t, {"apply", "v2"});
+  ASSERT_TRUE(apply.waiting()) << apply.result().err;
   EXPECT_EQ(t.ask("call other"), "other=7") << "the process must run while apply waits";
   EXPECT_EQ(t.ask("call parked"), "parked=1") << "nothing may change while the thread is inside";
 
   EXPECT_EQ(t.ask("release"), "released parked=1");
-  HsRun r = apply.get();
-  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(apply.result().code, 0) << apply.result().err;
   EXPECT_EQ(t.ask("call parked"), "parked=2");
   EXPECT_EQ(state_of(t, "v2"), "APPLIED");
 }
@@ -95,34 +135,24 @@ TEST(Activeness, ApplyWaitsWhileAThreadExecutesInTheFunction) {
 // One that never leaves: exit code 2, naming the thread, the function, the
 // PC; the process is as it was.
 TEST(Activeness, ApplyTimesOutNamingTheThreadAndTheFunction) {
-  std::string bin = target_bin("park");
-  std::string lp = build("park_v2.c", bin, "act_timeout.lp");
-  Target t(bin);
-  ok({"upload", P(t), "v2", lp});
+  Target t(target_bin("park"));
+  OK({"upload", P(t), "v2", park_payload("park_v2.c", "act_timeout.lp")});
   Parked k = park(t, "parked");
 
-  HsRun r = hotsplice({"apply", P(t), "v2", "--timeout", "300ms"});
-  EXPECT_EQ(r.code, 2) << r.err;
-  EXPECT_EQ(r.err_line(),
-            error_line("apply", "v2",
-                       fmt::format("thread {} is executing in function 'parked' (pc {}, frame #0)", k.tid, k.pc)));
+  times_out(t, {"apply", "v2"}, executing(k, "parked"));
   EXPECT_EQ(state_of(t, "v2"), "CHECKED");
   EXPECT_EQ(t.ask("call parked"), "parked=1");
   EXPECT_EQ(t.ask("release"), "released parked=1");
-  ok({"apply", P(t), "v2"});
+  OK({"apply", P(t), "v2"});
   EXPECT_EQ(t.ask("call parked"), "parked=2");
 }
 
 TEST(Activeness, ForceAppliesAnywayWithAWarning) {
-  std::string bin = target_bin("park");
-  std::string lp = build("park_v2.c", bin, "act_force.lp");
-  Target t(bin);
-  ok({"upload", P(t), "v2", lp});
+  Target t(target_bin("park"));
+  OK({"upload", P(t), "v2", park_payload("park_v2.c", "act_force.lp")});
   park(t, "parked");
 
-  HsRun r = hotsplice({"apply", P(t), "v2", "--force"});
-  EXPECT_EQ(r.code, 0) << r.err;
-  EXPECT_EQ(r.err_line(), kForceWarning);
+  forced(t, {"apply", "v2"});
   EXPECT_EQ(t.ask("call parked"), "parked=2");
   // The parked thread finishes the old code it was in.
   EXPECT_EQ(t.ask("release"), "released parked=1");
@@ -131,95 +161,64 @@ TEST(Activeness, ForceAppliesAnywayWithAWarning) {
 
 // outer() called blocker(): only a return address is inside outer().
 TEST(Activeness, ApplyWaitsWhileAReturnAddressIsInTheFunction) {
-  std::string bin = target_bin("park");
-  std::string lp = build("outer_v2.c", bin, "act_outer.lp");
-  Target t(bin);
-  ok({"upload", P(t), "v2", lp});
+  Target t(target_bin("park"));
+  OK({"upload", P(t), "v2", park_payload("outer_v2.c", "act_outer.lp")});
   Parked k = park(t, "outer");
 
-  HsRun r = hotsplice({"apply", P(t), "v2", "--timeout", "300ms"});
-  EXPECT_EQ(r.code, 2) << r.err;
-  EXPECT_EQ(r.err_line(),
-            error_line("apply", "v2",
-                       fmt::format("thread {} will return into function 'outer' (return address {}, frame #1)",
-                                   k.tid, k.ret)));
+  times_out(t, {"apply", "v2"}, returns_into(k, "outer", 1));
   EXPECT_EQ(t.ask("call outer"), "outer=10");
 
-  auto apply = in_background({"apply", P(t), "v2", "--timeout", "60s"});
-  ASSERT_TRUE(wait_until_waiting(t, apply)) << apply.get().err;
+  Background apply(t, {"apply", "v2"});
+  ASSERT_TRUE(apply.waiting()) << apply.result().err;
   EXPECT_EQ(t.ask("release"), "released outer=10");
-  r = apply.get();
-  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(apply.result().code, 0) << apply.result().err;
   EXPECT_EQ(t.ask("call outer"), "outer=20");
 }
 
 // descend() parked at the bottom of a recursion 21 frames deep.
 TEST(Activeness, RecursiveFunction) {
-  std::string bin = target_bin("park");
-  std::string lp = build("descend_v2.c", bin, "act_descend.lp");
-  Target t(bin);
-  ok({"upload", P(t), "v2", lp});
+  Target t(target_bin("park"));
+  OK({"upload", P(t), "v2", park_payload("descend_v2.c", "act_descend.lp")});
   Parked k = park(t, "descend 20");
 
-  HsRun r = hotsplice({"apply", P(t), "v2", "--timeout", "300ms"});
-  EXPECT_EQ(r.code, 2) << r.err;
-  EXPECT_EQ(r.err_line(),
-            error_line("apply", "v2",
-                       fmt::format("thread {} will return into function 'descend' (return address {}, frame #1)",
-                                   k.tid, k.ret)));
+  times_out(t, {"apply", "v2"}, returns_into(k, "descend", 1));
 
-  auto apply = in_background({"apply", P(t), "v2", "--timeout", "60s"});
-  ASSERT_TRUE(wait_until_waiting(t, apply)) << apply.get().err;
+  Background apply(t, {"apply", "v2"});
+  ASSERT_TRUE(apply.waiting()) << apply.result().err;
   EXPECT_EQ(t.ask("call descend"), "descend=4");
   EXPECT_EQ(t.ask("release"), "released descend=20");
-  r = apply.get();
-  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(apply.result().code, 0) << apply.result().err;
   EXPECT_EQ(t.ask("call descend"), "descend=8");
 }
 
 // hold()'s return address lies below 65 frames of deep() and blocker(): the
 // unwind has to go all the way down.
 TEST(Activeness, ReturnAddressDeepInTheStack) {
-  std::string bin = target_bin("park");
-  std::string lp = build("hold_v2.c", bin, "act_hold.lp");
-  Target t(bin);
-  ok({"upload", P(t), "v2", lp});
+  Target t(target_bin("park"));
+  OK({"upload", P(t), "v2", park_payload("hold_v2.c", "act_hold.lp")});
   Parked k = park(t, "hold 64");
 
-  HsRun r = hotsplice({"apply", P(t), "v2", "--timeout", "300ms"});
-  EXPECT_EQ(r.code, 2) << r.err;
-  EXPECT_EQ(r.err_line(),
-            error_line("apply", "v2",
-                       fmt::format("thread {} will return into function 'hold' (return address {}, frame #66)",
-                                   k.tid, k.ret)));
+  times_out(t, {"apply", "v2"}, returns_into(k, "hold", 66));
   EXPECT_EQ(t.ask("release"), "released hold=100");
-  ok({"apply", P(t), "v2"});
+  OK({"apply", P(t), "v2"});
   EXPECT_EQ(t.ask("call hold"), "hold=200");
 }
 
 // The thread is blocked inside the payload's new code (parked_v2 called
 // blocker()): revert waits for it, and times out naming the payload.
 TEST(Activeness, RevertWaitsWhileAThreadIsInsideTheNewCode) {
-  std::string bin = target_bin("park");
-  std::string lp = build("park_v2.c", bin, "act_revert.lp");
-  Target t(bin);
-  ok({"load", P(t), lp, "--name", "a"});
+  Target t(target_bin("park"));
+  OK({"load", P(t), park_payload("park_v2.c", "act_revert.lp"), "--name", "a"});
   Parked k = park(t, "parked");
 
-  HsRun r = hotsplice({"revert", P(t), "a", "--timeout", "300ms"});
-  EXPECT_EQ(r.code, 2) << r.err;
-  EXPECT_EQ(r.err_line(), error_line("revert", "a",
-                                     fmt::format("thread {} will return into the replacement for 'parked' in "
-                                                 "payload 'a' (return address {}, frame #1)",
-                                                 k.tid, k.ret)));
+  times_out(t, {"revert", "a"}, returns_into_payload(k, "a"));
   EXPECT_EQ(state_of(t, "a"), "APPLIED");
 
-  auto revert = in_background({"revert", P(t), "a", "--timeout", "60s"});
-  ASSERT_TRUE(wait_until_waiting(t, revert)) << revert.get().err;
+  Background revert(t, {"revert", "a"});
+  ASSERT_TRUE(revert.waiting()) << revert.result().err;
   EXPECT_EQ(t.ask("call parked"), "parked=2");
   EXPECT_EQ(t.ask("release"), "released parked=2");
-  r = revert.get();
-  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(revert.result().code, 0) << revert.result().err;
   EXPECT_EQ(t.ask("call parked"), "parked=1");
 }
 
@@ -227,30 +226,20 @@ TEST(Activeness, RevertWaitsWhileAThreadIsInsideTheNewCode) {
 // the payload's code keeps unload waiting, and it returns through that code
 // unharmed before the memory goes.
 TEST(Activeness, UnloadWaitsWhileAThreadIsInsideTheCodeItFrees) {
-  std::string bin = target_bin("park");
-  std::string lp = build("park_v2.c", bin, "act_unload.lp");
-  Target t(bin);
-  ok({"load", P(t), lp, "--name", "a"});
+  Target t(target_bin("park"));
+  OK({"load", P(t), park_payload("park_v2.c", "act_unload.lp"), "--name", "a"});
   Parked k = park(t, "parked");
 
-  HsRun r = hotsplice({"revert", P(t), "a", "--force"});
-  EXPECT_EQ(r.code, 0) << r.err;
-  EXPECT_EQ(r.err_line(), kForceWarning);
+  forced(t, {"revert", "a"});
   EXPECT_EQ(t.ask("call parked"), "parked=1");
 
-  r = hotsplice({"unload", P(t), "a", "--timeout", "300ms"});
-  EXPECT_EQ(r.code, 2) << r.err;
-  EXPECT_EQ(r.err_line(), error_line("unload", "a",
-                                     fmt::format("thread {} will return into the replacement for 'parked' in "
-                                                 "payload 'a' (return address {}, frame #1)",
-                                                 k.tid, k.ret)));
+  times_out(t, {"unload", "a"}, returns_into_payload(k, "a"));
   EXPECT_EQ(state_of(t, "a"), "CHECKED");
 
-  auto unload = in_background({"unload", P(t), "a", "--timeout", "60s"});
-  ASSERT_TRUE(wait_until_waiting(t, unload)) << unload.get().err;
+  Background unload(t, {"unload", "a"});
+  ASSERT_TRUE(unload.waiting()) << unload.result().err;
   EXPECT_EQ(t.ask("release"), "released parked=2");
-  r = unload.get();
-  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(unload.result().code, 0) << unload.result().err;
   EXPECT_EQ(state_of(t, "a"), "absent");
   EXPECT_EQ(t.maps().find("hotsplice:a"), std::string::npos);
   EXPECT_EQ(t.ask("call parked"), "parked=1");
@@ -259,56 +248,41 @@ TEST(Activeness, UnloadWaitsWhileAThreadIsInsideTheCodeItFrees) {
 // With a thread blocked inside payload a's new code, operations that do not
 // concern a unwind through it (with a's .eh_frame) and go ahead at once.
 TEST(Activeness, UnwindsThroughPayloadCode) {
-  std::string bin = target_bin("park");
-  std::string a = build("park_v2.c", bin, "act_through_a.lp");
-  std::string b = build("other_v2.c", bin, "act_through_b.lp", a);
-  Target t(bin);
-  ok({"load", P(t), a, "--name", "a"});
+  std::string a = park_payload("park_v2.c", "act_through_a.lp");
+  std::string b = park_payload("other_v2.c", "act_through_b.lp", a);
+  Target t(target_bin("park"));
+  OK({"load", P(t), a, "--name", "a"});
   Parked k = park(t, "parked");
 
   // A failed unwind would make these wait out their timeout and fail.
-  ok({"load", P(t), b, "--name", "b", "--timeout", "60s"});
+  OK({"load", P(t), b, "--name", "b", "--timeout", "60s"});
   EXPECT_EQ(t.ask("call other"), "other=70");
-  ok({"revert", P(t), "b", "--timeout", "60s"});
+  OK({"revert", P(t), "b", "--timeout", "60s"});
   EXPECT_EQ(t.ask("call other"), "other=7");
-  ok({"unload", P(t), "b", "--timeout", "60s"});
+  OK({"unload", P(t), "b", "--timeout", "60s"});
 
-  HsRun r = hotsplice({"revert", P(t), "a", "--timeout", "300ms"});
-  EXPECT_EQ(r.code, 2) << r.err;
-  EXPECT_EQ(r.err_line(), error_line("revert", "a",
-                                     fmt::format("thread {} will return into the replacement for 'parked' in "
-                                                 "payload 'a' (return address {}, frame #1)",
-                                                 k.tid, k.ret)));
+  times_out(t, {"revert", "a"}, returns_into_payload(k, "a"));
   EXPECT_EQ(t.ask("release"), "released parked=2");
-  ok({"revert", P(t), "a"});
+  OK({"revert", P(t), "a"});
   EXPECT_EQ(t.ask("call parked"), "parked=1");
 }
 
 // replace switches away from every applied payload: a thread inside one of
 // them holds it back.
 TEST(Activeness, ReplaceWaitsWhileAThreadIsInsideAPayloadItReverts) {
-  std::string bin = target_bin("park");
-  std::string a = build("park_v2.c", bin, "act_replace_a.lp");
-  std::string c = build("park_v3.c", bin, "act_replace_c.lp");
-  Target t(bin);
-  ok({"load", P(t), a, "--name", "a"});
-  ok({"upload", P(t), "c", c});
+  Target t(target_bin("park"));
+  OK({"load", P(t), park_payload("park_v2.c", "act_replace_a.lp"), "--name", "a"});
+  OK({"upload", P(t), "c", park_payload("park_v3.c", "act_replace_c.lp")});
   Parked k = park(t, "parked");
 
-  HsRun r = hotsplice({"replace", P(t), "c", "--timeout", "300ms"});
-  EXPECT_EQ(r.code, 2) << r.err;
-  EXPECT_EQ(r.err_line(), error_line("replace", "c",
-                                     fmt::format("thread {} will return into the replacement for 'parked' in "
-                                                 "payload 'a' (return address {}, frame #1)",
-                                                 k.tid, k.ret)));
+  times_out(t, {"replace", "c"}, returns_into_payload(k, "a"));
   EXPECT_EQ(state_of(t, "a"), "APPLIED");
   EXPECT_EQ(state_of(t, "c"), "CHECKED");
 
-  auto replace = in_background({"replace", P(t), "c", "--timeout", "60s"});
-  ASSERT_TRUE(wait_until_waiting(t, replace)) << replace.get().err;
+  Background replace(t, {"replace", "c"});
+  ASSERT_TRUE(replace.waiting()) << replace.result().err;
   EXPECT_EQ(t.ask("release"), "released parked=2");
-  r = replace.get();
-  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(replace.result().code, 0) << replace.result().err;
   EXPECT_EQ(t.ask("call parked"), "parked=3");
   EXPECT_EQ(t.ask("call other"), "other=700");
 }
@@ -317,41 +291,29 @@ TEST(Activeness, ReplaceWaitsWhileAThreadIsInsideAPayloadItReverts) {
 // thread: code with no CFI (libdw would fall back to frame pointers, which
 // here would even look plausible) ...
 TEST(Activeness, CodeWithoutUnwindInformationIsUnsafe) {
-  std::string bin = target_bin("park");
-  std::string lp = build("outer_v2.c", bin, "act_nocfi.lp");
-  Target t(bin);
-  ok({"upload", P(t), "v2", lp});
+  Target t(target_bin("park"));
+  OK({"upload", P(t), "v2", park_payload("outer_v2.c", "act_nocfi.lp")});
   Parked k = park(t, "nocfi");
 
-  HsRun r = hotsplice({"apply", P(t), "v2", "--timeout", "300ms"});
-  EXPECT_EQ(r.code, 2) << r.err;
-  EXPECT_EQ(r.err_line(),
-            error_line("apply", "v2",
-                       fmt::format("the stack of thread {} cannot be unwound reliably: no unwind information for "
-                                   "frame #0 (pc {} in function 'nocfi_block' of {})",
-                                   k.tid, k.pc, bin)));
+  times_out(t, {"apply", "v2"},
+            unreliable(k, fmt::format("no unwind information for frame #0 (pc {} in function 'nocfi_block' of {})",
+                                      k.pc, target_bin("park"))));
   EXPECT_EQ(t.ask("release"), "released nocfi=0");
-  ok({"apply", P(t), "v2"});
+  OK({"apply", P(t), "v2"});
   EXPECT_EQ(t.ask("call outer"), "outer=20");
 }
 
 // ... and a stack its CFI cannot be followed on (the stack pointer is bad).
 TEST(Activeness, CorruptStackIsUnsafe) {
-  std::string bin = target_bin("park");
-  std::string lp = build("outer_v2.c", bin, "act_corrupt.lp");
-  Target t(bin);
-  ok({"upload", P(t), "v2", lp});
+  Target t(target_bin("park"));
+  OK({"upload", P(t), "v2", park_payload("outer_v2.c", "act_corrupt.lp")});
   Parked k = park(t, "corrupt");
 
-  HsRun r = hotsplice({"apply", P(t), "v2", "--timeout", "300ms"});
-  EXPECT_EQ(r.code, 2) << r.err;
-  EXPECT_EQ(r.err_line(),
-            error_line("apply", "v2",
-                       fmt::format("the stack of thread {} cannot be unwound reliably: cannot find the caller of "
-                                   "frame #0 (pc {} in function 'corrupt_block' of {}) through its unwind "
-                                   "information",
-                                   k.tid, k.pc, bin)));
+  times_out(t, {"apply", "v2"},
+            unreliable(k, fmt::format("cannot find the caller of frame #0 (pc {} in function 'corrupt_block' of {}) "
+                                      "through its unwind information",
+                                      k.pc, target_bin("park"))));
   EXPECT_EQ(t.ask("release"), "released corrupt=0");
-  ok({"apply", P(t), "v2"});
+  OK({"apply", P(t), "v2"});
   EXPECT_EQ(t.ask("call outer"), "outer=20");
 }

@@ -18,58 +18,22 @@
 #include "elf/elf_file.h"
 #include "harness.h"
 #include "support/bytes.h"
+#include "support/files.h"
+#include "support/payload_layout.h"
 
 using namespace hs;
 using namespace hs::e2e;
 
 namespace {
 
-Bytes read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return Bytes(std::istreambuf_iterator<char>(f), {});
-}
+using Layout = test::PayloadLayout;
+using test::put;
 
-void write_file(const std::string& path, const Bytes& b) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  f.write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
-}
-
-// A view of the good payload for computing where to poke.
-struct Layout {
-  Bytes bytes;
-  Elf64_Ehdr eh{};
-  std::vector<Elf64_Shdr> sh;
-  std::vector<std::string> names;
-
-  explicit Layout(const std::string& path) : bytes(read_file(path)) {
-    auto elf = ElfFile::create(bytes);
-    EXPECT_TRUE(elf.has_value()) << (elf ? "" : elf.error().message());
-    if (!elf) return;
-    eh = elf->header();
-    sh = elf->sections();
-    for (size_t i = 0; i < sh.size(); i++) names.emplace_back(elf->section_name(i));
-  }
-  size_t index(std::string_view name) const {
-    for (size_t i = 0; i < names.size(); i++)
-      if (names[i] == name) return i;
-    ADD_FAILURE() << "no section " << name;
-    return 0;
-  }
-  const Elf64_Shdr& s(std::string_view name) const { return sh[index(name)]; }
-  u64 shdr_off(size_t i) const { return eh.e_shoff + i * sizeof(Elf64_Shdr); }
-  // Replace the first occurrence of `from` (with its NUL) in the section name table.
-  void rename_section(Bytes& b, std::string_view from, std::string_view to) const {
-    ASSERT_EQ(from.size(), to.size());
-    const auto& strtab = sh[eh.e_shstrndx];
-    u64 name_off = sh[index(from)].sh_name;
-    std::memcpy(b.data() + strtab.sh_offset + name_off, to.data(), to.size());
-  }
-};
-
-template <class T>
-void poke(Bytes& b, u64 off, T v) {
-  ASSERT_LE(off + sizeof(T), b.size());
-  store_le<T>(b.data() + off, v);
+// Renames section `from` to `to` (same length) in the section name table.
+void rename_section(const Layout& l, Bytes& b, std::string_view from, std::string_view to) {
+  ASSERT_EQ(from.size(), to.size());
+  const auto& strtab = l.sh[l.eh.e_shstrndx];
+  std::memcpy(b.data() + strtab.sh_offset + l.section(std::string(from)).sh_name, to.data(), to.size());
 }
 
 struct Case {
@@ -110,8 +74,8 @@ TEST_F(BadPayload, Table) {
   const size_t funcs = L.index(".livepatch.funcs");
   const u64 funcs_off = L.sh[funcs].sh_offset;
   const size_t symtab = L.index(".symtab");
-  const Elf64_Shdr& rela_funcs = L.s(".rela.livepatch.funcs");
-  const Elf64_Shdr& rela_text = L.s(".rela.text.hello_v2");
+  const Elf64_Shdr& rela_funcs = L.section(".rela.livepatch.funcs");
+  const Elf64_Shdr& rela_text = L.section(".rela.text.hello_v2");
   const u64 size = L.bytes.size();
 
   std::vector<Case> cases = {
@@ -125,85 +89,85 @@ TEST_F(BadPayload, Table) {
        "e_ident[EI_CLASS] 0x1 is not ELFCLASS64 (0x2)"},
       {"big endian", [](const Layout&, Bytes& b) { b[EI_DATA] = ELFDATA2MSB; },
        "e_ident[EI_DATA] 0x2 is not ELFDATA2LSB (0x1)"},
-      {"wrong machine", [](const Layout&, Bytes& b) { poke<u16>(b, offsetof(Elf64_Ehdr, e_machine), EM_AARCH64); },
+      {"wrong machine", [](const Layout&, Bytes& b) { put<u16>(b, offsetof(Elf64_Ehdr, e_machine), EM_AARCH64); },
        "e_machine 0xb7 is not EM_X86_64 (0x3e)"},
-      {"executable, not relocatable", [](const Layout&, Bytes& b) { poke<u16>(b, offsetof(Elf64_Ehdr, e_type), ET_EXEC); },
+      {"executable, not relocatable", [](const Layout&, Bytes& b) { put<u16>(b, offsetof(Elf64_Ehdr, e_type), ET_EXEC); },
        "e_type 0x2 is not ET_REL (0x1): a payload must be a relocatable object"},
       {"program headers present",
        [](const Layout&, Bytes& b) {
-         poke<u16>(b, offsetof(Elf64_Ehdr, e_phnum), 1);
-         poke<u16>(b, offsetof(Elf64_Ehdr, e_phentsize), sizeof(Elf64_Phdr));
+         put<u16>(b, offsetof(Elf64_Ehdr, e_phnum), 1);
+         put<u16>(b, offsetof(Elf64_Ehdr, e_phentsize), sizeof(Elf64_Phdr));
        },
        "program headers present in a relocatable file: e_phnum 0x1, expected 0x0"},
-      {"section header size", [](const Layout&, Bytes& b) { poke<u16>(b, offsetof(Elf64_Ehdr, e_shentsize), 0x38); },
+      {"section header size", [](const Layout&, Bytes& b) { put<u16>(b, offsetof(Elf64_Ehdr, e_shentsize), 0x38); },
        "e_shentsize 0x38 is not sizeof(Elf64_Shdr) (0x40)"},
       {"truncated file (section table cut off)", [](const Layout&, Bytes& b) { b.resize(b.size() - 0x40); },
        fmt::format("section header table: e_shoff {:#x} + {:#x} (e_shnum {:#x} * 0x40) is past the end of the file ({:#x})",
                    L.eh.e_shoff, L.eh.e_shnum * 0x40, L.eh.e_shnum, size - 0x40)},
-      {"shstrndx out of range", [](const Layout& l, Bytes& b) { poke<u16>(b, offsetof(Elf64_Ehdr, e_shstrndx), l.eh.e_shnum + 3); },
+      {"shstrndx out of range", [](const Layout& l, Bytes& b) { put<u16>(b, offsetof(Elf64_Ehdr, e_shstrndx), l.eh.e_shnum + 3); },
        fmt::format("e_shstrndx {:#x} is not a valid section index (e_shnum {:#x})", L.eh.e_shnum + 3, L.eh.e_shnum)},
       {"section data out of bounds",
-       [&](const Layout& l, Bytes& b) { poke<u64>(b, l.shdr_off(funcs) + offsetof(Elf64_Shdr, sh_offset), size - 8); },
+       [&](const Layout& l, Bytes& b) { put<u64>(b, l.shdr_offset(funcs) + offsetof(Elf64_Shdr, sh_offset), size - 8); },
        fmt::format("section [index {}] '.livepatch.funcs': sh_offset {:#x} + sh_size {:#x} is past the end of the file ({:#x})",
                    funcs, size - 8, L.sh[funcs].sh_size, size)},
       {"section offset overflows",
-       [&](const Layout& l, Bytes& b) { poke<u64>(b, l.shdr_off(funcs) + offsetof(Elf64_Shdr, sh_offset), ~u64{0} - 4); },
+       [&](const Layout& l, Bytes& b) { put<u64>(b, l.shdr_offset(funcs) + offsetof(Elf64_Shdr, sh_offset), ~u64{0} - 4); },
        fmt::format("section [index {}] '.livepatch.funcs': sh_offset {:#x} + sh_size {:#x} is past the end of the file ({:#x})",
                    funcs, ~u64{0} - 4, L.sh[funcs].sh_size, size)},
       {"unterminated string table",
        [&](const Layout& l, Bytes& b) {
-         const auto& st = l.s(".strtab");
+         const auto& st = l.section(".strtab");
          b[st.sh_offset + st.sh_size - 1] = 'x';
        },
        fmt::format("section [index {}] '.strtab': string table does not end with a NUL byte", L.index(".strtab"))},
       {"symbol name out of bounds",
        [&](const Layout& l, Bytes& b) {
-         poke<u32>(b, l.sh[symtab].sh_offset + 1 * sizeof(Elf64_Sym) + offsetof(Elf64_Sym, st_name), 0x7fffff);
+         put<u32>(b, l.sh[symtab].sh_offset + 1 * sizeof(Elf64_Sym) + offsetof(Elf64_Sym, st_name), 0x7fffff);
        },
        fmt::format("section [index {}] '.symtab': symbol [index 1]: st_name 0x7fffff is past the end of section [index {}] '.strtab' ({:#x})",
-                   symtab, L.index(".strtab"), L.s(".strtab").sh_size)},
+                   symtab, L.index(".strtab"), L.section(".strtab").sh_size)},
       {"common symbol",
        [&](const Layout& l, Bytes& b) {
          size_t n = l.sh[symtab].sh_size / sizeof(Elf64_Sym);
-         poke<u16>(b, l.sh[symtab].sh_offset + (n - 1) * sizeof(Elf64_Sym) + offsetof(Elf64_Sym, st_shndx), SHN_COMMON);
+         put<u16>(b, l.sh[symtab].sh_offset + (n - 1) * sizeof(Elf64_Sym) + offsetof(Elf64_Sym, st_shndx), SHN_COMMON);
        },
        ""},  // message names the last symbol; filled in below
       {"relocation symbol index out of range",
        [&](const Layout&, Bytes& b) {
-         poke<u64>(b, rela_funcs.sh_offset + offsetof(Elf64_Rela, r_info), ELF64_R_INFO(0x4444, R_X86_64_64));
+         put<u64>(b, rela_funcs.sh_offset + offsetof(Elf64_Rela, r_info), ELF64_R_INFO(0x4444, R_X86_64_64));
        },
        ""},
       {"relocation offset out of bounds",
-       [&](const Layout&, Bytes& b) { poke<u64>(b, rela_funcs.sh_offset + offsetof(Elf64_Rela, r_offset), 0x1000); },
+       [&](const Layout&, Bytes& b) { put<u64>(b, rela_funcs.sh_offset + offsetof(Elf64_Rela, r_offset), 0x1000); },
        ""},
-      {"missing .livepatch.depends", [](const Layout& l, Bytes& b) { l.rename_section(b, ".livepatch.depends", ".livepatch.xepends"); },
+      {"missing .livepatch.depends", [](const Layout& l, Bytes& b) { rename_section(l, b, ".livepatch.depends", ".livepatch.xepends"); },
        "missing section '.livepatch.depends'"},
       {"missing .livepatch.object_depends",
-       [](const Layout& l, Bytes& b) { l.rename_section(b, ".livepatch.object_depends", ".livepatch.object_xepends"); },
+       [](const Layout& l, Bytes& b) { rename_section(l, b, ".livepatch.object_depends", ".livepatch.object_xepends"); },
        "missing section '.livepatch.object_depends'"},
-      {"missing build-id", [](const Layout& l, Bytes& b) { l.rename_section(b, ".note.gnu.build-id", ".note.gnu.build-ix"); },
+      {"missing build-id", [](const Layout& l, Bytes& b) { rename_section(l, b, ".note.gnu.build-id", ".note.gnu.build-ix"); },
        "missing section '.note.gnu.build-id' (link the payload with --build-id)"},
-      {"missing .livepatch.funcs", [](const Layout& l, Bytes& b) { l.rename_section(b, ".livepatch.funcs", ".livepatch.funcx"); },
+      {"missing .livepatch.funcs", [](const Layout& l, Bytes& b) { rename_section(l, b, ".livepatch.funcs", ".livepatch.funcx"); },
        "missing section '.livepatch.funcs' (and no hooks)"},
       {"depends note of the wrong type",
-       [](const Layout& l, Bytes& b) { poke<u32>(b, l.s(".livepatch.depends").sh_offset + 8, 1); },
+       [](const Layout& l, Bytes& b) { put<u32>(b, l.section(".livepatch.depends").sh_offset + 8, 1); },
        fmt::format("section [index {}] '.livepatch.depends': note type 0x1 is not NT_GNU_BUILD_ID (0x3)", L.index(".livepatch.depends"))},
       {"depends note with the wrong name",
-       [](const Layout& l, Bytes& b) { b[l.s(".livepatch.depends").sh_offset + 12] = 'X'; },
+       [](const Layout& l, Bytes& b) { b[l.section(".livepatch.depends").sh_offset + 12] = 'X'; },
        fmt::format("section [index {}] '.livepatch.depends': note name 'XNU' is not 'GNU'", L.index(".livepatch.depends"))},
       {"depends note size past its section",
-       [](const Layout& l, Bytes& b) { poke<u32>(b, l.s(".livepatch.depends").sh_offset + 4, 0x400); },
+       [](const Layout& l, Bytes& b) { put<u32>(b, l.section(".livepatch.depends").sh_offset + 4, 0x400); },
        ""},
       {"funcs size not a multiple of 104",
-       [&](const Layout& l, Bytes& b) { poke<u64>(b, l.shdr_off(funcs) + offsetof(Elf64_Shdr, sh_size), 112); },
+       [&](const Layout& l, Bytes& b) { put<u64>(b, l.shdr_offset(funcs) + offsetof(Elf64_Shdr, sh_size), 112); },
        fmt::format("section [index {}] '.livepatch.funcs': sh_size 0x70 is not a multiple of 104 (sizeof(struct livepatch_func))", funcs)},
       {"version is not 2", [&](const Layout&, Bytes& b) { b[funcs_off + 32] = 1; },
        std::string("function [index 0] 'hello': version 0x1 is not 0x2")},
       {"padding not zero", [&](const Layout&, Bytes& b) { b[funcs_off + 40] = 7; },
        std::string("function [index 0] 'hello': _pad[7] is 0x7, expected 0x0")},
-      {"old_size is 0", [&](const Layout&, Bytes& b) { poke<u32>(b, funcs_off + 28, 0); },
+      {"old_size is 0", [&](const Layout&, Bytes& b) { put<u32>(b, funcs_off + 28, 0); },
        std::string("function [index 0] 'hello': old_size is 0")},
-      {"function too short for a jump", [&](const Layout&, Bytes& b) { poke<u32>(b, funcs_off + 28, 3); },
+      {"function too short for a jump", [&](const Layout&, Bytes& b) { put<u32>(b, funcs_off + 28, 3); },
        std::string("function [index 0] 'hello': old_size 0x3 is less than 0x5 (the size of a jmp rel32)")},
       {"expectation with reserved bits", [&](const Layout&, Bytes& b) { b[funcs_off + 72] = 0x1 | (2 << 1) | 0x40; },
        std::string("function [index 0] 'hello': expect.rsv 0x1 is not 0x0")},
@@ -212,13 +176,13 @@ TEST_F(BadPayload, Table) {
       {"unknown relocation type",
        [&](const Layout&, Bytes& b) {
          u64 info = load_le<u64>(b.data() + rela_text.sh_offset + offsetof(Elf64_Rela, r_info));
-         poke<u64>(b, rela_text.sh_offset + offsetof(Elf64_Rela, r_info), ELF64_R_INFO(ELF64_R_SYM(info), 0x99));
+         put<u64>(b, rela_text.sh_offset + offsetof(Elf64_Rela, r_info), ELF64_R_INFO(ELF64_R_SYM(info), 0x99));
        },
        ""},
       {"unknown function name",
        [&](const Layout& l, Bytes& b) {
          // The function's name string "hello" becomes "hellp".
-         const auto& ro = l.s(".rodata.str1.1");
+         const auto& ro = l.section(".rodata.str1.1");
          std::string_view text(reinterpret_cast<const char*>(b.data() + ro.sh_offset), ro.sh_size);
          size_t at = text.find(std::string_view("hello\0", 6));
          ASSERT_NE(at, std::string_view::npos);
@@ -227,7 +191,7 @@ TEST_F(BadPayload, Table) {
        ""},
       {"symbol name with a control character",
        [&](const Layout& l, Bytes& b) {
-         const auto& st = l.s(".strtab");
+         const auto& st = l.section(".strtab");
          std::string_view text(reinterpret_cast<const char*>(b.data() + st.sh_offset), st.sh_size);
          size_t at = text.find(std::string_view("hello_sink\0", 11));
          ASSERT_NE(at, std::string_view::npos);
@@ -256,7 +220,7 @@ TEST_F(BadPayload, Table) {
         L.index(".rela.livepatch.funcs"), funcs, L.sh[funcs].sh_size);
     cases[24].message = fmt::format(
         "section [index {}] '.livepatch.depends': note at offset 0x0: descsz 0x400 is past the end of the section ({:#x})",
-        L.index(".livepatch.depends"), L.s(".livepatch.depends").sh_size);
+        L.index(".livepatch.depends"), L.section(".livepatch.depends").sh_size);
     u64 r0 = load_le<u64>(L.bytes.data() + rela_text.sh_offset + offsetof(Elf64_Rela, r_offset));
     cases[32].message = fmt::format(
         "section [index {}] '.rela.text.hello_v2': unsupported relocation type 0x99 at offset {:#x} against 'hello_sink'", L.index(".rela.text.hello_v2"), r0);
@@ -279,7 +243,7 @@ TEST_F(BadPayload, Table) {
     Bytes b = L.bytes;
     cases[i].mutate(L, b);
     std::string file = work_file(fmt::format("bad_{:02}.lp", i));
-    write_file(file, b);
+    test::write_bytes(file, b);
     expect_refused(file, cases[i].message);
   }
 }
@@ -298,13 +262,13 @@ TEST(BadTarget, PayloadForAnotherBinaryIsRefused) {
 TEST(BadTarget, AmbiguousLocalIsRefusedNamingTheChoices) {
   // sympos.lp names "twin,2"; cut it to "twin", which two statics share.
   std::string lp = build("sympos.c", target_bin("dup"), "ambiguous_src.lp");
-  Bytes b = read_file(lp);
+  Bytes b = test::read_bytes(lp);
   std::string text(b.begin(), b.end());
   size_t at = text.find(std::string("twin,2\0", 7));
   ASSERT_NE(at, std::string::npos);
   b[at + 4] = 0;
   std::string bad = work_file("ambiguous.lp");
-  write_file(bad, b);
+  test::write_bytes(bad, b);
   Target t(target_bin("dup"));
   HsRun r = hotsplice({"upload", std::to_string(t.pid()), "x", bad});
   EXPECT_EQ(r.code, 1);

@@ -34,12 +34,7 @@ Addrs addrs(Target& t) {
 }
 
 std::vector<uint8_t> read_text(const Target& t, const Addrs& a) {
-  std::vector<uint8_t> b(a.text_end - a.text_begin);
-  const int fd = open(("/proc/" + P(t) + "/mem").c_str(), O_RDONLY | O_CLOEXEC);
-  EXPECT_GE(fd, 0);
-  EXPECT_EQ(pread(fd, b.data(), b.size(), static_cast<off_t>(a.text_begin)), static_cast<ssize_t>(b.size()));
-  close(fd);
-  return b;
+  return t.read_memory(a.text_begin, a.text_end - a.text_begin);
 }
 
 // A run of bytes that differ between two copies of the text.
@@ -109,7 +104,7 @@ TEST(CallSites, DirectAndTailCallsGoStraightToTheReplacementAndRevertRestoresEve
   ASSERT_EQ(behaviour(t), "direct=11 tail=12 pointer=10 " + decoy);
   const auto before = read_text(t, a);
 
-  ok({"load", P(t), lp, "--name", "fix"});
+  OK({"load", P(t), lp, "--name", "fix"});
   EXPECT_EQ(behaviour(t), "direct=16 tail=18 pointer=15 " + decoy) << "the decoy's bytes must not change";
   const auto applied = read_text(t, a);
   const auto cs = changes(a, before, applied);
@@ -130,17 +125,17 @@ TEST(CallSites, DirectAndTailCallsGoStraightToTheReplacementAndRevertRestoresEve
   EXPECT_EQ(ops, (std::vector<uint8_t>{0xE8, 0xE9}));
   for (const Change& c : cs) EXPECT_FALSE(c.addr >= a.decoy && c.addr < a.decoy + 11) << "decoy changed";
 
-  ok({"revert", P(t), "fix"});
+  OK({"revert", P(t), "fix"});
   EXPECT_EQ(behaviour(t), "direct=11 tail=12 pointer=10 " + decoy);
   EXPECT_TRUE(read_text(t, a) == before) << "revert must restore every byte of the text";
 
   // --entry-only: the jump alone, the calls go through it.
-  ok({"apply", P(t), "fix", "--entry-only"});
+  OK({"apply", P(t), "fix", "--entry-only"});
   EXPECT_EQ(behaviour(t), "direct=16 tail=18 pointer=15 " + decoy);
   EXPECT_TRUE(redirected_sites(changes(a, before, read_text(t, a)), before, a, a.scale).empty());
-  ok({"revert", P(t), "fix"});
+  OK({"revert", P(t), "fix"});
   EXPECT_TRUE(read_text(t, a) == before);
-  ok({"unload", P(t), "fix"});
+  OK({"unload", P(t), "fix"});
   EXPECT_EQ(behaviour(t), "direct=11 tail=12 pointer=10 " + decoy);
 }
 
@@ -167,50 +162,50 @@ TEST(CallSites, SitesFollowTheTopOfTheStackThroughApplyRevertAndReplace) {
   };
   auto entry_target = [&] { return destination(a, read_text(t, a), a.scale); };
 
-  ok({"load", P(t), v2, "--name", "v2"});
+  OK({"load", P(t), v2, "--name", "v2"});
   const uint64_t t2 = entry_target();
   EXPECT_EQ(sites_go_to(t2), 2u);
-  ok({"load", P(t), v3, "--name", "v3"});
+  OK({"load", P(t), v3, "--name", "v3"});
   EXPECT_EQ(behaviour(t), "direct=21 tail=24 pointer=20 " + decoy);
   const uint64_t t3 = entry_target();
   EXPECT_NE(t3, t2);
   EXPECT_EQ(sites_go_to(t3), 2u);
-  ok({"revert", P(t), "v3"});
+  OK({"revert", P(t), "v3"});
   EXPECT_EQ(behaviour(t), "direct=16 tail=18 pointer=15 " + decoy);
   EXPECT_EQ(sites_go_to(t2), 2u);
 
   // Applied with --entry-only on top of a redirected v2: the sites are put
   // back on scale (whose jump now leads to v3), not left on v2.
-  ok({"apply", P(t), "v3", "--entry-only"});
+  OK({"apply", P(t), "v3", "--entry-only"});
   EXPECT_EQ(behaviour(t), "direct=21 tail=24 pointer=20 " + decoy);
   EXPECT_EQ(sites_go_to(t3), 0u);
-  ok({"revert", P(t), "v3"});
+  OK({"revert", P(t), "v3"});
   EXPECT_EQ(sites_go_to(t2), 2u);
 
   // replace: a payload built against the object replaces the whole stack.
-  ok({"upload", P(t), "r", r});
-  ok({"replace", P(t), "r"});
+  OK({"upload", P(t), "r", r});
+  OK({"replace", P(t), "r"});
   const uint64_t tr = entry_target();
   EXPECT_NE(tr, t2);
   EXPECT_EQ(sites_go_to(tr), 2u);
   EXPECT_EQ(behaviour(t), "direct=26 tail=30 pointer=25 " + decoy);
   EXPECT_EQ(state_of(t, "v2"), "CHECKED");
-  ok({"revert", P(t), "r"});
+  OK({"revert", P(t), "r"});
   EXPECT_TRUE(read_text(t, a) == before);
 
   // A NOP patch stacked on v2: scale's entry no longer jumps anywhere, so
   // the sites v2 redirected must call scale itself again.
-  ok({"apply", P(t), "v2"});
+  OK({"apply", P(t), "v2"});
   EXPECT_EQ(sites_go_to(t2), 2u);
-  ok({"load", P(t), nop, "--name", "nop"});
+  OK({"load", P(t), nop, "--name", "nop"});
   EXPECT_EQ(behaviour(t), "direct=11 tail=12 pointer=10 " + decoy);
   EXPECT_EQ(sites_go_to(0), 0u);
-  ok({"revert", P(t), "nop"});
+  OK({"revert", P(t), "nop"});
   EXPECT_EQ(behaviour(t), "direct=16 tail=18 pointer=15 " + decoy);
   EXPECT_EQ(sites_go_to(t2), 2u);
-  ok({"revert", P(t), "v2"});
+  OK({"revert", P(t), "v2"});
   EXPECT_TRUE(read_text(t, a) == before);
-  for (const char* n : {"v2", "v3", "r", "nop"}) ok({"unload", P(t), n});
+  for (const char* n : {"v2", "v3", "r", "nop"}) OK({"unload", P(t), n});
   EXPECT_EQ(behaviour(t), "direct=11 tail=12 pointer=10 " + decoy);
 }
 
@@ -224,7 +219,7 @@ TEST(CallSites, KilledAtEveryPointTheTextIsWholeOldOrWholeNew) {
   Target t(bin);
   const Addrs a = addrs(t);
   const auto before = read_text(t, a);
-  ok({"upload", P(t), "fix", lp});
+  OK({"upload", P(t), "fix", lp});
   HsRun counted = hotsplice({"apply", P(t), "fix"}, {"HOTSPLICE_FAULT_LIST=1"});
   ASSERT_EQ(counted.code, 0) << counted.err;
   const auto applied = read_text(t, a);
@@ -240,7 +235,7 @@ TEST(CallSites, KilledAtEveryPointTheTextIsWholeOldOrWholeNew) {
     const int points = std::string(op) == "apply" ? apply_points : revert_points;
     for (int n = 1; n <= points; n++) {
       SCOPED_TRACE(std::string(op) + " killed at point " + std::to_string(n));
-      if (std::string(op) == "revert") ok({"apply", P(t), "fix"});
+      if (std::string(op) == "revert") OK({"apply", P(t), "fix"});
       HsRun r = hotsplice({op, P(t), "fix"}, {"HOTSPLICE_FAULT_STEP=" + std::to_string(n)});
       if (r.code != 0) kills++;
       const std::string state = state_of(t, "fix");  // repairs
@@ -248,7 +243,7 @@ TEST(CallSites, KilledAtEveryPointTheTextIsWholeOldOrWholeNew) {
       if (state == "APPLIED") {
         EXPECT_TRUE(now == applied);
         EXPECT_EQ(t.ask("direct"), "direct=16");
-        ok({"revert", P(t), "fix"});
+        OK({"revert", P(t), "fix"});
       } else {
         EXPECT_EQ(state, "CHECKED");
         EXPECT_TRUE(now == before);

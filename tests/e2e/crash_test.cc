@@ -5,8 +5,6 @@
 // does; then the payloads must still be usable.
 #include <gtest/gtest.h>
 
-#include <functional>
-
 #include <nlohmann/json.hpp>
 
 #include "fault_injection.h"
@@ -45,13 +43,6 @@ void expect_consistent(Target& t, const json& l) {
   }
 }
 
-struct Op {
-  std::string name;
-  // Brings a fresh target into the state before the operation.
-  std::function<void(Target&, const std::string& a, const std::string& cum)> setup;
-  std::vector<std::string> args;  // PID is inserted after args[0]
-};
-
 }  // namespace
 
 TEST(CrashSafety, KilledAtEveryStepOfEveryOperationLeavesNoHalfPatchedProcess) {
@@ -59,69 +50,49 @@ TEST(CrashSafety, KilledAtEveryStepOfEveryOperationLeavesNoHalfPatchedProcess) {
   std::string bin = target_bin("hello");
   std::string a = build("hello_v2.c", bin, "crash_a.lp");
   std::string cum = build("cumulative.c", bin, "crash_cum.lp");
-  auto run_ok = [](const std::vector<std::string>& args) {
-    HsRun r = hotsplice(args);
-    ASSERT_EQ(r.code, 0) << testing::PrintToString(args) << ": " << r.err;
-  };
-  std::vector<Op> ops = {
-      {"upload", [](Target&, auto&, auto&) {}, {"upload", "a", a}},
-      {"apply", [&](Target& t, auto&, auto&) { run_ok({"upload", P(t), "a", a}); }, {"apply", "a"}},
-      {"revert", [&](Target& t, auto&, auto&) { run_ok({"load", P(t), a, "--name", "a"}); }, {"revert", "a"}},
-      {"unload", [&](Target& t, auto&, auto&) { run_ok({"upload", P(t), "a", a}); }, {"unload", "a"}},
-      {"apply-two-functions", [&](Target& t, auto&, auto&) { run_ok({"upload", P(t), "cum", cum}); }, {"apply", "cum"}},
-      {"replace",
-       [&](Target& t, auto&, auto&) {
-         run_ok({"load", P(t), a, "--name", "a"});
-         run_ok({"upload", P(t), "cum", cum});
+  std::vector<FaultOp> ops = {
+      {"upload", bin, [](Target&) {}, {"upload", "a", a}},
+      {"apply", bin, [&](Target& t) { OK({"upload", P(t), "a", a}); }, {"apply", "a"}},
+      {"revert", bin, [&](Target& t) { OK({"load", P(t), a, "--name", "a"}); }, {"revert", "a"}},
+      {"unload", bin, [&](Target& t) { OK({"upload", P(t), "a", a}); }, {"unload", "a"}},
+      {"apply-two-functions", bin, [&](Target& t) { OK({"upload", P(t), "cum", cum}); }, {"apply", "cum"}},
+      {"replace", bin,
+       [&](Target& t) {
+         OK({"load", P(t), a, "--name", "a"});
+         OK({"upload", P(t), "cum", cum});
        },
        {"replace", "cum"}},
   };
 
   int kills = 0;
+  auto check = [&](Target& t, const HsRun& r, const std::string&) {
+    ASSERT_EQ(r.code, 128 + 9) << "the tool was not killed: " << r.err;
+    kills++;
+    ASSERT_TRUE(t.alive());
+    // Before any repair: each function is wholly old or wholly new.
+    auto [h, w] = values(t);
+    EXPECT_TRUE(h == 1 || h == 2 || h == 4) << h;
+    EXPECT_TRUE(w == 10 || w == 40) << w;
+    // The next invocation repairs; list then matches the behaviour.
+    std::string notes;
+    json l = list_json(t, &notes);
+    expect_consistent(t, l);
+    // Nothing is left behind that the registry does not know about.
+    for (const char* n : {"a", "cum"})
+      EXPECT_EQ(mapped(t, n), state_of(l, n) != "absent") << n << "\n" << t.maps() << notes;
+    // And the payloads still work from here: everything can be undone.
+    for (const char* n : {"cum", "a"}) {
+      if (state_of(l, n) == "APPLIED") OK({"revert", P(t), n});
+      if (state_of(l, n) != "absent") OK({"unload", P(t), n});
+    }
+    EXPECT_EQ(values(t), std::make_pair(1, 10));
+    EXPECT_FALSE(mapped(t, "a"));
+  };
   for (const auto& op : ops) {
     SCOPED_TRACE(op.name);
-    int points;
-    {
-      Target t(bin);
-      op.setup(t, a, cum);
-      std::vector<std::string> args = op.args;
-      args.insert(args.begin() + 1, P(t));
-      HsRun r = hotsplice(args, {"HOTSPLICE_FAULT_LIST=1"});
-      ASSERT_EQ(r.code, 0) << r.err;
-      points = count_points(r);
-      ASSERT_GT(points, 0);
-    }
-    for (int step = 1; step <= points; step++) {
-      SCOPED_TRACE("killed at fault point " + std::to_string(step));
-      Target t(bin);
-      op.setup(t, a, cum);
-      std::vector<std::string> args = op.args;
-      args.insert(args.begin() + 1, P(t));
-      HsRun r = hotsplice(args, {"HOTSPLICE_FAULT_STEP=" + std::to_string(step)});
-      ASSERT_EQ(r.code, 128 + 9) << "the tool was not killed: " << r.err;
-      kills++;
-      ASSERT_TRUE(t.alive());
-      // Before any repair: each function is wholly old or wholly new.
-      auto [h, w] = values(t);
-      EXPECT_TRUE(h == 1 || h == 2 || h == 4) << h;
-      EXPECT_TRUE(w == 10 || w == 40) << w;
-      // The next invocation repairs; list then matches the behaviour.
-      std::string notes;
-      json l = list_json(t, &notes);
-      expect_consistent(t, l);
-      // Nothing is left behind that the registry does not know about.
-      std::string maps = t.maps();
-      for (const char* n : {"a", "cum"})
-        EXPECT_EQ(maps.find(std::string("hotsplice:") + n + " ") != std::string::npos, state_of(l, n) != "absent")
-            << n << "\n" << maps << notes;
-      // And the payloads still work from here: everything can be undone.
-      for (const char* n : {"cum", "a"}) {
-        if (state_of(l, n) == "APPLIED") run_ok({"revert", P(t), n});
-        if (state_of(l, n) != "absent") run_ok({"unload", P(t), n});
-      }
-      EXPECT_EQ(values(t), std::make_pair(1, 10));
-      EXPECT_EQ(t.maps().find("hotsplice:a "), std::string::npos);
-    }
+    std::vector<std::string> points;
+    ASSERT_NO_FATAL_FAILURE(list_fault_points(op, &points));
+    ASSERT_NO_FATAL_FAILURE(at_each_fault_point(op, points, "HOTSPLICE_FAULT_STEP", check));
   }
   RecordProperty("kills", kills);
   EXPECT_GT(kills, 20);

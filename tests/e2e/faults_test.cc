@@ -34,22 +34,6 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-// A field of /proc/PID/status ("TracerPid"), or "" if absent.
-std::string status_field(pid_t pid, const std::string& key) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind(key + ":", 0) == 0) {
-      size_t v = line.find_first_not_of(" \t", key.size() + 1);
-      return v == std::string::npos ? "" : line.substr(v);
-    }
-  return "";
-}
-
-long long ms_since(Clock::time_point t0) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
-}
-
 // Payloads built once for the whole file.
 class Faults : public testing::Test {
  protected:
@@ -63,12 +47,6 @@ class Faults : public testing::Test {
 };
 std::string Faults::hello_a_, Faults::hello_cum_, Faults::spin_, Faults::awk_;
 
-struct KillCase {
-  std::string name, binary;
-  std::function<void(Target&)> setup;
-  std::vector<std::string> args;  // the PID goes after args[0]
-};
-
 }  // namespace
 
 // HOTSPLICE_FAULT_KILL_TARGET=N: the tool SIGKILLs the target at its N-th
@@ -76,74 +54,52 @@ struct KillCase {
 // dead process: the tool must say so in one line, exit 1, and not hang.
 TEST_F(Faults, TargetKilledInTheMiddleOfEveryOperationIsReportedAndTheToolExits) {
   HS_REQUIRE_FAULT_INJECTION();
-  auto sh = [](const std::vector<std::string>& a) { ok(a); };
-  std::vector<KillCase> cases = {
-      {"upload", "hello", [](Target&) {}, {"upload", "a", hello_a_}},
-      {"apply", "hello", [&](Target& t) { sh({"upload", P(t), "a", hello_a_}); }, {"apply", "a"}},
-      {"revert", "hello", [&](Target& t) { sh({"load", P(t), hello_a_, "--name", "a"}); }, {"revert", "a"}},
-      {"unload", "hello", [&](Target& t) { sh({"upload", P(t), "a", hello_a_}); }, {"unload", "a"}},
-      {"replace", "hello",
+  const std::string hello = target_bin("hello"), spin8 = target_bin("spin8");
+  std::vector<FaultOp> cases = {
+      {"upload", hello, [](Target&) {}, {"upload", "a", hello_a_}},
+      {"apply", hello, [&](Target& t) { OK({"upload", P(t), "a", hello_a_}); }, {"apply", "a"}},
+      {"revert", hello, [&](Target& t) { OK({"load", P(t), hello_a_, "--name", "a"}); }, {"revert", "a"}},
+      {"unload", hello, [&](Target& t) { OK({"upload", P(t), "a", hello_a_}); }, {"unload", "a"}},
+      {"replace", hello,
        [&](Target& t) {
-         sh({"load", P(t), hello_a_, "--name", "a"});
-         sh({"upload", P(t), "cum", hello_cum_});
+         OK({"load", P(t), hello_a_, "--name", "a"});
+         OK({"upload", P(t), "cum", hello_cum_});
        },
        {"replace", "cum"}},
-      {"load", "hello", [](Target&) {}, {"load", hello_a_, "--name", "a"}},
+      {"load", hello, [](Target&) {}, {"load", hello_a_, "--name", "a"}},
       // Nine threads, eight of them running: threads that die while stopped,
       // while being stopped and while running.
-      {"apply-spin8", "spin8", [&](Target& t) { sh({"upload", P(t), "v2", spin_}); }, {"apply", "v2"}},
-      {"revert-spin8", "spin8", [&](Target& t) { sh({"load", P(t), spin_, "--name", "v2"}); }, {"revert", "v2"}},
-      {"upload-spin8", "spin8", [](Target&) {}, {"upload", "v2", spin_}},
+      {"apply-spin8", spin8, [&](Target& t) { OK({"upload", P(t), "v2", spin_}); }, {"apply", "v2"}},
+      {"revert-spin8", spin8, [&](Target& t) { OK({"load", P(t), spin_, "--name", "v2"}); }, {"revert", "v2"}},
+      {"upload-spin8", spin8, [](Target&) {}, {"upload", "v2", spin_}},
   };
   int runs = 0;
   long long slowest = 0;
+  auto check = [&](Target& t, const HsRun& r, const std::string& at) {
+    slowest = std::max(slowest, r.ms);
+    // apply, revert, replace and unload commit and let the process go in
+    // their stop window; a target that dies after that point died after
+    // the operation, which succeeded.
+    bool finished = at == "apply:committed" || at == "revert:committed" || at == "replace:committed" ||
+                    at == "unload:committed";
+    if (finished) {
+      EXPECT_EQ(r.code, 0) << at << ": " << r.err;
+      EXPECT_EQ(r.err, "");
+    } else {
+      EXPECT_EQ(r.code, 1) << at;
+      EXPECT_EQ(r.err, fmt::format("hotsplice: error: process {} exited during the operation\n", t.pid())) << at;
+    }
+    EXPECT_LT(r.ms, 5000) << "the tool took " << r.ms << " ms to notice";
+    // Its threads are let go when the tool exits, just after the tool's own
+    // exit is reported: the process is reaped a moment later.
+    EXPECT_TRUE(eventually([&] { return !t.alive(); }, std::chrono::seconds(5)));
+    runs++;
+  };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.name);
-    int points = 0;
-    std::vector<std::string> names;  // of the fault points, in order
-    {
-      Target t(target_bin(c.binary));
-      c.setup(t);
-      std::vector<std::string> args = c.args;
-      args.insert(args.begin() + 1, P(t));
-      HsRun r = hotsplice(args, {"HOTSPLICE_FAULT_LIST=1"});
-      ASSERT_EQ(r.code, 0) << r.err;
-      points = count_points(r);
-      ASSERT_GT(points, 0);
-      std::istringstream lines(r.err);
-      for (std::string line; std::getline(lines, line);)
-        if (line.rfind("hotsplice: fault point ", 0) == 0) names.push_back(line.substr(line.rfind(' ') + 1));
-      ASSERT_EQ(names.size(), static_cast<size_t>(points));
-    }
-    for (int k = 1; k <= points; k++) {
-      SCOPED_TRACE("target killed at fault point " + std::to_string(k));
-      Target t(target_bin(c.binary));
-      c.setup(t);
-      std::vector<std::string> args = c.args;
-      args.insert(args.begin() + 1, P(t));
-      auto t0 = Clock::now();
-      HsRun r = hotsplice(args, {"HOTSPLICE_FAULT_KILL_TARGET=" + std::to_string(k)});
-      long long took = ms_since(t0);
-      slowest = std::max(slowest, took);
-      // apply, revert, replace and unload commit and let the process go in
-      // their stop window; a target that dies after that point died after
-      // the operation, which succeeded.
-      const std::string& at = names[static_cast<size_t>(k - 1)];
-      bool finished = at == "apply:committed" || at == "revert:committed" || at == "replace:committed" ||
-                      at == "unload:committed";
-      if (finished) {
-        EXPECT_EQ(r.code, 0) << at << ": " << r.err;
-        EXPECT_EQ(r.err, "");
-      } else {
-        EXPECT_EQ(r.code, 1) << at;
-        EXPECT_EQ(r.err, fmt::format("hotsplice: error: process {} exited during the operation\n", t.pid())) << at;
-      }
-      EXPECT_LT(took, 5000) << "the tool took " << took << " ms to notice";
-      // Its threads are let go when the tool exits, just after the tool's own
-      // exit is reported: the process is reaped a moment later.
-      EXPECT_TRUE(eventually([&] { return !t.alive(); }, std::chrono::seconds(5)));
-      runs++;
-    }
+    std::vector<std::string> points;
+    ASSERT_NO_FATAL_FAILURE(list_fault_points(c, &points));
+    ASSERT_NO_FATAL_FAILURE(at_each_fault_point(c, points, "HOTSPLICE_FAULT_KILL_TARGET", check));
   }
   RecordProperty("runs", runs);
   RecordProperty("slowest_ms", static_cast<int>(slowest));
@@ -157,18 +113,18 @@ TEST_F(Faults, TargetKilledInTheMiddleOfEveryOperationIsReportedAndTheToolExits)
 TEST_F(Faults, ThreadChurnDuringFiftyApplyRevertCycles) {
   Target t(target_bin("awkward"));
   ASSERT_EQ(t.ask("churn"), "churning");
-  ok({"upload", P(t), "fix", awk_});
+  OK({"upload", P(t), "fix", awk_});
   auto t0 = Clock::now();
   const int cycles = 50;
   for (int i = 0; i < cycles; i++) {
     SCOPED_TRACE("cycle " + std::to_string(i));
-    ok({"apply", P(t), "fix"});
+    OK({"apply", P(t), "fix"});
     ASSERT_EQ(t.ask("call"), "value=2");
-    ok({"revert", P(t), "fix"});
+    OK({"revert", P(t), "fix"});
     ASSERT_EQ(t.ask("call"), "value=1");
   }
   long long took = ms_since(t0);
-  ok({"unload", P(t), "fix"});
+  OK({"unload", P(t), "fix"});
   std::string res = t.ask("churn-stop");
   unsigned long long threads = 0, bad = 1, errors = 1;
   ASSERT_EQ(sscanf(res.c_str(), "churned threads=%llu bad=%llu create-errors=%llu", &threads, &bad, &errors), 3)
@@ -199,11 +155,11 @@ TEST_F(Faults, ThreadsBlockedInAcceptAndReadCompleteNormallyAfterwards) {
   const int cycles = 10;
   for (int i = 0; i < cycles; i++) {
     SCOPED_TRACE("cycle " + std::to_string(i));
-    ok({"upload", P(t), "fix", awk_});
-    ok({"apply", P(t), "fix"});
+    OK({"upload", P(t), "fix", awk_});
+    OK({"apply", P(t), "fix"});
     ASSERT_EQ(t.ask("call"), "value=2");
-    ok({"revert", P(t), "fix"});
-    ok({"unload", P(t), "fix"});
+    OK({"revert", P(t), "fix"});
+    OK({"unload", P(t), "fix"});
     ASSERT_EQ(t.ask("call"), "value=1");
   }
   // Both are still waiting in their system calls.
@@ -233,7 +189,7 @@ TEST_F(Faults, ThreadsBlockedInAcceptAndReadCompleteNormallyAfterwards) {
 TEST_F(Faults, SignalsSentWhileApplyRevertRunAreNeitherLostNorDuplicated) {
   Target t(target_bin("awkward"));
   ASSERT_EQ(t.ask("signals"), "counting");
-  ok({"upload", P(t), "fix", awk_});
+  OK({"upload", P(t), "fix", awk_});
   std::atomic<bool> stop{false};
   std::atomic<int> cycles{0}, failures{0};
   std::string first_failure;
@@ -336,7 +292,7 @@ TEST_F(Faults, MdweTargetIsPatchedWithTextMappedExecutableFromTheStart) {
   Target t(target_bin("awkward"));
   ASSERT_EQ(t.ask("mdwe"), "mdwe on");
   ASSERT_EQ(t.ask("probe"), "mmap-rx=ok mprotect-x=Permission denied");
-  ok({"load", P(t), awk_, "--name", "fix"});
+  OK({"load", P(t), awk_, "--name", "fix"});
   EXPECT_EQ(t.ask("call"), "value=2");
   // Text RX, rodata R; nothing writable and executable.
   std::vector<std::string> perms;
@@ -344,9 +300,9 @@ TEST_F(Faults, MdweTargetIsPatchedWithTextMappedExecutableFromTheStart) {
   for (std::string line; std::getline(maps, line);)
     if (line.find("/memfd:hotsplice:fix") != std::string::npos) perms.push_back(line.substr(line.find(' ') + 1, 4));
   EXPECT_EQ(perms, (std::vector<std::string>{"r-xp", "r--p"})) << t.maps();
-  ok({"revert", P(t), "fix"});
+  OK({"revert", P(t), "fix"});
   EXPECT_EQ(t.ask("call"), "value=1");
-  ok({"unload", P(t), "fix"});
+  OK({"unload", P(t), "fix"});
   EXPECT_EQ(t.maps().find("hotsplice:fix"), std::string::npos);
   EXPECT_TRUE(t.alive());
 }
@@ -356,7 +312,7 @@ TEST_F(Faults, MdweTargetIsPatchedWithTextMappedExecutableFromTheStart) {
 // and changes nothing. Once the thread leaves, the first one proceeds.
 TEST_F(Faults, SecondInstanceOnTheSamePidIsBusy) {
   Target t(target_bin("awkward"));
-  ok({"upload", P(t), "fix", awk_});
+  OK({"upload", P(t), "fix", awk_});
   std::string parked = t.ask("park");
   ASSERT_EQ(parked.rfind("parked tid=", 0), 0u) << parked;
   HsRun first;
@@ -364,7 +320,7 @@ TEST_F(Faults, SecondInstanceOnTheSamePidIsBusy) {
   // The first instance holds the process once it traces it.
   std::string tracer;
   EXPECT_TRUE(eventually([&] {
-    tracer = status_field(t.pid(), "TracerPid");
+    tracer = hs::test::status_field(t.pid(), "TracerPid");
     return !tracer.empty() && tracer != "0";
   }));  // (no ASSERT while first_run runs: it must be joined)
   HsRun second = hotsplice({"apply", P(t), "fix"});

@@ -2,18 +2,15 @@
 
 #include <fcntl.h>
 #include <grp.h>
-#include <poll.h>
-#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstring>
-#include <fstream>
 #include <sstream>
 
-#include <gtest/gtest.h>
+#include <fmt/format.h>
 
 namespace hs::e2e {
 
@@ -27,13 +24,6 @@ std::string slurp_fd(int fd) {
   return s;
 }
 
-std::vector<char*> cstrs(std::vector<std::string>& v) {
-  std::vector<char*> out;
-  for (auto& s : v) out.push_back(s.data());
-  out.push_back(nullptr);
-  return out;
-}
-
 }  // namespace
 
 std::string HsRun::err_line() const { return err.substr(0, err.find('\n')); }
@@ -41,32 +31,37 @@ std::string HsRun::err_line() const { return err.substr(0, err.find('\n')); }
 HsRun hotsplice(const std::vector<std::string>& args, const std::vector<std::string>& env) {
   std::vector<std::string> argv{HS_BIN};
   argv.insert(argv.end(), args.begin(), args.end());
+  std::vector<char*> cargv;
+  for (auto& a : argv) cargv.push_back(a.data());
+  cargv.push_back(nullptr);
+  std::vector<std::string> envs = env;
   char out_tmpl[] = "/tmp/hs-out-XXXXXX", err_tmpl[] = "/tmp/hs-err-XXXXXX";
   int out = mkstemp(out_tmpl), err = mkstemp(err_tmpl);
   unlink(out_tmpl);
   unlink(err_tmpl);
+  const auto t0 = std::chrono::steady_clock::now();
   pid_t pid = fork();
   if (pid == 0) {
     dup2(out, 1);
     dup2(err, 2);
     int devnull = open("/dev/null", O_RDONLY);
     dup2(devnull, 0);
-    for (const auto& e : env) {
+    for (auto& e : envs) {
       // Not for the tool: run it as that (unprivileged) user.
       if (e.rfind("HOTSPLICE_TEST_SETUID=", 0) == 0) {
         uid_t id = static_cast<uid_t>(std::stoul(e.substr(e.find('=') + 1)));
         if (setgroups(0, nullptr) != 0 || setgid(id) != 0 || setuid(id) != 0) _exit(126);
         continue;
       }
-      putenv(strdup(e.c_str()));
+      putenv(e.data());
     }
-    auto a = cstrs(argv);
-    execv(a[0], a.data());
+    execv(cargv[0], cargv.data());
     _exit(127);
   }
   int status = 0;
   waitpid(pid, &status, 0);
   HsRun r;
+  r.ms = ms_since(t0);
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   lseek(out, 0, SEEK_SET);
   lseek(err, 0, SEEK_SET);
@@ -105,82 +100,20 @@ std::string build(const std::string& patch, const std::string& target, const std
   return path;
 }
 
-Target::Target(const std::string& binary, const std::vector<std::string>& args, const std::vector<std::string>& env) {
-  int to_child[2], from_child[2];
-  if (pipe2(to_child, O_CLOEXEC) || pipe2(from_child, O_CLOEXEC)) throw std::runtime_error("pipe");
-  pid_ = fork();
-  if (pid_ == 0) {
-    dup2(to_child[0], 0);
-    dup2(from_child[1], 1);
-    std::vector<std::string> argv{binary};
-    argv.insert(argv.end(), args.begin(), args.end());
-    for (const auto& e : env) putenv(strdup(e.c_str()));
-    auto a = cstrs(argv);
-    execv(a[0], a.data());
-    _exit(127);
-  }
-  close(to_child[0]);
-  close(from_child[1]);
-  in_ = to_child[1];
-  out_ = from_child[0];
-  std::string ready = read_line();
-  if (ready.rfind("ready", 0) != 0) ADD_FAILURE() << binary << " did not say ready: '" << ready << "'";
+namespace {
+std::vector<std::string> argv_of(const std::string& binary, const std::vector<std::string>& args) {
+  std::vector<std::string> argv{binary};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return argv;
+}
+}  // namespace
+
+Target::Target(const std::string& binary, const std::vector<std::string>& args, const std::vector<std::string>& env)
+    : Child(argv_of(binary, args), env) {
+  expect_ready();
 }
 
-Target::~Target() {
-  kill_now();
-  if (in_ >= 0) close(in_);
-  if (out_ >= 0) close(out_);
-}
-
-void Target::kill_now() {
-  if (pid_ > 0) {
-    ::kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
-    pid_ = -pid_;  // keep the number for messages, mark dead
-  }
-}
-
-bool Target::alive() const {
-  if (pid_ <= 0) return false;
-  int status;
-  return waitpid(pid_, &status, WNOHANG) == 0;
-}
-
-std::string Target::read_line(int timeout_ms) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  for (;;) {
-    auto nl = buf_.find('\n');
-    if (nl != std::string::npos) {
-      std::string line = buf_.substr(0, nl);
-      buf_.erase(0, nl + 1);
-      return line;
-    }
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) return "";
-    pollfd p{out_, POLLIN, 0};
-    if (poll(&p, 1, static_cast<int>(left.count())) <= 0) return "";
-    char b[4096];
-    ssize_t n = read(out_, b, sizeof b);
-    if (n <= 0) return "";
-    buf_.append(b, static_cast<size_t>(n));
-  }
-}
-
-std::string Target::ask(const std::string& line, int timeout_ms) {
-  std::string l = line + "\n";
-  if (write(in_, l.data(), l.size()) != static_cast<ssize_t>(l.size())) return "";
-  return read_line(timeout_ms);
-}
-
-std::string Target::maps() const {
-  std::ifstream f("/proc/" + std::to_string(pid_ > 0 ? pid_ : -pid_) + "/maps");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-void ok(const std::vector<std::string>& args) {
+void expect_ok(const std::vector<std::string>& args) {
   HsRun r = hotsplice(args);
   ASSERT_EQ(r.code, 0) << "hotsplice " << testing::PrintToString(args) << "\nstderr: " << r.err;
 }
@@ -205,19 +138,44 @@ std::string state_of(const nlohmann::json& list, const std::string& name) {
 
 std::string state_of(const Target& t, const std::string& name) { return state_of(list_json(t), name); }
 
-int count_points(const HsRun& r) {
-  int n = 0;
-  for (size_t at = 0; (at = r.err.find("hotsplice: fault point ", at)) != std::string::npos; at++) n++;
-  return n;
+std::vector<std::string> fault_points(const HsRun& r) {
+  // "hotsplice: fault point N NAME"
+  std::vector<std::string> names;
+  std::istringstream lines(r.err);
+  for (std::string line; std::getline(lines, line);)
+    if (line.starts_with("hotsplice: fault point ")) names.push_back(line.substr(line.rfind(' ') + 1));
+  return names;
 }
 
-bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds limit) {
-  auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (cond()) return true;
-    usleep(1000);
+int count_points(const HsRun& r) { return static_cast<int>(fault_points(r).size()); }
+
+std::vector<std::string> with_pid(std::vector<std::string> args, const Target& t) {
+  args.insert(args.begin() + 1, P(t));
+  return args;
+}
+
+bool mapped(const Target& t, const std::string& name) {
+  return t.maps().find("/memfd:hotsplice:" + name + " ") != std::string::npos;
+}
+
+void list_fault_points(const FaultOp& op, std::vector<std::string>* names) {
+  Target t(op.binary);
+  ASSERT_NO_FATAL_FAILURE(op.setup(t));
+  HsRun r = hotsplice(with_pid(op.args, t), {"HOTSPLICE_FAULT_LIST=1"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  *names = fault_points(r);
+  ASSERT_FALSE(names->empty()) << r.err;
+}
+
+void at_each_fault_point(const FaultOp& op, const std::vector<std::string>& names, const std::string& env,
+                         const FaultCheck& check) {
+  for (size_t k = 1; k <= names.size(); k++) {
+    SCOPED_TRACE(fmt::format("{}={} (fault point {})", env, k, names[k - 1]));
+    Target t(op.binary);
+    ASSERT_NO_FATAL_FAILURE(op.setup(t));
+    HsRun r = hotsplice(with_pid(op.args, t), {fmt::format("{}={}", env, k)});
+    ASSERT_NO_FATAL_FAILURE(check(t, r, names[k - 1]));
   }
-  return cond();
 }
 
 }  // namespace hs::e2e

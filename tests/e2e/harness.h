@@ -5,19 +5,26 @@
 
 #include <sys/types.h>
 
-#include <chrono>
 #include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "support/child.h"
+#include "support/eventually.h"
+
 namespace hs::e2e {
+
+using test::eventually;
+using test::ms_since;
 
 struct HsRun {
   int code = -1;
   std::string out, err;
+  long long ms = 0;              // how long it ran (wall time)
   std::string err_line() const;  // first line of stderr, without the newline
 };
 
@@ -28,39 +35,33 @@ std::string target_bin(const std::string& name);  // HS_TARGET_DIR/name
 std::string patch_src(const std::string& name);   // HS_PATCH_DIR/name
 std::string work_file(const std::string& name);   // HS_WORK_DIR/name (dir created)
 
-// Builds a payload with `hotsplice build`; on failure the test fails (fatal).
+// Builds a payload with `hotsplice build`; on failure the test fails (not
+// fatally: the path is returned anyway, and whatever uses it fails).
 std::string build(const std::string& patch, const std::string& target, const std::string& out,
                   const std::optional<std::string>& depends = std::nullopt);
 
-class Target {
+// A target program (HS_TARGET_DIR/...), started and past its "ready" line;
+// killed when it goes. ask() sends a command line and returns the answer
+// ("" on EOF or timeout).
+class Target : public test::Child {
  public:
   explicit Target(const std::string& binary, const std::vector<std::string>& args = {},
                   const std::vector<std::string>& env = {});
-  ~Target();
-  Target(const Target&) = delete;
-  Target& operator=(const Target&) = delete;
-
-  pid_t pid() const { return pid_; }
-  // Sends one line, returns the answer line (without newline); "" on EOF/timeout.
-  std::string ask(const std::string& line, int timeout_ms = 20000);
-  // Reads one more line of output.
-  std::string read_line(int timeout_ms = 20000);
-  bool alive() const;
-  std::string maps() const;  // /proc/PID/maps text
-  void kill_now();
-
- private:
-  pid_t pid_ = -1;
-  int in_ = -1, out_ = -1;
-  std::string buf_;
 };
 
 // ---- shorthands the tests share ----
 
 inline std::string P(const Target& t) { return std::to_string(t.pid()); }
 
-// Runs a hotsplice command that must succeed (a fatal test failure if not).
-void ok(const std::vector<std::string>& args);
+// OK({"apply", P(t), "fix"}): runs a hotsplice command that must succeed;
+// if it does not, the test fails and stops there (also when OK is used in a
+// helper or lambda: wrap that call in ASSERT_NO_FATAL_FAILURE).
+#define OK(...)                                                       \
+  do {                                                                \
+    ASSERT_NO_FATAL_FAILURE(::hs::e2e::expect_ok(__VA_ARGS__));       \
+  } while (0)
+// The check behind OK: a fatal failure in this function.
+void expect_ok(const std::vector<std::string>& args);
 
 // `hotsplice list PID --json`, parsed; what it printed to stderr (repair
 // notes) goes to *err.
@@ -70,10 +71,38 @@ const nlohmann::json* find_payload(const nlohmann::json& list, const std::string
 std::string state_of(const nlohmann::json& list, const std::string& name);
 std::string state_of(const Target& t, const std::string& name);
 
-// How many fault points an operation run with HOTSPLICE_FAULT_LIST=1 passed.
+// The fault points an operation run with HOTSPLICE_FAULT_LIST=1 passed:
+// their names in order, and how many.
+std::vector<std::string> fault_points(const HsRun& r);
 int count_points(const HsRun& r);
 
-// Polls `cond` every millisecond until it holds or `limit` passes.
-bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds limit = std::chrono::seconds(20));
+// The `args` of an operation with the target's PID put after the verb.
+std::vector<std::string> with_pid(std::vector<std::string> args, const Target& t);
+
+// Whether payload NAME's memory (memfd "hotsplice:NAME") is mapped in t.
+bool mapped(const Target& t, const std::string& name);
+
+// ---- an operation interrupted at each of its fault points ----
+
+struct FaultOp {
+  std::string name;
+  std::string binary;                  // the target program, a full path
+  std::function<void(Target&)> setup;  // brings a fresh target to where the operation starts (may use OK)
+  std::vector<std::string> args;       // the operation; the PID goes after args[0]
+};
+
+// Runs `op` once on a fresh target with HOTSPLICE_FAULT_LIST=1: the names of
+// the fault points it passes, in order. A fatal failure if it fails or
+// passes none (call it in ASSERT_NO_FATAL_FAILURE).
+void list_fault_points(const FaultOp& op, std::vector<std::string>* names);
+
+// For each fault point k (1-based, named names[k-1]): a fresh target, set
+// up, the operation run with `env`=k (HOTSPLICE_FAULT_STEP: the tool is
+// killed there; HOTSPLICE_FAULT_KILL_TARGET: the target is), then
+// check(target, result, point name). A fatal failure in setup or check stops
+// it (call it in ASSERT_NO_FATAL_FAILURE).
+using FaultCheck = std::function<void(Target&, const HsRun&, const std::string& point)>;
+void at_each_fault_point(const FaultOp& op, const std::vector<std::string>& names, const std::string& env,
+                         const FaultCheck& check);
 
 }  // namespace hs::e2e

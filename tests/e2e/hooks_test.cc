@@ -11,7 +11,6 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <fstream>
 #include <functional>
 
 #include <fmt/format.h>
@@ -34,10 +33,6 @@ int global(Target& t) {
   return g;
 }
 
-bool mapped(const Target& t, const std::string& name) {
-  return t.maps().find("/memfd:hotsplice:" + name + " ") != std::string::npos;
-}
-
 }  // namespace
 
 TEST(Hooks, LoadApplyRevertUnloadHooksRunOnceEach) {
@@ -46,7 +41,7 @@ TEST(Hooks, LoadApplyRevertUnloadHooksRunOnceEach) {
   Target t(bin);
   EXPECT_EQ(global(t), 0);
 
-  ok({"upload", P(t), "h", lp});
+  OK({"upload", P(t), "h", lp});
   EXPECT_EQ(global(t), 1000) << "load hook";
   json l = list_json(t);
   const json* p = find_payload(l, "h");
@@ -58,16 +53,16 @@ TEST(Hooks, LoadApplyRevertUnloadHooksRunOnceEach) {
   EXPECT_EQ((*p)["hooks"]["postrevert"], "on_postrevert");
   EXPECT_EQ((*p)["unload_hooks_run"], false);
 
-  ok({"apply", P(t), "h"});
+  OK({"apply", P(t), "h"});
   EXPECT_EQ(global(t), 1100) << "postapply hook";
   EXPECT_EQ(state_of(list_json(t), "h"), "APPLIED");
-  ok({"revert", P(t), "h"});
+  OK({"revert", P(t), "h"});
   EXPECT_EQ(global(t), 1000) << "postrevert hook";
-  ok({"apply", P(t), "h"});
+  OK({"apply", P(t), "h"});
   EXPECT_EQ(global(t), 1100);
-  ok({"revert", P(t), "h"});
+  OK({"revert", P(t), "h"});
   EXPECT_EQ(global(t), 1000);
-  ok({"unload", P(t), "h"});
+  OK({"unload", P(t), "h"});
   EXPECT_EQ(global(t), 0) << "unload hook";
   EXPECT_EQ(state_of(list_json(t), "h"), "absent");
   EXPECT_FALSE(mapped(t, "h"));
@@ -78,7 +73,7 @@ TEST(Hooks, LoadIsUploadPlusApplyWithBothHooks) {
   std::string bin = target_bin("calc");
   std::string lp = build("hooks.c", bin, "hooks_load.lp");
   Target t(bin);
-  ok({"load", P(t), lp});
+  OK({"load", P(t), lp});
   EXPECT_EQ(global(t), 1100);
 }
 
@@ -86,7 +81,7 @@ TEST(Hooks, PreapplyHookThatRefusesChangesNothing) {
   std::string bin = target_bin("calc");
   std::string lp = build("hooks_veto.c", bin, "hooks_veto.lp");
   Target t(bin);
-  ok({"upload", P(t), "veto", lp});
+  OK({"upload", P(t), "veto", lp});
   std::string maps_before = t.maps();
   HsRun r = hotsplice({"apply", P(t), "veto"});
   EXPECT_EQ(r.code, 1);
@@ -95,7 +90,7 @@ TEST(Hooks, PreapplyHookThatRefusesChangesNothing) {
   EXPECT_EQ(global(t), 0) << "the postapply hook must not run";
   EXPECT_EQ(t.ask("bump"), "bump=1") << "bump() must not be patched";
   EXPECT_EQ(t.maps(), maps_before);
-  ok({"unload", P(t), "veto"});
+  OK({"unload", P(t), "veto"});
   EXPECT_EQ(t.ask("bump"), "bump=2");
   // load = upload + apply: the refused apply unloads again.
   r = hotsplice({"load", P(t), lp, "--name", "veto2"});
@@ -125,7 +120,7 @@ TEST(Hooks, CrashingLoadHookFailsTheUploadCleanly) {
   EXPECT_EQ(l["in_progress"], false);
   EXPECT_EQ(err, "") << "nothing left to repair";
   // The name is free again, and a good payload still loads.
-  ok({"upload", P(t), "crash", build("hooks.c", bin, "hooks_after_crash.lp")});
+  OK({"upload", P(t), "crash", build("hooks.c", bin, "hooks_after_crash.lp")});
   EXPECT_EQ(global(t), 1002);
 }
 
@@ -133,7 +128,7 @@ TEST(Hooks, CrashingPostapplyHookIsAWarningTheApplyStands) {
   std::string bin = target_bin("calc");
   std::string lp = build("hooks_post_crash.c", bin, "hooks_post_crash.lp");
   Target t(bin);
-  ok({"upload", P(t), "pc", lp});
+  OK({"upload", P(t), "pc", lp});
   EXPECT_EQ(global(t), 1000);
   HsRun r = hotsplice({"apply", P(t), "pc"});
   EXPECT_EQ(r.code, 0) << r.err;
@@ -143,8 +138,8 @@ TEST(Hooks, CrashingPostapplyHookIsAWarningTheApplyStands) {
   ASSERT_TRUE(t.alive());
   EXPECT_EQ(state_of(list_json(t), "pc"), "APPLIED");
   EXPECT_EQ(global(t), 1000);
-  ok({"revert", P(t), "pc"});
-  ok({"unload", P(t), "pc"});
+  OK({"revert", P(t), "pc"});
+  OK({"unload", P(t), "pc"});
   EXPECT_FALSE(mapped(t, "pc"));
 }
 
@@ -152,7 +147,7 @@ TEST(Hooks, CrashingUnloadHookKeepsThePayloadAndNeverRunsAgain) {
   std::string bin = target_bin("calc");
   std::string lp = build("hooks_unload_crash.c", bin, "hooks_unload_crash.lp");
   Target t(bin);
-  ok({"upload", P(t), "uc", lp});
+  OK({"upload", P(t), "uc", lp});
   EXPECT_EQ(global(t), 1000);
   HsRun r = hotsplice({"unload", P(t), "uc"});
   EXPECT_EQ(r.code, 1);
@@ -168,7 +163,7 @@ TEST(Hooks, CrashingUnloadHookKeepsThePayloadAndNeverRunsAgain) {
   r = hotsplice({"apply", P(t), "uc"});
   EXPECT_EQ(r.code, 1);
   EXPECT_EQ(r.err_line(), "hotsplice: error: payload 'uc' cannot be applied: its unload hooks have run; unload it");
-  ok({"unload", P(t), "uc"});
+  OK({"unload", P(t), "uc"});
   EXPECT_EQ(state_of(list_json(t), "uc"), "absent");
   EXPECT_FALSE(mapped(t, "uc"));
   EXPECT_EQ(global(t), 1000);
@@ -178,22 +173,22 @@ TEST(Hooks, ApplyAndRevertHooksRunInTheStopWindow) {
   std::string bin = target_bin("calc");
   std::string lp = build("hooks_action.c", bin, "hooks_action.lp");
   Target t(bin);
-  ok({"upload", P(t), "act", lp});
+  OK({"upload", P(t), "act", lp});
   EXPECT_EQ(global(t), 0);
-  ok({"apply", P(t), "act"});
+  OK({"apply", P(t), "act"});
   EXPECT_EQ(global(t), 10);
   EXPECT_EQ(t.ask("bump"), "bump=12");
-  ok({"revert", P(t), "act"});
+  OK({"revert", P(t), "act"});
   EXPECT_EQ(global(t), 2);
   EXPECT_EQ(t.ask("bump"), "bump=3");
-  ok({"unload", P(t), "act"});
+  OK({"unload", P(t), "act"});
 }
 
 TEST(Hooks, FailingApplyHookRollsTheWritesBack) {
   std::string bin = target_bin("calc");
   std::string lp = build("hooks_action_fail.c", bin, "hooks_action_fail.lp");
   Target t(bin);
-  ok({"upload", P(t), "afail", lp});
+  OK({"upload", P(t), "afail", lp});
   HsRun r = hotsplice({"apply", P(t), "afail"});
   EXPECT_EQ(r.code, 1);
   EXPECT_EQ(r.err_line(), "hotsplice: error: payload 'afail': apply hook 'fail_apply' returned 3; apply rolled back");
@@ -201,7 +196,7 @@ TEST(Hooks, FailingApplyHookRollsTheWritesBack) {
   EXPECT_EQ(state_of(l, "afail"), "CHECKED");
   EXPECT_EQ((*find_payload(l, "afail"))["funcs"][0]["applied"], false);
   EXPECT_EQ(t.ask("bump"), "bump=1") << "bump() must be the original again";
-  ok({"unload", P(t), "afail"});
+  OK({"unload", P(t), "afail"});
 }
 
 TEST(Hooks, ReplaceIsRefusedWithPreOrPostHooks) {
@@ -209,8 +204,8 @@ TEST(Hooks, ReplaceIsRefusedWithPreOrPostHooks) {
   std::string with_post = build("hooks.c", bin, "hooks_rep_post.lp");
   std::string act = build("hooks_action.c", bin, "hooks_rep_act.lp");
   Target t(bin);
-  ok({"load", P(t), with_post, "--name", "h"});
-  ok({"upload", P(t), "act", act});
+  OK({"load", P(t), with_post, "--name", "h"});
+  OK({"upload", P(t), "act", act});
   HsRun r = hotsplice({"replace", P(t), "act"});
   EXPECT_EQ(r.code, 1);
   EXPECT_EQ(r.err_line(),
@@ -218,8 +213,8 @@ TEST(Hooks, ReplaceIsRefusedWithPreOrPostHooks) {
             "pre- or post- hooks");
   EXPECT_EQ(global(t), 1100);
   // Without them, replace runs the action hooks (nothing to revert here).
-  ok({"revert", P(t), "h"});
-  ok({"replace", P(t), "act"});
+  OK({"revert", P(t), "h"});
+  OK({"replace", P(t), "act"});
   EXPECT_EQ(global(t), 1010);
   EXPECT_EQ(t.ask("bump"), "bump=1012");
 }
@@ -233,63 +228,54 @@ TEST(Hooks, KilledAtEveryFaultPointHooksRunAtMostOnceAndMatchTheState) {
   HS_REQUIRE_FAULT_INJECTION();
   std::string bin = target_bin("calc");
   std::string lp = build("hooks.c", bin, "hooks_crash_safety.lp");
-  struct Op {
-    std::string name;
-    std::function<void(Target&)> setup;
-    std::vector<std::string> args;  // PID inserted after args[0]
-  };
-  std::vector<Op> ops = {
-      {"upload", [](Target&) {}, {"upload", "h", lp}},
-      {"apply", [&](Target& t) { ok({"upload", P(t), "h", lp}); }, {"apply", "h"}},
-      {"revert", [&](Target& t) { ok({"load", P(t), lp, "--name", "h"}); }, {"revert", "h"}},
-      {"unload", [&](Target& t) { ok({"upload", P(t), "h", lp}); }, {"unload", "h"}},
+  int start = 0;  // global_counter once set up
+  std::vector<FaultOp> ops = {
+      {"upload", bin, [&](Target& t) { start = global(t); }, {"upload", "h", lp}},
+      {"apply", bin,
+       [&](Target& t) {
+         OK({"upload", P(t), "h", lp});
+         start = global(t);
+       },
+       {"apply", "h"}},
+      {"revert", bin,
+       [&](Target& t) {
+         OK({"load", P(t), lp, "--name", "h"});
+         start = global(t);
+       },
+       {"revert", "h"}},
+      {"unload", bin,
+       [&](Target& t) {
+         OK({"upload", P(t), "h", lp});
+         start = global(t);
+       },
+       {"unload", "h"}},
   };
   int kills = 0;
+  auto check = [&](Target& t, const HsRun& r, const std::string& point) {
+    ASSERT_EQ(r.code, 128 + 9) << "the tool was not killed: " << r.err;
+    kills++;
+    ASSERT_TRUE(t.alive());
+    std::string notes;
+    json l = list_json(t, &notes);
+    const json* p = find_payload(l, "h");
+    const std::string state = p ? (*p)["state"].get<std::string>() : "absent";
+    const bool unloaded_hooks = p && (*p)["unload_hooks_run"].get<bool>();
+    int want = (state != "absent" && !unloaded_hooks ? 1000 : 0) + (state == "APPLIED" ? 100 : 0);
+    if (point == "apply:committed") want -= 100;   // postapply not run
+    if (point == "revert:committed") want += 100;  // postrevert not run
+    EXPECT_EQ(global(t), want) << "state " << state << ", started at " << start << "\n" << notes;
+    EXPECT_EQ(mapped(t, "h"), state != "absent") << t.maps() << notes;
+    // And from here everything can be undone, each hook once.
+    if (state == "APPLIED") OK({"revert", P(t), "h"});
+    if (state != "absent") OK({"unload", P(t), "h"});
+    EXPECT_EQ(global(t), want - (state == "APPLIED" ? 100 : 0) - (state != "absent" && !unloaded_hooks ? 1000 : 0));
+    EXPECT_FALSE(mapped(t, "h"));
+  };
   for (const auto& op : ops) {
     SCOPED_TRACE(op.name);
-    std::vector<std::string> names;  // of the fault points, in order
-    {
-      Target t(bin);
-      op.setup(t);
-      std::vector<std::string> args = op.args;
-      args.insert(args.begin() + 1, P(t));
-      HsRun r = hotsplice(args, {"HOTSPLICE_FAULT_LIST=1"});
-      ASSERT_EQ(r.code, 0) << r.err;
-      const std::string tag = "hotsplice: fault point ";
-      for (size_t at = 0; (at = r.err.find(tag, at)) != std::string::npos; at++) {
-        std::string line = r.err.substr(at + tag.size(), r.err.find('\n', at) - at - tag.size());
-        names.push_back(line.substr(line.find(' ') + 1));
-      }
-      ASSERT_FALSE(names.empty());
-    }
-    for (size_t step = 1; step <= names.size(); step++) {
-      const std::string& point = names[step - 1];
-      SCOPED_TRACE("killed at fault point " + std::to_string(step) + " " + point);
-      Target t(bin);
-      op.setup(t);
-      const int start = global(t);
-      std::vector<std::string> args = op.args;
-      args.insert(args.begin() + 1, P(t));
-      HsRun r = hotsplice(args, {"HOTSPLICE_FAULT_STEP=" + std::to_string(step)});
-      ASSERT_EQ(r.code, 128 + 9) << "the tool was not killed: " << r.err;
-      kills++;
-      ASSERT_TRUE(t.alive());
-      std::string notes;
-      json l = list_json(t, &notes);
-      const json* p = find_payload(l, "h");
-      const std::string state = p ? (*p)["state"].get<std::string>() : "absent";
-      const bool unloaded_hooks = p && (*p)["unload_hooks_run"].get<bool>();
-      int want = (state != "absent" && !unloaded_hooks ? 1000 : 0) + (state == "APPLIED" ? 100 : 0);
-      if (point == "apply:committed") want -= 100;   // postapply not run
-      if (point == "revert:committed") want += 100;  // postrevert not run
-      EXPECT_EQ(global(t), want) << "state " << state << ", started at " << start << "\n" << notes;
-      EXPECT_EQ(mapped(t, "h"), state != "absent") << t.maps() << notes;
-      // And from here everything can be undone, each hook once.
-      if (state == "APPLIED") ok({"revert", P(t), "h"});
-      if (state != "absent") ok({"unload", P(t), "h"});
-      EXPECT_EQ(global(t), want - (state == "APPLIED" ? 100 : 0) - (state != "absent" && !unloaded_hooks ? 1000 : 0));
-      EXPECT_FALSE(mapped(t, "h"));
-    }
+    std::vector<std::string> points;
+    ASSERT_NO_FATAL_FAILURE(list_fault_points(op, &points));
+    ASSERT_NO_FATAL_FAILURE(at_each_fault_point(op, points, "HOTSPLICE_FAULT_STEP", check));
   }
   EXPECT_GT(kills, 10);
 }
@@ -302,41 +288,30 @@ TEST(Hooks, KilledAroundAnApplyHookRepairFollowsTheHook) {
   std::string lp = build("hooks_action.c", bin, "hooks_action_crash.lp");
   for (const std::string op : {"apply", "revert"}) {
     SCOPED_TRACE(op);
+    FaultOp fop{op, bin,
+                [&](Target& t) {
+                  OK({"upload", P(t), "act", lp});
+                  if (op == "revert") OK({"apply", P(t), "act"});
+                },
+                {op, "act"}};
     std::vector<std::string> names;
-    auto setup = [&](Target& t) {
-      ok({"upload", P(t), "act", lp});
-      if (op == "revert") ok({"apply", P(t), "act"});
-    };
-    {
-      Target t(bin);
-      setup(t);
-      HsRun r = hotsplice({op, P(t), "act"}, {"HOTSPLICE_FAULT_LIST=1"});
-      ASSERT_EQ(r.code, 0) << r.err;
-      const std::string tag = "hotsplice: fault point ";
-      for (size_t at = 0; (at = r.err.find(tag, at)) != std::string::npos; at++) {
-        std::string line = r.err.substr(at + tag.size(), r.err.find('\n', at) - at - tag.size());
-        names.push_back(line.substr(line.find(' ') + 1));
-      }
-    }
+    ASSERT_NO_FATAL_FAILURE(list_fault_points(fop, &names));
     ASSERT_NE(std::find(names.begin(), names.end(), "hooks:action"), names.end());
     ASSERT_NE(std::find(names.begin(), names.end(), "hooks:action-committed"), names.end());
-    for (size_t step = 1; step <= names.size(); step++) {
-      SCOPED_TRACE("killed at " + names[step - 1]);
-      Target t(bin);
-      setup(t);
-      HsRun r = hotsplice({op, P(t), "act"}, {"HOTSPLICE_FAULT_STEP=" + std::to_string(step)});
+    auto check = [&](Target& t, const HsRun& r, const std::string& point) {
       ASSERT_EQ(r.code, 128 + 9) << r.err;
       std::string notes;
       json l = list_json(t, &notes);
       const bool applied = state_of(l, "act") == "APPLIED";
       EXPECT_EQ(global(t), applied ? 10 : 0) << notes;
       EXPECT_EQ(t.ask("bump"), applied ? "bump=12" : "bump=1") << notes;
-      if (names[step - 1] == "hooks:action-committed") {
+      if (point == "hooks:action-committed") {
         EXPECT_EQ(applied, op == "apply");
         EXPECT_NE(notes.find(fmt::format("repaired: completed an interrupted {} of 'act'", op)), std::string::npos)
             << notes;
       }
-    }
+    };
+    ASSERT_NO_FATAL_FAILURE(at_each_fault_point(fop, names, "HOTSPLICE_FAULT_STEP", check));
   }
 }
 
@@ -361,9 +336,7 @@ TEST(Hooks, KilledWhileAHookRunsTheTargetCarriesOn) {
     ::_exit(127);
   }
   auto in_sleep = [&] {
-    std::ifstream f(fmt::format("/proc/{}/syscall", t.pid()));
-    long nr = -1;
-    f >> nr;
+    const long nr = hs::test::task_syscall(t.pid(), t.pid());
     return nr == SYS_clock_nanosleep || nr == SYS_nanosleep || nr == SYS_restart_syscall;
   };
   ASSERT_TRUE(eventually(in_sleep)) << "the load hook did not start";

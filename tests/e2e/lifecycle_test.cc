@@ -2,14 +2,37 @@
 // Every step checks the target's behaviour, not just an exit code.
 #include <gtest/gtest.h>
 
+#include <cinttypes>
+#include <sstream>
+
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "harness.h"
+#include "support/bytes.h"
 
 using namespace hs::e2e;
 using nlohmann::json;
 
 namespace {
+
+using hs::i32;
+using hs::i64;
+using hs::u64;
+
+// Whether addr lies in an executable mapping of `name` (a path or memfd
+// name, as /proc/PID/maps shows it) in the target.
+bool executable_in(const Target& t, const std::string& name, u64 addr) {
+  std::istringstream maps(t.maps());
+  for (std::string line; std::getline(maps, line);) {
+    u64 lo = 0, hi = 0;
+    char perms[5] = {};
+    if (sscanf(line.c_str(), "%" SCNx64 "-%" SCNx64 " %4s", &lo, &hi, perms) != 3) continue;
+    if (line.ends_with(name) || line.find(name + " ") != std::string::npos)
+      if (perms[2] == 'x' && addr >= lo && addr < hi) return true;
+  }
+  return false;
+}
 
 }  // namespace
 
@@ -20,23 +43,23 @@ TEST(Lifecycle, HelloWorldChangesLiveAndReverts) {
   const pid_t pid = t.pid();
   EXPECT_EQ(t.ask("call"), "hello=1 count=1");
 
-  ok({"upload", P(t), "fix", lp});
+  OK({"upload", P(t), "fix", lp});
   EXPECT_EQ(state_of(t, "fix"), "CHECKED");
   EXPECT_EQ(t.ask("call"), "hello=1 count=2") << "an uploaded payload must not change behaviour yet";
   EXPECT_NE(t.maps().find("/memfd:hotsplice-registry"), std::string::npos);
 
-  ok({"apply", P(t), "fix"});
+  OK({"apply", P(t), "fix"});
   EXPECT_EQ(t.ask("call"), "hello=2 count=3");
   EXPECT_EQ(state_of(t, "fix"), "APPLIED");
 
-  ok({"revert", P(t), "fix"});
+  OK({"revert", P(t), "fix"});
   EXPECT_EQ(t.ask("call"), "hello=1 count=4");
   EXPECT_EQ(state_of(t, "fix"), "CHECKED");
 
-  ok({"apply", P(t), "fix"});
+  OK({"apply", P(t), "fix"});
   EXPECT_EQ(t.ask("call"), "hello=2 count=5");
-  ok({"revert", P(t), "fix"});
-  ok({"unload", P(t), "fix"});
+  OK({"revert", P(t), "fix"});
+  OK({"unload", P(t), "fix"});
   EXPECT_EQ(state_of(t, "fix"), "absent");
   EXPECT_EQ(t.ask("call"), "hello=1 count=6");
   EXPECT_EQ(t.pid(), pid);
@@ -47,7 +70,7 @@ TEST(Lifecycle, ListFromAnotherInvocationShowsStateAndMetadata) {
   std::string bin = target_bin("hello");
   std::string lp = build("hello_v2.c", bin, "hello_v2_list.lp");
   Target t(bin);
-  ok({"load", P(t), lp});  // named after the file: "hello_v2_list"
+  OK({"load", P(t), lp});  // named after the file: "hello_v2_list"
   json l = list_json(t);
   ASSERT_EQ(l["payloads"].size(), 1u);
   const json& p = l["payloads"][0];
@@ -71,8 +94,8 @@ TEST(Lifecycle, StackingFollowsBuildIds) {
   std::string a = build("hello_v2.c", bin, "stack_a.lp");
   std::string b = build("hello_v3.c", bin, "stack_b.lp", a);
   Target t(bin);
-  ok({"upload", P(t), "a", a});
-  ok({"upload", P(t), "b", b});
+  OK({"upload", P(t), "a", a});
+  OK({"upload", P(t), "b", b});
 
   HsRun r = hotsplice({"apply", P(t), "b"});
   EXPECT_EQ(r.code, 1);
@@ -80,9 +103,9 @@ TEST(Lifecycle, StackingFollowsBuildIds) {
   EXPECT_NE(r.err_line().find("the object itself"), std::string::npos) << r.err;
   EXPECT_EQ(t.ask("call"), "hello=1 count=1");
 
-  ok({"apply", P(t), "a"});
+  OK({"apply", P(t), "a"});
   EXPECT_EQ(t.ask("call"), "hello=2 count=2");
-  ok({"apply", P(t), "b"});
+  OK({"apply", P(t), "b"});
   EXPECT_EQ(t.ask("call"), "hello=3 count=3");
 
   r = hotsplice({"revert", P(t), "a"});
@@ -91,9 +114,9 @@ TEST(Lifecycle, StackingFollowsBuildIds) {
   EXPECT_NE(r.err_line().find("revert 'b' first"), std::string::npos) << r.err;
   EXPECT_EQ(t.ask("call"), "hello=3 count=4");
 
-  ok({"revert", P(t), "b"});
+  OK({"revert", P(t), "b"});
   EXPECT_EQ(t.ask("call"), "hello=2 count=5");
-  ok({"revert", P(t), "a"});
+  OK({"revert", P(t), "a"});
   EXPECT_EQ(t.ask("call"), "hello=1 count=6");
 }
 
@@ -103,13 +126,13 @@ TEST(Lifecycle, ReplaceSwapsTheWholeStackInOneStep) {
   std::string b = build("world_v2.c", bin, "rep_b.lp", a);
   std::string c = build("cumulative.c", bin, "rep_c.lp");
   Target t(bin);
-  ok({"load", P(t), a, "--name", "a"});
-  ok({"load", P(t), b, "--name", "b"});
+  OK({"load", P(t), a, "--name", "a"});
+  OK({"load", P(t), b, "--name", "b"});
   EXPECT_EQ(t.ask("call"), "hello=2 count=1");
   EXPECT_EQ(t.ask("world"), "world=20");
 
-  ok({"upload", P(t), "cumulative", c});
-  ok({"replace", P(t), "cumulative"});
+  OK({"upload", P(t), "cumulative", c});
+  OK({"replace", P(t), "cumulative"});
   EXPECT_EQ(t.ask("call"), "hello=4 count=2");
   EXPECT_EQ(t.ask("world"), "world=40");
   EXPECT_EQ(state_of(t, "a"), "CHECKED");
@@ -117,9 +140,9 @@ TEST(Lifecycle, ReplaceSwapsTheWholeStackInOneStep) {
   EXPECT_EQ(state_of(t, "cumulative"), "APPLIED");
 
   // The reverted ones can go; reverting the cumulative one restores the original.
-  ok({"unload", P(t), "b"});
-  ok({"unload", P(t), "a"});
-  ok({"revert", P(t), "cumulative"});
+  OK({"unload", P(t), "b"});
+  OK({"unload", P(t), "a"});
+  OK({"revert", P(t), "cumulative"});
   EXPECT_EQ(t.ask("call"), "hello=1 count=3");
   EXPECT_EQ(t.ask("world"), "world=10");
 }
@@ -129,10 +152,10 @@ TEST(Lifecycle, NopOutStopsASideEffect) {
   std::string lp = build("nop.c", bin, "nop.lp");
   Target t(bin);
   EXPECT_EQ(t.ask("side"), "side=1");
-  ok({"load", P(t), lp});
+  OK({"load", P(t), lp});
   EXPECT_EQ(t.ask("side"), "side=1");
   EXPECT_EQ(t.ask("side"), "side=1");
-  ok({"revert", P(t), "nop"});
+  OK({"revert", P(t), "nop"});
   EXPECT_EQ(t.ask("side"), "side=2");
 }
 
@@ -140,7 +163,7 @@ TEST(Lifecycle, ExpectationMatchApplies) {
   std::string bin = target_bin("hello");
   std::string lp = build("expect_ok.c", bin, "expect_ok.lp");
   Target t(bin);
-  ok({"load", P(t), lp});
+  OK({"load", P(t), lp});
   EXPECT_EQ(t.ask("call"), "hello=5 count=1");
 }
 
@@ -149,7 +172,7 @@ TEST(Lifecycle, ExpectationMismatchIsRefusedAndNothingChanges) {
   std::string lp = build("expect_bad.c", bin, "expect_bad.lp");
   Target t(bin);
   std::string maps_before = t.maps();
-  ok({"upload", P(t), "bad", lp});
+  OK({"upload", P(t), "bad", lp});
   HsRun r = hotsplice({"apply", P(t), "bad"});
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err_line().find("payload 'bad': function 'hello': expected bytes 0f0b at"), std::string::npos)
@@ -162,23 +185,54 @@ TEST(Lifecycle, ExpectationMismatchIsRefusedAndNothingChanges) {
   EXPECT_EQ(state_of(t, "bad2"), "absent");
 }
 
+// cet_value() starts with endbr64 (the target is built with
+// -fcf-protection=full): the jump goes right after it and lands on the
+// replacement, and revert puts the original bytes back. Checked on the bytes
+// in the target's memory as well as on its behaviour.
 TEST(Lifecycle, EndbrFunctionsArePatchedAfterTheEndbr) {
   std::string bin = target_bin("cet");
   std::string lp = build("cet_v2.c", bin, "cet_v2.lp");
   Target t(bin);
+  const std::string addr = t.ask("addr");
+  const u64 fn = std::stoull(hs::test::key_values(addr)["cet_value"], nullptr, 16);
+  ASSERT_NE(fn, 0u) << addr;
+  const hs::Bytes endbr64 = {0xf3, 0x0f, 0x1e, 0xfa};
+  const hs::Bytes original = t.read_memory(fn, 4 + 5);
+  ASSERT_EQ(original.size(), 9u);
+  ASSERT_EQ(hs::Bytes(original.begin(), original.begin() + 4), endbr64) << "cet_value must start with endbr64";
   EXPECT_EQ(t.ask("call"), "value=1");
-  ok({"load", P(t), lp});
+
+  OK({"load", P(t), lp});
   EXPECT_EQ(t.ask("call"), "value=2");
+  // Where the replacement is: the payload's record, and its mapping.
   json l = list_json(t);
-  ok({"revert", P(t), "cet_v2"});
+  const json* p = find_payload(l, "cet_v2");
+  ASSERT_NE(p, nullptr);
+  ASSERT_EQ((*p)["funcs"].size(), 1u);
+  const json& f = (*p)["funcs"][0];
+  EXPECT_EQ(f["old_addr"], fmt::format("{:#x}", fn));
+  const u64 replacement = std::stoull(f["new_addr"].get<std::string>(), nullptr, 16);
+  EXPECT_TRUE(executable_in(t, "/memfd:hotsplice:cet_v2", replacement))
+      << fmt::format("replacement at {:#x}\n", replacement) << t.maps();
+
+  const hs::Bytes patched = t.read_memory(fn, 4 + 5);
+  ASSERT_EQ(patched.size(), 9u);
+  EXPECT_EQ(hs::Bytes(patched.begin(), patched.begin() + 4), endbr64) << "the endbr64 stays";
+  EXPECT_EQ(patched[4], 0xe9) << "a jmp rel32 right after the endbr64";
+  const u64 jump_end = fn + 4 + 5;
+  const u64 lands = jump_end + static_cast<u64>(static_cast<i64>(hs::load_le<i32>(patched.data() + 5)));
+  EXPECT_EQ(lands, replacement) << fmt::format("the jmp lands on {:#x}", lands);
+
+  OK({"revert", P(t), "cet_v2"});
   EXPECT_EQ(t.ask("call"), "value=1");
+  EXPECT_EQ(t.read_memory(fn, 4 + 5), original) << "revert must put the original bytes back";
 }
 
 TEST(Symbols, StaticByFileName) {
   std::string bin = target_bin("dup");
   std::string lp = build("static_file.c", bin, "static_file.lp");
   Target t(bin);
-  ok({"load", P(t), lp});
+  OK({"load", P(t), lp});
   EXPECT_EQ(t.ask("a"), "a=101");
   EXPECT_EQ(t.ask("b"), "b=200");
 }
@@ -187,7 +241,7 @@ TEST(Symbols, DuplicatedLocalByPosition) {
   std::string bin = target_bin("dup");
   std::string lp = build("sympos.c", bin, "sympos.lp");
   Target t(bin);
-  ok({"load", P(t), lp});
+  OK({"load", P(t), lp});
   EXPECT_EQ(t.ask("a"), "a=100");
   EXPECT_EQ(t.ask("b"), "b=201");
 }
@@ -197,7 +251,7 @@ TEST(Symbols, PatchCallsTargetStaticAndLibc) {
   std::string lp = build("libc_call.c", bin, "libc_call.lp");
   Target t(bin);
   EXPECT_EQ(t.ask("render 3"), "render=v3");
-  ok({"load", P(t), lp});
+  OK({"load", P(t), lp});
   EXPECT_EQ(t.ask("render 3"), "render=patched:21");
   EXPECT_EQ(t.ask("get"), "global=0 static=6") << "helper_static() bumps the target's static";
 }
@@ -207,10 +261,10 @@ TEST(Symbols, PatchReadsAndWritesTargetGlobalsAndStatics) {
   std::string lp = build("globals.c", bin, "globals.lp");
   Target t(bin);
   EXPECT_EQ(t.ask("bump"), "bump=1");
-  ok({"load", P(t), lp});
+  OK({"load", P(t), lp});
   EXPECT_EQ(t.ask("bump"), "bump=11");
   EXPECT_EQ(t.ask("get"), "global=11 static=6");
-  ok({"revert", P(t), "globals"});
+  OK({"revert", P(t), "globals"});
   EXPECT_EQ(t.ask("bump"), "bump=12");
 }
 
@@ -220,11 +274,11 @@ TEST(SharedLibrary, FunctionInALibraryIsPatchedWhereverItIsMapped) {
   Target t(target_bin("greeter"));
   std::string before = t.ask("greet");
   EXPECT_EQ(before.rfind("greet=", 0), 0u);
-  ok({"load", P(t), lp});
+  OK({"load", P(t), lp});
   EXPECT_EQ(t.ask("greet"), "greet=hello v2");
   json l = list_json(t);
   EXPECT_NE(l["payloads"][0]["object"].get<std::string>().find("libgreet.so"), std::string::npos);
-  ok({"revert", P(t), "greet_v2"});
+  OK({"revert", P(t), "greet_v2"});
   EXPECT_EQ(t.ask("greet"), before);
 }
 
@@ -232,7 +286,7 @@ TEST(Threads, EightThreadsCallingThePatchedFunctionSeeOldOrNewOnly) {
   std::string bin = target_bin("spin8");
   std::string lp = build("value_v2.c", bin, "value_v2.lp");
   Target t(bin);
-  ok({"upload", P(t), "v2", lp});
+  OK({"upload", P(t), "v2", lp});
   int cycles = 100;
   for (int i = 0; i < cycles; i++) {
     HsRun a = hotsplice({"apply", P(t), "v2", "--timeout", "20s"});
@@ -252,7 +306,7 @@ TEST(Symbols, IndirectFunctionsFromLibcResolveToTheirImplementation) {
   std::string bin = target_bin("calc");
   std::string lp = build("ifunc_call.c", bin, "ifunc_call.lp");
   Target t(bin);
-  ok({"load", P(t), lp});
+  OK({"load", P(t), lp});
   EXPECT_EQ(t.ask("render 3"), "render=copied");
   EXPECT_TRUE(t.alive());
 }

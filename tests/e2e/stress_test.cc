@@ -24,6 +24,7 @@
 
 #include "engine/session.h"
 #include "harness.h"
+#include "support/assert_ok.h"
 
 using namespace hs;
 using namespace hs::e2e;
@@ -69,16 +70,6 @@ int map_count(const Target& t) {
   while (std::getline(in, line)) n++;
   return n;
 }
-
-long long ms_since(Clock::time_point t0) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
-}
-
-#define ASSERT_OK(expr)                                                              \
-  do {                                                                               \
-    const auto& r_ = (expr);                                                         \
-    ASSERT_TRUE(r_.has_value()) << #expr << ": " << r_.error().message();            \
-  } while (0)
 
 int env_int(const char* name, int dflt) {
   const char* s = std::getenv(name);

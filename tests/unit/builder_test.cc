@@ -16,6 +16,7 @@
 #include "elf/elf_file.h"
 #include "payload/payload.h"
 #include "elf/symbols.h"
+#include "support/files.h"
 
 namespace hs {
 namespace {
@@ -23,25 +24,10 @@ namespace {
 namespace fs = std::filesystem;
 
 // A scratch directory per test, removed afterwards.
-class TempTree {
+class TempTree : public test::TempDir {
  public:
-  TempTree() {
-    std::string tmpl = (fs::temp_directory_path() / "hs-builder-test-XXXXXX").string();
-    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-    root_ = tmpl;
-  }
-  ~TempTree() {
-    std::error_code ec;
-    fs::remove_all(root_, ec);
-  }
-  std::string path(const std::string& name) const { return (root_ / name).string(); }
-  std::string write(const std::string& name, const std::string& text) const {
-    std::ofstream(path(name)) << text;
-    return path(name);
-  }
-
- private:
-  fs::path root_;
+  TempTree() : TempDir("hs-builder-test") {}
+  std::string path(const std::string& name) const { return file(name); }
 };
 
 constexpr const char* kTargetSource = R"(

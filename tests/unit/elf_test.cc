@@ -5,16 +5,17 @@
 #include <algorithm>
 
 #include "arch/x86_64.h"
-#include "elf_testlib.h"
 #include "elf/symbols.h"
+#include "support/files.h"
+#include "support/sample_payload.h"
 
 namespace hs {
 namespace {
 
-using testlib::TempDir;
+using test::TempDir;
 
 TempDir& scratch() {
-  static TempDir dir;
+  static TempDir dir("hs-elf-test");
   return dir;
 }
 
@@ -37,7 +38,7 @@ TEST(ElfFile, OpenDirectory) {
 
 TEST(ElfFile, OpenAddsPathToFormatErrors) {
   const std::string p = scratch().file("empty.o");
-  testlib::write_file(p, "");
+  test::write_file(p, "");
   auto f = ElfFile::open(p);
   ASSERT_FALSE(f.has_value());
   EXPECT_EQ(f.error().kind(), ErrorKind::BadPayload);
@@ -45,7 +46,7 @@ TEST(ElfFile, OpenAddsPathToFormatErrors) {
 }
 
 TEST(ElfFile, ReadsPayload) {
-  const std::string lp = testlib::build_payload(scratch());
+  const std::string lp = test::build_payload(scratch());
   ASSERT_FALSE(lp.empty());
   auto f = ElfFile::open(lp);
   ASSERT_TRUE(f.has_value()) << f.error().message();
@@ -94,7 +95,7 @@ TEST(ElfFile, ReadsPayload) {
   ASSERT_EQ(notes->size(), 1u);
   EXPECT_EQ((*notes)[0].type, static_cast<u32>(NT_GNU_BUILD_ID));
   EXPECT_EQ((*notes)[0].name, "GNU");
-  EXPECT_EQ(Bytes((*notes)[0].desc.begin(), (*notes)[0].desc.end()), Bytes(20, testlib::kDependsFill));
+  EXPECT_EQ(Bytes((*notes)[0].desc.begin(), (*notes)[0].desc.end()), Bytes(20, test::kDependsFill));
 
   auto id = f->build_id();
   ASSERT_TRUE(id.has_value());
@@ -102,7 +103,7 @@ TEST(ElfFile, ReadsPayload) {
 }
 
 TEST(ElfFile, CopiesShareTheBytes) {
-  const std::string lp = testlib::build_payload(scratch(), testlib::kPatchSource, "copy");
+  const std::string lp = test::build_payload(scratch(), test::kPatchSource, "copy");
   auto f = ElfFile::open(lp);
   ASSERT_TRUE(f.has_value());
   std::vector<ElfSymbol> syms = *f->symbols(*f->symtab_index());
@@ -115,12 +116,12 @@ TEST(ElfFile, CopiesShareTheBytes) {
 // An executable: program headers, build-id from the section and the segment.
 TEST(ElfFile, ReadsExecutables) {
   const TempDir& d = scratch();
-  testlib::write_file(d.file("exe.c"), "int main(void) { return 0; }\n");
-  ASSERT_TRUE(testlib::run(fmt::format("gcc -O1 -no-pie -Wl,--build-id=0x0102030405 {} -o {}", d.file("exe.c"),
+  test::write_file(d.file("exe.c"), "int main(void) { return 0; }\n");
+  ASSERT_TRUE(test::run(fmt::format("gcc -O1 -no-pie -Wl,--build-id=0x0102030405 {} -o {}", d.file("exe.c"),
                                        d.file("exe-nopie"))));
-  ASSERT_TRUE(testlib::run(fmt::format("gcc -O1 -pie -fPIE -Wl,--build-id=0xa1a2a3a4a5a6 {} -o {}", d.file("exe.c"),
+  ASSERT_TRUE(test::run(fmt::format("gcc -O1 -pie -fPIE -Wl,--build-id=0xa1a2a3a4a5a6 {} -o {}", d.file("exe.c"),
                                        d.file("exe-pie"))));
-  ASSERT_TRUE(testlib::run(fmt::format("strip -o {} {}", d.file("exe-pie-stripped"), d.file("exe-pie"))));
+  ASSERT_TRUE(test::run(fmt::format("strip -o {} {}", d.file("exe-pie-stripped"), d.file("exe-pie"))));
 
   auto nopie = ElfFile::open(d.file("exe-nopie"));
   ASSERT_TRUE(nopie.has_value()) << nopie.error().message();
@@ -144,7 +145,7 @@ TEST(ElfFile, ReadsExecutables) {
   EXPECT_EQ(stripped->symtab_index(), stripped->dynsym_index());
 
   // Without a section header table (sstrip): the build-id comes from PT_NOTE.
-  Bytes b = testlib::read_bytes(d.file("exe-pie"));
+  Bytes b = test::read_bytes(d.file("exe-pie"));
   store_le<u64>(b.data() + offsetof(Elf64_Ehdr, e_shoff), 0);
   store_le<u16>(b.data() + offsetof(Elf64_Ehdr, e_shnum), 0);
   store_le<u16>(b.data() + offsetof(Elf64_Ehdr, e_shstrndx), 0);
@@ -156,9 +157,9 @@ TEST(ElfFile, ReadsExecutables) {
 
 TEST(ElfFile, ExecutableMalformedProgramHeaders) {
   const TempDir& d = scratch();
-  testlib::write_file(d.file("ph.c"), "int main(void) { return 0; }\n");
-  ASSERT_TRUE(testlib::run(fmt::format("gcc -O1 {} -o {}", d.file("ph.c"), d.file("ph"))));
-  const Bytes good = testlib::read_bytes(d.file("ph"));
+  test::write_file(d.file("ph.c"), "int main(void) { return 0; }\n");
+  ASSERT_TRUE(test::run(fmt::format("gcc -O1 {} -o {}", d.file("ph.c"), d.file("ph"))));
+  const Bytes good = test::read_bytes(d.file("ph"));
   auto ok = ElfFile::create(good);
   ASSERT_TRUE(ok.has_value());
   const u16 phnum = ok->header().e_phnum;
@@ -275,22 +276,22 @@ struct Program {
   std::string exe, stripped, lib, lib_stripped, debug_root;
 };
 
-void run_or_fail(const std::string& cmd) { testlib::run(cmd); }
+void run_or_fail(const std::string& cmd) { test::run(cmd); }
 
 const Program& program() {
   static const Program p = [] {
     Program r;
     const TempDir& d = scratch();
-    testlib::write_file(d.file("a.c"),
+    test::write_file(d.file("a.c"),
                         "__attribute__((noinline, used)) static int name(void) { return 1; }\n"
                         "int call_a(void) { return name(); }\n");
-    testlib::write_file(d.file("b.c"),
+    test::write_file(d.file("b.c"),
                         "__attribute__((noinline, used)) static int name(void) { return 2; }\n"
                         "int call_b(void) { return name(); }\n"
                         "int global_fn(int x) { return x + 40; }\n"
                         "int global_var = 7;\n"
                         "__thread int tls_var = 3;\n");
-    testlib::write_file(d.file("main.c"),
+    test::write_file(d.file("main.c"),
                         "int call_a(void); int call_b(void); int global_fn(int);\n"
                         "int main(void) { return call_a() + call_b() + global_fn(0); }\n");
     r.exe = d.file("prog");
@@ -304,12 +305,12 @@ const Program& program() {
                             r.debug_root, r.exe));
 
     // A library with two versions of vfn: vfn@V1 (old) and vfn@@V2 (default).
-    testlib::write_file(d.file("lib.c"),
+    test::write_file(d.file("lib.c"),
                         "int vfn_old(void) { return 1; }\n"
                         "int vfn_new(void) { return 2; }\n"
                         "__asm__(\".symver vfn_old,vfn@V1\");\n"
                         "__asm__(\".symver vfn_new,vfn@@V2\");\n");
-    testlib::write_file(d.file("lib.map"), "V1 { global: vfn; local: *; };\nV2 { global: vfn; } V1;\n");
+    test::write_file(d.file("lib.map"), "V1 { global: vfn; local: *; };\nV2 { global: vfn; } V1;\n");
     r.lib = d.file("libv.so");
     r.lib_stripped = d.file("libv-stripped.so");
     run_or_fail(fmt::format("gcc -O1 -fPIC -shared -Wl,--version-script={} {} -o {}", d.file("lib.map"),
@@ -490,8 +491,8 @@ TEST(ObjectSymbols, SymbolVersions) {
 TEST(ObjectSymbols, ObjectWithoutSymbols) {
   // An ET_REL with no symbol table at all: every lookup fails cleanly.
   const TempDir& d = scratch();
-  testlib::write_file(d.file("nosym.s"), ".section .note.GNU-stack,\"\",@progbits\n");
-  ASSERT_TRUE(testlib::run(fmt::format("gcc -c {} -o {} && strip --strip-all {}", d.file("nosym.s"),
+  test::write_file(d.file("nosym.s"), ".section .note.GNU-stack,\"\",@progbits\n");
+  ASSERT_TRUE(test::run(fmt::format("gcc -c {} -o {} && strip --strip-all {}", d.file("nosym.s"),
                                        d.file("nosym.o"), d.file("nosym.o"))));
   auto syms = load(d.file("nosym.o"), 0);
   ASSERT_NE(syms, nullptr);

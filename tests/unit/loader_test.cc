@@ -25,6 +25,7 @@
 #include "arch/x86_64.h"
 #include "payload/loader.h"
 #include "payload/payload.h"
+#include "support/sample_payload.h"
 
 using namespace hs;
 namespace fs = std::filesystem;
@@ -482,29 +483,13 @@ constexpr const char* kPrelude = R"(
           .new_size = (newsize), .old_size = (oldsize), .version = 2}
 )";
 
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // Compiles `source` into a payload; returns its path or a message.
 std::expected<std::string, std::string> build_payload(const std::string& name, const std::string& source,
                                                       const std::string& cflags = "") {
   fs::path dir = fs::path(HS_BINARY_DIR) / "loader_test_work" / name;
   fs::remove_all(dir);
   fs::create_directories(dir);
-  std::ofstream(dir / "patch.c") << kPrelude << source;
-  std::ofstream(dir / "deps.s") << kDependsAsm;
-  std::string log = (dir / "build.log").string();
-  std::string cmd = fmt::format(
-      "cd '{0}' && gcc -O2 -fPIC -ffunction-sections -fdata-sections -Wall -I'{1}/include' {2} -c patch.c -o patch.o "
-      ">'{3}' 2>&1 && gcc -c deps.s -o deps.o >>'{3}' 2>&1 && ld -r --build-id=sha1 patch.o deps.o -o payload.o "
-      ">>'{3}' 2>&1",
-      dir.string(), HS_SOURCE_DIR, cflags, log);
-  if (std::system(cmd.c_str()) != 0) return std::unexpected("payload build failed:\n" + cmd + "\n" + read_text(log));
-  return (dir / "payload.o").string();
+  return test::compile_payload(dir.string(), "patch", kPrelude + source, kDependsAsm, cflags);
 }
 
 // Resolves against this process: the table first, then dlsym.

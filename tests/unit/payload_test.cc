@@ -10,107 +10,29 @@
 #include <functional>
 #include <map>
 
-#include "elf_testlib.h"
+#include "support/files.h"
+#include "support/sample_payload.h"
 #include "payload/payload.h"
+#include "support/payload_layout.h"
 
 namespace hs {
 namespace {
 
-using testlib::TempDir;
+using test::TempDir;
 
-// Where everything is in the good payload.
-struct Layout {
-  std::string path;  // the good payload on disk
-  Bytes good;
-  std::vector<Elf64_Shdr> sh;
-  u64 size = 0, shoff = 0;
-  size_t shnum = 0, shstrndx = 0;
-  std::map<std::string, size_t> sec;       // section index by name
-  std::map<std::string, u32> sym;          // symbol index by name (named symbols)
-  std::map<size_t, u32> section_sym;       // SECTION symbol index by section index
-  std::vector<ElfSymbol> syms;
-  u64 nsyms = 0;
-  std::vector<Elf64_Rela> funcs_relas;
-  std::map<std::string, size_t> func;      // function index by name
-  std::map<std::string, u64> name_off;     // offset of each function's name string in its section
-
-  size_t s(const std::string& n) const {
-    auto it = sec.find(n);
-    if (it == sec.end()) {
-      ADD_FAILURE() << "no section " << n;
-      return 0;
-    }
-    return it->second;
-  }
-  std::string desc(const std::string& n) const { return fmt::format("section [index {}] '{}'", s(n), n); }
-  u64 shdr(const std::string& n) const { return shoff + s(n) * sizeof(Elf64_Shdr); }
-  u64 data(const std::string& n) const { return sh[s(n)].sh_offset; }
-  u64 secsize(const std::string& n) const { return sh[s(n)].sh_size; }
-  u64 symoff(const std::string& n) const { return data(".symtab") + sym.at(n) * sizeof(Elf64_Sym); }
-  u64 fn(const std::string& n) const { return data(".livepatch.funcs") + func.at(n) * kFuncSize; }
-  size_t fi(const std::string& n) const { return func.at(n); }
-  // Index in .rela.livepatch.funcs of the relocation at that field of function n.
-  size_t reloc(const std::string& n, u64 field) const {
-    const u64 off = func.at(n) * kFuncSize + field;
-    for (size_t k = 0; k < funcs_relas.size(); ++k)
-      if (funcs_relas[k].r_offset == off) return k;
-    ADD_FAILURE() << "no relocation at " << off;
-    return 0;
-  }
-  u64 relaoff(size_t k) const { return data(".rela.livepatch.funcs") + k * sizeof(Elf64_Rela); }
-  std::string rela_desc() const { return desc(".rela.livepatch.funcs"); }
-};
+using Layout = test::PayloadLayout;
+using test::get;
+using test::put;
 
 TempDir& scratch() {
-  static TempDir dir;
+  static TempDir dir("hs-elf-test");
   return dir;
 }
 
+// The good payload, built once.
 const Layout& layout() {
-  static const Layout l = [] {
-    Layout r;
-    r.path = testlib::build_payload(scratch());
-    r.good = testlib::read_bytes(r.path);
-    auto elf = ElfFile::create(r.good);
-    if (!elf) {
-      ADD_FAILURE() << elf.error().message();
-      return r;
-    }
-    r.size = r.good.size();
-    r.shoff = elf->header().e_shoff;
-    r.shnum = elf->header().e_shnum;
-    r.shstrndx = elf->header().e_shstrndx;
-    r.sh = elf->sections();
-    for (size_t i = 1; i < r.sh.size(); ++i) r.sec.emplace(std::string(elf->section_name(i)), i);
-    r.syms = *elf->symbols(*elf->symtab_index());
-    r.nsyms = r.syms.size();
-    for (const ElfSymbol& s : r.syms) {
-      if (!s.name.empty()) r.sym.emplace(std::string(s.name), s.index);
-      if (s.type() == STT_SECTION) r.section_sym.emplace(s.st_shndx, s.index);
-    }
-    r.funcs_relas = *elf->relocations(r.sec.at(".rela.livepatch.funcs"));
-    auto p = Payload::parse(*elf, r.path);
-    if (!p) {
-      ADD_FAILURE() << p.error().message();
-      return r;
-    }
-    for (const FuncSpec& f : p->funcs) r.func.emplace(f.name, f.index);
-    for (const Elf64_Rela& rel : r.funcs_relas)
-      if (rel.r_offset % kFuncSize == 0)
-        r.name_off.emplace(p->funcs[rel.r_offset / kFuncSize].name, static_cast<u64>(rel.r_addend));
-    return r;
-  }();
+  static const Layout l(test::build_payload(scratch()));
   return l;
-}
-
-template <class T>
-void put(Bytes& b, u64 off, T v) {
-  ASSERT_LE(off + sizeof(T), b.size());
-  store_le<T>(b.data() + off, v);
-}
-template <class T>
-T get(const Bytes& b, u64 off) {
-  return load_le<T>(b.data() + off);
 }
 
 #define SH(field) offsetof(Elf64_Shdr, field)
@@ -129,7 +51,7 @@ void set_reloc_type(Bytes& b, const Layout& l, size_t k, u32 type) {
 }
 // Renames section n to the name of section `as` (so n disappears by name).
 void rename_as(Bytes& b, const Layout& l, const std::string& n, const std::string& as) {
-  put<u32>(b, l.shdr(n) + SH(sh_name), l.sh[l.s(as)].sh_name);
+  put<u32>(b, l.shdr_offset(n) + SH(sh_name), l.sh[l.index(as)].sh_name);
 }
 u64 find_in(const Bytes& b, u64 from, u64 len, std::string_view needle) {
   const std::string_view hay(reinterpret_cast<const char*>(b.data() + from), len);
@@ -183,109 +105,109 @@ std::vector<Case> cases() {
        [](L) { return std::string("e_shentsize 0x38 is not sizeof(Elf64_Shdr) (0x40)"); }},
       {"ShnumZeroExtended", [](Bytes& b, L) { put<u16>(b, EH(e_shnum), 0); },
        [](L l) {
-         return fmt::format("e_shnum 0x0 with e_shoff 0x{:x}: extended section numbering is not supported", l.shoff);
+         return fmt::format("e_shnum 0x0 with e_shoff 0x{:x}: extended section numbering is not supported", l.eh.e_shoff);
        }},
       {"ShoffInHeader", [](Bytes& b, L) { put<u64>(b, EH(e_shoff), 0x10); },
        [](L) { return std::string("e_shoff 0x10 overlaps the ELF header (0x40)"); }},
-      {"SectionTableTruncated", [](Bytes& b, L l) { b.resize(l.shoff + 0x40); },
+      {"SectionTableTruncated", [](Bytes& b, L l) { b.resize(l.eh.e_shoff + 0x40); },
        [](L l) {
          return fmt::format("section header table: e_shoff 0x{:x} + 0x{:x} (e_shnum 0x{:x} * 0x40) is past the end "
                             "of the file (0x{:x})",
-                            l.shoff, l.shnum * 0x40, l.shnum, l.shoff + 0x40);
+                            l.eh.e_shoff, l.eh.e_shnum * 0x40, l.eh.e_shnum, l.eh.e_shoff + 0x40);
        }},
       {"ShoffOverflow", [](Bytes& b, L) { put<u64>(b, EH(e_shoff), 0xffffffffffffffc0); },
        [](L l) {
          return fmt::format("section header table: e_shoff 0xffffffffffffffc0 + 0x{:x} (e_shnum 0x{:x} * 0x40) is "
                             "past the end of the file (0x{:x})",
-                            l.shnum * 0x40, l.shnum, l.size);
+                            l.eh.e_shnum * 0x40, l.eh.e_shnum, l.bytes.size());
        }},
-      {"ShstrndxOutOfRange", [](Bytes& b, L l) { put<u16>(b, EH(e_shstrndx), static_cast<u16>(l.shnum)); },
+      {"ShstrndxOutOfRange", [](Bytes& b, L l) { put<u16>(b, EH(e_shstrndx), static_cast<u16>(l.eh.e_shnum)); },
        [](L l) {
-         return fmt::format("e_shstrndx 0x{:x} is not a valid section index (e_shnum 0x{:x})", l.shnum, l.shnum);
+         return fmt::format("e_shstrndx 0x{:x} is not a valid section index (e_shnum 0x{:x})", l.eh.e_shnum, l.eh.e_shnum);
        }},
       {"ShstrndxUndef", [](Bytes& b, L) { put<u16>(b, EH(e_shstrndx), 0); },
-       [](L l) { return fmt::format("e_shstrndx 0x0 is not a valid section index (e_shnum 0x{:x})", l.shnum); }},
+       [](L l) { return fmt::format("e_shstrndx 0x0 is not a valid section index (e_shnum 0x{:x})", l.eh.e_shnum); }},
       {"ShstrndxXindex", [](Bytes& b, L) { put<u16>(b, EH(e_shstrndx), SHN_XINDEX); },
        [](L) { return std::string("e_shstrndx SHN_XINDEX (extended numbering) is not supported"); }},
-      {"ShstrndxNotStrtab", [](Bytes& b, L l) { put<u16>(b, EH(e_shstrndx), static_cast<u16>(l.s(".symtab"))); },
+      {"ShstrndxNotStrtab", [](Bytes& b, L l) { put<u16>(b, EH(e_shstrndx), static_cast<u16>(l.index(".symtab"))); },
        [](L l) {
          return fmt::format("section [index {}] (e_shstrndx): sh_type SHT_SYMTAB (0x2) is not SHT_STRTAB (0x3)",
-                            l.s(".symtab"));
+                            l.index(".symtab"));
        }},
       {"ShstrtabUnterminated",
-       [](Bytes& b, L l) { b[l.sh[l.shstrndx].sh_offset + l.sh[l.shstrndx].sh_size - 1] = 'x'; },
+       [](Bytes& b, L l) { b[l.sh[l.eh.e_shstrndx].sh_offset + l.sh[l.eh.e_shstrndx].sh_size - 1] = 'x'; },
        [](L l) {
-         return fmt::format("section [index {}] (e_shstrndx): string table does not end with a NUL byte", l.shstrndx);
+         return fmt::format("section [index {}] (e_shstrndx): string table does not end with a NUL byte", l.eh.e_shstrndx);
        }},
       {"SectionNameOutOfBounds",
        [](Bytes& b, L l) {
-         put<u32>(b, l.shdr(".livepatch.funcs") + SH(sh_name), static_cast<u32>(l.sh[l.shstrndx].sh_size + 0x10));
+         put<u32>(b, l.shdr_offset(".livepatch.funcs") + SH(sh_name), static_cast<u32>(l.sh[l.eh.e_shstrndx].sh_size + 0x10));
        },
        [](L l) {
          return fmt::format("section [index {}]: sh_name 0x{:x} is past the end of the section name table (0x{:x})",
-                            l.s(".livepatch.funcs"), l.sh[l.shstrndx].sh_size + 0x10, l.sh[l.shstrndx].sh_size);
+                            l.index(".livepatch.funcs"), l.sh[l.eh.e_shstrndx].sh_size + 0x10, l.sh[l.eh.e_shstrndx].sh_size);
        }},
       // ---- section data and generic fields
-      {"SectionDataOutOfBounds", [](Bytes& b, L l) { put<u64>(b, l.shdr(".livepatch.funcs") + SH(sh_size), 0x100000); },
+      {"SectionDataOutOfBounds", [](Bytes& b, L l) { put<u64>(b, l.shdr_offset(".livepatch.funcs") + SH(sh_size), 0x100000); },
        [](L l) {
          return fmt::format("{}: sh_offset 0x{:x} + sh_size 0x100000 is past the end of the file (0x{:x})",
-                            l.desc(".livepatch.funcs"), l.data(".livepatch.funcs"), l.size);
+                            l.desc(".livepatch.funcs"), l.data(".livepatch.funcs"), l.bytes.size());
        }},
       {"SectionOffsetOverflow",
-       [](Bytes& b, L l) { put<u64>(b, l.shdr(".text.fixed_hello") + SH(sh_offset), 0xfffffffffffffff0); },
+       [](Bytes& b, L l) { put<u64>(b, l.shdr_offset(".text.fixed_hello") + SH(sh_offset), 0xfffffffffffffff0); },
        [](L l) {
          return fmt::format("{}: sh_offset 0xfffffffffffffff0 + sh_size 0x{:x} is past the end of the file (0x{:x})",
-                            l.desc(".text.fixed_hello"), l.secsize(".text.fixed_hello"), l.size);
+                            l.desc(".text.fixed_hello"), l.secsize(".text.fixed_hello"), l.bytes.size());
        }},
-      {"SectionDataInHeader", [](Bytes& b, L l) { put<u64>(b, l.shdr(".text.fixed_hello") + SH(sh_offset), 0x10); },
+      {"SectionDataInHeader", [](Bytes& b, L l) { put<u64>(b, l.shdr_offset(".text.fixed_hello") + SH(sh_offset), 0x10); },
        [](L l) { return fmt::format("{}: sh_offset 0x10 overlaps the ELF header (0x40)", l.desc(".text.fixed_hello")); }},
-      {"AlignNotPowerOfTwo", [](Bytes& b, L l) { put<u64>(b, l.shdr(".text.fixed_hello") + SH(sh_addralign), 3); },
+      {"AlignNotPowerOfTwo", [](Bytes& b, L l) { put<u64>(b, l.shdr_offset(".text.fixed_hello") + SH(sh_addralign), 3); },
        [](L l) { return fmt::format("{}: sh_addralign 0x3 is not a power of two", l.desc(".text.fixed_hello")); }},
-      {"AddrMisaligned", [](Bytes& b, L l) { put<u64>(b, l.shdr(".text.fixed_hello") + SH(sh_addr), 1); },
+      {"AddrMisaligned", [](Bytes& b, L l) { put<u64>(b, l.shdr_offset(".text.fixed_hello") + SH(sh_addr), 1); },
        [](L l) {
          return fmt::format("{}: sh_addr 0x1 is not aligned to sh_addralign 0x{:x}", l.desc(".text.fixed_hello"),
-                            l.sh[l.s(".text.fixed_hello")].sh_addralign);
+                            l.sh[l.index(".text.fixed_hello")].sh_addralign);
        }},
       {"CompressedSymtab",
-       [](Bytes& b, L l) { put<u64>(b, l.shdr(".symtab") + SH(sh_flags), SHF_COMPRESSED); },
+       [](Bytes& b, L l) { put<u64>(b, l.shdr_offset(".symtab") + SH(sh_flags), SHF_COMPRESSED); },
        [](L l) {
          return fmt::format("{}: SHF_COMPRESSED is not supported for sh_type SHT_SYMTAB (0x2)", l.desc(".symtab"));
        }},
-      {"SymtabShndxSection", [](Bytes& b, L l) { put<u32>(b, l.shdr(".comment") + SH(sh_type), SHT_SYMTAB_SHNDX); },
+      {"SymtabShndxSection", [](Bytes& b, L l) { put<u32>(b, l.shdr_offset(".comment") + SH(sh_type), SHT_SYMTAB_SHNDX); },
        [](L l) {
          return fmt::format("{}: SHT_SYMTAB_SHNDX (extended section indexes) is not supported", l.desc(".comment"));
        }},
-      {"SecondSymtab", [](Bytes& b, L l) { put<u32>(b, l.shdr(".strtab") + SH(sh_type), SHT_SYMTAB); },
+      {"SecondSymtab", [](Bytes& b, L l) { put<u32>(b, l.shdr_offset(".strtab") + SH(sh_type), SHT_SYMTAB); },
        [](L l) {
          return fmt::format("{}: a second SHT_SYMTAB section (the first is {})", l.desc(".strtab"), l.desc(".symtab"));
        }},
       // ---- string and symbol tables
       {"StrtabUnterminated", [](Bytes& b, L l) { b[l.data(".strtab") + l.secsize(".strtab") - 1] = 'x'; },
        [](L l) { return fmt::format("{}: string table does not end with a NUL byte", l.desc(".strtab")); }},
-      {"SymtabEntsize", [](Bytes& b, L l) { put<u64>(b, l.shdr(".symtab") + SH(sh_entsize), 0x10); },
+      {"SymtabEntsize", [](Bytes& b, L l) { put<u64>(b, l.shdr_offset(".symtab") + SH(sh_entsize), 0x10); },
        [](L l) { return fmt::format("{}: sh_entsize 0x10 is not sizeof(Elf64_Sym) (0x18)", l.desc(".symtab")); }},
       {"SymtabSizeNotMultiple",
-       [](Bytes& b, L l) { put<u64>(b, l.shdr(".symtab") + SH(sh_size), l.secsize(".symtab") - 1); },
+       [](Bytes& b, L l) { put<u64>(b, l.shdr_offset(".symtab") + SH(sh_size), l.secsize(".symtab") - 1); },
        [](L l) {
          return fmt::format("{}: sh_size 0x{:x} is not a multiple of sh_entsize (0x18)", l.desc(".symtab"),
                             l.secsize(".symtab") - 1);
        }},
       {"SymtabLinkNotStrtab",
-       [](Bytes& b, L l) { put<u32>(b, l.shdr(".symtab") + SH(sh_link), static_cast<u32>(l.s(".livepatch.depends"))); },
+       [](Bytes& b, L l) { put<u32>(b, l.shdr_offset(".symtab") + SH(sh_link), static_cast<u32>(l.index(".livepatch.depends"))); },
        [](L l) {
          return fmt::format("{}: sh_link 0x{:x} is {} of type SHT_NOTE (0x7), not SHT_STRTAB (0x3)", l.desc(".symtab"),
-                            l.s(".livepatch.depends"), l.desc(".livepatch.depends"));
+                            l.index(".livepatch.depends"), l.desc(".livepatch.depends"));
        }},
-      {"SymtabLinkOutOfRange", [](Bytes& b, L l) { put<u32>(b, l.shdr(".symtab") + SH(sh_link), 0x99); },
+      {"SymtabLinkOutOfRange", [](Bytes& b, L l) { put<u32>(b, l.shdr_offset(".symtab") + SH(sh_link), 0x99); },
        [](L l) {
          return fmt::format("{}: sh_link 0x99 is not a valid section index (e_shnum 0x{:x})", l.desc(".symtab"),
-                            l.shnum);
+                            l.eh.e_shnum);
        }},
       {"SymtabInfo",
-       [](Bytes& b, L l) { put<u32>(b, l.shdr(".symtab") + SH(sh_info), static_cast<u32>(l.nsyms + 1)); },
+       [](Bytes& b, L l) { put<u32>(b, l.shdr_offset(".symtab") + SH(sh_info), static_cast<u32>(l.nsyms() + 1)); },
        [](L l) {
          return fmt::format("{}: sh_info 0x{:x} (first non-local symbol) is greater than the number of symbols (0x{:x})",
-                            l.desc(".symtab"), l.nsyms + 1, l.nsyms);
+                            l.desc(".symtab"), l.nsyms() + 1, l.nsyms());
        }},
       {"SymbolNameOutOfBounds", [](Bytes& b, L l) { put<u32>(b, l.symoff("fixed_hello") + ST(st_name), 0x10000); },
        [](L l) {
@@ -293,11 +215,11 @@ std::vector<Case> cases() {
                             l.sym.at("fixed_hello"), l.desc(".strtab"), l.secsize(".strtab"));
        }},
       {"SymbolSectionOutOfRange",
-       [](Bytes& b, L l) { put<u16>(b, l.symoff("fixed_hello") + ST(st_shndx), static_cast<u16>(l.shnum + 5)); },
+       [](Bytes& b, L l) { put<u16>(b, l.symoff("fixed_hello") + ST(st_shndx), static_cast<u16>(l.eh.e_shnum + 5)); },
        [](L l) {
          return fmt::format("{}: symbol [index {}] 'fixed_hello': st_shndx 0x{:x} is not a valid section index "
                             "(e_shnum 0x{:x})",
-                            l.desc(".symtab"), l.sym.at("fixed_hello"), l.shnum + 5, l.shnum);
+                            l.desc(".symtab"), l.sym.at("fixed_hello"), l.eh.e_shnum + 5, l.eh.e_shnum);
        }},
       {"SymbolCommon", [](Bytes& b, L l) { put<u16>(b, l.symoff("helper_global") + ST(st_shndx), SHN_COMMON); },
        [](L l) {
@@ -319,37 +241,37 @@ std::vector<Case> cases() {
                             l.desc(".text.fixed_hello"), l.secsize(".text.fixed_hello"));
        }},
       // ---- relocation sections
-      {"RelaEntsize", [](Bytes& b, L l) { put<u64>(b, l.shdr(".rela.livepatch.funcs") + SH(sh_entsize), 0x10); },
+      {"RelaEntsize", [](Bytes& b, L l) { put<u64>(b, l.shdr_offset(".rela.livepatch.funcs") + SH(sh_entsize), 0x10); },
        [](L l) { return fmt::format("{}: sh_entsize 0x10 is not sizeof(Elf64_Rela) (0x18)", l.rela_desc()); }},
       {"RelaSizeNotMultiple",
        [](Bytes& b, L l) {
-         put<u64>(b, l.shdr(".rela.livepatch.funcs") + SH(sh_size), l.secsize(".rela.livepatch.funcs") - 8);
+         put<u64>(b, l.shdr_offset(".rela.livepatch.funcs") + SH(sh_size), l.secsize(".rela.livepatch.funcs") - 8);
        },
        [](L l) {
          return fmt::format("{}: sh_size 0x{:x} is not a multiple of sh_entsize (0x18)", l.rela_desc(),
                             l.secsize(".rela.livepatch.funcs") - 8);
        }},
       {"RelaLinkNotSymtab",
-       [](Bytes& b, L l) { put<u32>(b, l.shdr(".rela.livepatch.funcs") + SH(sh_link), static_cast<u32>(l.s(".strtab"))); },
+       [](Bytes& b, L l) { put<u32>(b, l.shdr_offset(".rela.livepatch.funcs") + SH(sh_link), static_cast<u32>(l.index(".strtab"))); },
        [](L l) {
          return fmt::format("{}: sh_link 0x{:x} is {} of type SHT_STRTAB (0x3), not SHT_SYMTAB (0x2)", l.rela_desc(),
-                            l.s(".strtab"), l.desc(".strtab"));
+                            l.index(".strtab"), l.desc(".strtab"));
        }},
-      {"RelaInfoOutOfRange", [](Bytes& b, L l) { put<u32>(b, l.shdr(".rela.livepatch.funcs") + SH(sh_info), 0x99); },
+      {"RelaInfoOutOfRange", [](Bytes& b, L l) { put<u32>(b, l.shdr_offset(".rela.livepatch.funcs") + SH(sh_info), 0x99); },
        [](L l) {
-         return fmt::format("{}: sh_info 0x99 is not a valid section index (e_shnum 0x{:x})", l.rela_desc(), l.shnum);
+         return fmt::format("{}: sh_info 0x99 is not a valid section index (e_shnum 0x{:x})", l.rela_desc(), l.eh.e_shnum);
        }},
       {"RelaInfoNobits",
-       [](Bytes& b, L l) { put<u32>(b, l.shdr(".rela.livepatch.funcs") + SH(sh_info), static_cast<u32>(l.s(".bss"))); },
+       [](Bytes& b, L l) { put<u32>(b, l.shdr_offset(".rela.livepatch.funcs") + SH(sh_info), static_cast<u32>(l.index(".bss"))); },
        [](L l) {
          return fmt::format("{}: sh_info 0x{:x} is {} of type SHT_NOBITS, which has no data to relocate",
-                            l.rela_desc(), l.s(".bss"), l.desc(".bss"));
+                            l.rela_desc(), l.index(".bss"), l.desc(".bss"));
        }},
       {"RelocSymbolOutOfRange", [](Bytes& b, L l) { set_reloc_sym(b, l, 0, 0x999); },
        [](L l) {
          return fmt::format("{}: relocation [index 0]: symbol index 0x999 is not less than the number of symbols in "
                             "{} (0x{:x})",
-                            l.rela_desc(), l.desc(".symtab"), l.nsyms);
+                            l.rela_desc(), l.desc(".symtab"), l.nsyms());
        }},
       {"RelocOffsetOutOfBounds",
        [](Bytes& b, L l) { put<u64>(b, l.relaoff(0) + RA(r_offset), l.secsize(".livepatch.funcs") - 4); },
@@ -359,7 +281,7 @@ std::vector<Case> cases() {
                             l.rela_desc(), l.secsize(".livepatch.funcs") - 4, l.desc(".livepatch.funcs"),
                             l.secsize(".livepatch.funcs"));
        }},
-      {"ShtRel", [](Bytes& b, L l) { put<u32>(b, l.shdr(".rela.text.fixed_hello") + SH(sh_type), SHT_REL); },
+      {"ShtRel", [](Bytes& b, L l) { put<u32>(b, l.shdr_offset(".rela.text.fixed_hello") + SH(sh_type), SHT_REL); },
        [](L l) {
          return fmt::format("{}: SHT_REL is not supported (x86-64 uses SHT_RELA)", l.desc(".rela.text.fixed_hello"));
        }},
@@ -374,7 +296,7 @@ std::vector<Case> cases() {
          return fmt::format("{}: note at offset 0x0: descsz 0x100 is past the end of the section (0x{:x})",
                             l.desc(".livepatch.depends"), l.secsize(".livepatch.depends"));
        }},
-      {"NoteTruncated", [](Bytes& b, L l) { put<u64>(b, l.shdr(".livepatch.depends") + SH(sh_size), 8); },
+      {"NoteTruncated", [](Bytes& b, L l) { put<u64>(b, l.shdr_offset(".livepatch.depends") + SH(sh_size), 8); },
        [](L l) {
          return fmt::format("{}: note at offset 0x0: 0x8 bytes left, too few for a note header (0xc)",
                             l.desc(".livepatch.depends"));
@@ -392,10 +314,10 @@ std::vector<Case> cases() {
       {"BuildIdEmpty",
        [](Bytes& b, L l) {
          put<u32>(b, l.data(".note.gnu.build-id") + 4, 0);
-         put<u64>(b, l.shdr(".note.gnu.build-id") + SH(sh_size), 16);
+         put<u64>(b, l.shdr_offset(".note.gnu.build-id") + SH(sh_size), 16);
        },
        [](L l) { return fmt::format("{}: build-id length 0x0 is not in [0x1, 0x40]", l.desc(".note.gnu.build-id")); }},
-      {"DependsNobits", [](Bytes& b, L l) { put<u32>(b, l.shdr(".livepatch.depends") + SH(sh_type), SHT_NOBITS); },
+      {"DependsNobits", [](Bytes& b, L l) { put<u32>(b, l.shdr_offset(".livepatch.depends") + SH(sh_type), SHT_NOBITS); },
        [](L l) {
          return fmt::format("{}: sh_type 0x8 is not SHT_NOTE (0x7) or SHT_PROGBITS (0x1)", l.desc(".livepatch.depends"));
        }},
@@ -416,46 +338,46 @@ std::vector<Case> cases() {
       {"DuplicateSpecialSection", [](Bytes& b, L l) { rename_as(b, l, ".livepatch.object_depends", ".livepatch.depends"); },
        [](L l) {
          return fmt::format("section [index {}] '.livepatch.depends': duplicate section name (also {})",
-                            l.s(".livepatch.object_depends"), l.desc(".livepatch.depends"));
+                            l.index(".livepatch.object_depends"), l.desc(".livepatch.depends"));
        }},
       // ---- payload sections
       {"WritableAndExecutable",
-       [](Bytes& b, L l) { put<u64>(b, l.shdr(".text.fixed_hello") + SH(sh_flags), SHF_ALLOC | SHF_EXECINSTR | SHF_WRITE); },
+       [](Bytes& b, L l) { put<u64>(b, l.shdr_offset(".text.fixed_hello") + SH(sh_flags), SHF_ALLOC | SHF_EXECINSTR | SHF_WRITE); },
        [](L l) {
          return fmt::format("{}: SHF_WRITE and SHF_EXECINSTR both set (a payload section is never writable and "
                             "executable)",
                             l.desc(".text.fixed_hello"));
        }},
       {"ThreadLocal",
-       [](Bytes& b, L l) { put<u64>(b, l.shdr(".data.helper_global") + SH(sh_flags), SHF_ALLOC | SHF_WRITE | SHF_TLS); },
+       [](Bytes& b, L l) { put<u64>(b, l.shdr_offset(".data.helper_global") + SH(sh_flags), SHF_ALLOC | SHF_WRITE | SHF_TLS); },
        [](L l) {
          return fmt::format("{}: thread-local sections (SHF_TLS) are not supported in a payload",
                             l.desc(".data.helper_global"));
        }},
-      {"HugeBss", [](Bytes& b, L l) { put<u64>(b, l.shdr(".bss") + SH(sh_size), 1ull << 40); },
+      {"HugeBss", [](Bytes& b, L l) { put<u64>(b, l.shdr_offset(".bss") + SH(sh_size), 1ull << 40); },
        [](L l) {
          return fmt::format("{}: sh_size 0x10000000000 is over the limit for SHT_NOBITS (0x4000000)", l.desc(".bss"));
        }},
       // ---- .livepatch.funcs
       {"FuncsSizeNotMultiple",
-       [](Bytes& b, L l) { put<u64>(b, l.shdr(".livepatch.funcs") + SH(sh_size), l.secsize(".livepatch.funcs") + 8); },
+       [](Bytes& b, L l) { put<u64>(b, l.shdr_offset(".livepatch.funcs") + SH(sh_size), l.secsize(".livepatch.funcs") + 8); },
        [](L l) {
          return fmt::format("{}: sh_size 0x{:x} is not a multiple of 104 (sizeof(struct livepatch_func))",
                             l.desc(".livepatch.funcs"), l.secsize(".livepatch.funcs") + 8);
        }},
       {"FuncsSymbolPastEnd",
-       [](Bytes& b, L l) { put<u64>(b, l.shdr(".livepatch.funcs") + SH(sh_size), l.secsize(".livepatch.funcs") - 8); },
+       [](Bytes& b, L l) { put<u64>(b, l.shdr_offset(".livepatch.funcs") + SH(sh_size), l.secsize(".livepatch.funcs") - 8); },
        [](L l) {
          // The last entry's symbol (hotsplice_func_N) no longer fits in the section.
          const ElfSymbol* last = nullptr;
          for (const ElfSymbol& s : l.syms)
-           if (s.st_shndx == l.s(".livepatch.funcs") && s.type() == STT_OBJECT && (!last || s.st_value > last->st_value))
+           if (s.st_shndx == l.index(".livepatch.funcs") && s.type() == STT_OBJECT && (!last || s.st_value > last->st_value))
              last = &s;
          return fmt::format("{}: symbol [index {}] '{}': st_value 0x{:x} + st_size 0x68 is past the end of {} (0x{:x})",
                             l.desc(".symtab"), last->index, last->name, last->st_value, l.desc(".livepatch.funcs"),
                             l.secsize(".livepatch.funcs") - 8);
        }},
-      {"FuncsNotAlloc", [](Bytes& b, L l) { put<u64>(b, l.shdr(".livepatch.funcs") + SH(sh_flags), SHF_WRITE); },
+      {"FuncsNotAlloc", [](Bytes& b, L l) { put<u64>(b, l.shdr_offset(".livepatch.funcs") + SH(sh_flags), SHF_WRITE); },
        [](L l) { return fmt::format("{}: SHF_ALLOC is not set", l.desc(".livepatch.funcs")); }},
       {"RelocNotAbs64", [](Bytes& b, L l) { set_reloc_type(b, l, l.reloc(kHello, 0), R_X86_64_PC32); },
        [](L l) {
@@ -517,7 +439,7 @@ std::vector<Case> cases() {
        }},
       {"NameNotAllocated",
        [](Bytes& b, L l) {
-         set_reloc_sym(b, l, l.reloc(kHello, 0), l.section_sym.at(l.s(".comment")));
+         set_reloc_sym(b, l, l.reloc(kHello, 0), l.section_sym.at(l.index(".comment")));
          put<i64>(b, l.relaoff(l.reloc(kHello, 0)) + RA(r_addend), 0);
        },
        [](L l) {
@@ -591,7 +513,7 @@ std::vector<Case> cases() {
       {"NopLargerThanOld", [](Bytes& b, L l) { put<u32>(b, l.fn(kNop) + 24, 0x40); },
        [](L l) {
          return fmt::format("function [index {}] 'debug_log,2': NOP-out new_size 0x40 is greater than old_size 0x{:x}",
-                            l.fi(kNop), testlib::kOldSize);
+                            l.fi(kNop), test::kOldSize);
        }},
       {"ExpectLenZero", [](Bytes& b, L l) { b[l.fn(kOther) + 72] = 0x01; },
        [](L l) {
@@ -609,17 +531,17 @@ std::vector<Case> cases() {
                             l.fi(kOther));
        }},
       // ---- hooks
-      {"HookSingleSize", [](Bytes& b, L l) { put<u64>(b, l.shdr(".livepatch.hooks.preapply") + SH(sh_size), 0x10); },
+      {"HookSingleSize", [](Bytes& b, L l) { put<u64>(b, l.shdr_offset(".livepatch.hooks.preapply") + SH(sh_size), 0x10); },
        [](L l) {
          return fmt::format("{}: sh_size 0x10 is not 0x8 (one function pointer)", l.desc(".livepatch.hooks.preapply"));
        }},
-      {"HookArraySize", [](Bytes& b, L l) { put<u64>(b, l.shdr(".livepatch.hooks.load") + SH(sh_size), 0xc); },
+      {"HookArraySize", [](Bytes& b, L l) { put<u64>(b, l.shdr_offset(".livepatch.hooks.load") + SH(sh_size), 0xc); },
        [](L l) {
          return fmt::format("{}: sh_size 0xc is not a multiple of 0x8 (a function pointer)",
                             l.desc(".livepatch.hooks.load"));
        }},
       {"HookEntryWithoutRelocation",
-       [](Bytes& b, L l) { put<u64>(b, l.shdr(".livepatch.hooks.load") + SH(sh_size), 0x10); },
+       [](Bytes& b, L l) { put<u64>(b, l.shdr_offset(".livepatch.hooks.load") + SH(sh_size), 0x10); },
        [](L l) {
          return fmt::format("{}: entry [index 1] at offset 0x8 has no R_X86_64_64 relocation",
                             l.desc(".livepatch.hooks.load"));
@@ -634,11 +556,11 @@ std::vector<Case> cases() {
                             l.desc(".livepatch.hooks.load"), l.desc(".data.helper_global"));
        }},
       {"HookUnknown",
-       [](Bytes& b, L l) { b[l.sh[l.shstrndx].sh_offset + l.sh[l.s(".livepatch.hooks.load")].sh_name + 17] = 'L'; },
+       [](Bytes& b, L l) { b[l.sh[l.eh.e_shstrndx].sh_offset + l.sh[l.index(".livepatch.hooks.load")].sh_name + 17] = 'L'; },
        [](L l) {
          return fmt::format("section [index {}] '.livepatch.hooks.Load': unknown hooks section (known: load, unload, "
                             "preapply, apply, postapply, prerevert, revert, postrevert)",
-                            l.s(".livepatch.hooks.load"));
+                            l.index(".livepatch.hooks.load"));
        }},
       // ---- .modinfo
       {"ModinfoNoEquals",
@@ -647,7 +569,7 @@ std::vector<Case> cases() {
          b[l.data(".modinfo") + at + 3] = ':';
        },
        [](L l) {
-         const u64 at = find_in(l.good, l.data(".modinfo"), l.secsize(".modinfo"), "cve=");
+         const u64 at = find_in(l.bytes, l.data(".modinfo"), l.secsize(".modinfo"), "cve=");
          return fmt::format("{}: entry 'cve:CVE-2026-0001' at offset 0x{:x} has no '='", l.desc(".modinfo"), at);
        }},
       {"ModinfoEmptyKey",
@@ -656,7 +578,7 @@ std::vector<Case> cases() {
          b[l.data(".modinfo") + at] = '=';
        },
        [](L l) {
-         const u64 at = find_in(l.good, l.data(".modinfo"), l.secsize(".modinfo"), "cve=");
+         const u64 at = find_in(l.bytes, l.data(".modinfo"), l.secsize(".modinfo"), "cve=");
          return fmt::format("{}: entry '=ve=CVE-2026-0001' at offset 0x{:x} has an empty key", l.desc(".modinfo"), at);
        }},
       {"ModinfoControlCharacter",
@@ -665,7 +587,7 @@ std::vector<Case> cases() {
          b[l.data(".modinfo") + at + 5] = 0x1b;
        },
        [](L l) {
-         const u64 at = find_in(l.good, l.data(".modinfo"), l.secsize(".modinfo"), "cve=");
+         const u64 at = find_in(l.bytes, l.data(".modinfo"), l.secsize(".modinfo"), "cve=");
          return fmt::format("{}: entry at offset 0x{:x} contains control character 0x1b", l.desc(".modinfo"), at);
        }},
       {"ModinfoUnterminated", [](Bytes& b, L l) { b[l.data(".modinfo") + l.secsize(".modinfo") - 1] = 'x'; },
@@ -677,11 +599,11 @@ class Malformed : public ::testing::TestWithParam<Case> {};
 
 TEST_P(Malformed, ExactMessage) {
   const Layout& l = layout();
-  ASSERT_FALSE(l.good.empty());
-  Bytes b = l.good;
+  ASSERT_FALSE(l.bytes.empty());
+  Bytes b = l.bytes;
   GetParam().mutate(b, l);
   const std::string path = scratch().file(fmt::format("bad-{}.lp", GetParam().name));
-  testlib::write_bytes(path, b);
+  test::write_bytes(path, b);
   auto p = Payload::open(path);
   ASSERT_FALSE(p.has_value()) << "accepted a malformed payload";
   EXPECT_EQ(p.error().kind(), ErrorKind::BadPayload);
@@ -711,11 +633,11 @@ TEST(Payload, ParsesGoodPayload) {
   ASSERT_NE(hello, nullptr);
   ASSERT_TRUE(hello->new_ref.has_value());
   EXPECT_EQ(hello->new_ref->display, "fixed_hello");
-  EXPECT_EQ(hello->new_ref->sym_index, l.section_sym.at(l.s(".text.fixed_hello")));  // gcc: section symbol + 0
+  EXPECT_EQ(hello->new_ref->sym_index, l.section_sym.at(l.index(".text.fixed_hello")));  // gcc: section symbol + 0
   EXPECT_EQ(hello->new_ref->addend, 0);
   EXPECT_FALSE(hello->old_ref.has_value());
   EXPECT_EQ(hello->old_addr_abs, 0u);
-  EXPECT_EQ(hello->old_size, testlib::kOldSize);
+  EXPECT_EQ(hello->old_size, test::kOldSize);
   EXPECT_EQ(hello->new_size, 0u);
   EXPECT_TRUE(hello->expect.empty());
 
@@ -729,10 +651,10 @@ TEST(Payload, ParsesGoodPayload) {
   ASSERT_NE(nop, nullptr);
   EXPECT_FALSE(nop->new_ref.has_value());
   EXPECT_EQ(nop->new_size, 5u);
-  EXPECT_EQ(nop->old_size, testlib::kOldSize);
+  EXPECT_EQ(nop->old_size, test::kOldSize);
 
-  EXPECT_EQ(p->depends, Bytes(20, testlib::kDependsFill));
-  EXPECT_EQ(p->object_depends, Bytes(20, testlib::kObjectDependsFill));
+  EXPECT_EQ(p->depends, Bytes(20, test::kDependsFill));
+  EXPECT_EQ(p->object_depends, Bytes(20, test::kObjectDependsFill));
   ASSERT_EQ(p->build_id.size(), 20u);  // sha1
   const ByteView own = *p->elf.build_id();
   EXPECT_EQ(p->build_id, Bytes(own.begin(), own.end()));
@@ -755,7 +677,7 @@ TEST(Payload, ParsesGoodPayload) {
 
 TEST(Payload, ParseKeepsFileNameAsContext) {
   const Layout& l = layout();
-  Bytes b = l.good;
+  Bytes b = l.bytes;
   b[l.fn(kHello) + 32] = 7;
   auto elf = ElfFile::create(b);
   ASSERT_TRUE(elf.has_value());
@@ -766,20 +688,20 @@ TEST(Payload, ParseKeepsFileNameAsContext) {
 
 TEST(Payload, DependsNotesMayBeProgbits) {
   const Layout& l = layout();
-  Bytes b = l.good;
-  put<u32>(b, l.shdr(".livepatch.depends") + SH(sh_type), SHT_PROGBITS);
-  put<u32>(b, l.shdr(".livepatch.object_depends") + SH(sh_type), SHT_PROGBITS);
+  Bytes b = l.bytes;
+  put<u32>(b, l.shdr_offset(".livepatch.depends") + SH(sh_type), SHT_PROGBITS);
+  put<u32>(b, l.shdr_offset(".livepatch.object_depends") + SH(sh_type), SHT_PROGBITS);
   auto elf = ElfFile::create(b);
   ASSERT_TRUE(elf.has_value());
   auto p = Payload::parse(std::move(*elf), "fix.lp");
   ASSERT_TRUE(p.has_value()) << p.error().message();
-  EXPECT_EQ(p->depends, Bytes(20, testlib::kDependsFill));
-  EXPECT_EQ(p->object_depends, Bytes(20, testlib::kObjectDependsFill));
+  EXPECT_EQ(p->depends, Bytes(20, test::kDependsFill));
+  EXPECT_EQ(p->object_depends, Bytes(20, test::kObjectDependsFill));
 }
 
 TEST(Payload, LiteralOldAddr) {
   const Layout& l = layout();
-  Bytes b = l.good;
+  Bytes b = l.bytes;
   put<u64>(b, l.fn(kHello) + 16, 0x401000);
   auto elf = ElfFile::create(b);
   ASSERT_TRUE(elf.has_value());
@@ -790,7 +712,7 @@ TEST(Payload, LiteralOldAddr) {
 
 TEST(Payload, HooksOnlyPayloadNeedsNoFuncs) {
   const Layout& l = layout();
-  Bytes b = l.good;
+  Bytes b = l.bytes;
   rename_as(b, l, ".livepatch.funcs", ".comment");
   auto elf = ElfFile::create(b);
   ASSERT_TRUE(elf.has_value());
@@ -802,7 +724,7 @@ TEST(Payload, HooksOnlyPayloadNeedsNoFuncs) {
 
 TEST(Payload, BuiltWithoutFunctionsOrHooks) {
   TempDir dir;
-  const std::string lp = testlib::build_payload(dir, R"(#include <hotsplice/livepatch.h>
+  const std::string lp = test::build_payload(dir, R"(#include <hotsplice/livepatch.h>
 HOTSPLICE_INFO("cve", "none");
 )");
   ASSERT_FALSE(lp.empty());
@@ -814,7 +736,7 @@ HOTSPLICE_INFO("cve", "none");
 
 TEST(Payload, BuiltWithAllHookKinds) {
   TempDir dir;
-  const std::string lp = testlib::build_payload(dir, R"(#include <hotsplice/livepatch.h>
+  const std::string lp = test::build_payload(dir, R"(#include <hotsplice/livepatch.h>
 extern void target_reinit(void);
 static void l1(void) {}
 static void l2(void) {}
@@ -858,9 +780,9 @@ HOTSPLICE_REPLACE("hello", fixed);
 )";
   // -fcommon puts common_counter in SHN_COMMON, and `ld -r` keeps it there.
   const std::string c = dir.file("c.c"), o = dir.file("c.o"), lp = dir.file("c.lp");
-  testlib::write_file(c, src);
-  ASSERT_TRUE(testlib::run(fmt::format("gcc -O2 -fPIC -fcommon -I{}/include -c {} -o {}", HS_SOURCE_DIR, c, o)));
-  ASSERT_TRUE(testlib::run(fmt::format("ld -r --build-id=sha1 {} -o {}", o, lp)));
+  test::write_file(c, src);
+  ASSERT_TRUE(test::run(fmt::format("gcc -O2 -fPIC -fcommon -I{}/include -c {} -o {}", HS_SOURCE_DIR, c, o)));
+  ASSERT_TRUE(test::run(fmt::format("ld -r --build-id=sha1 {} -o {}", o, lp)));
   auto p = Payload::open(lp);
   ASSERT_FALSE(p.has_value());
   EXPECT_EQ(p.error().kind(), ErrorKind::BadPayload);
@@ -871,7 +793,7 @@ HOTSPLICE_REPLACE("hello", fixed);
 
 TEST(Payload, BuiltWithThreadLocalData) {
   TempDir dir;
-  const std::string lp = testlib::build_payload(dir, R"(#include <hotsplice/livepatch.h>
+  const std::string lp = test::build_payload(dir, R"(#include <hotsplice/livepatch.h>
 static __thread int calls;
 static int fixed(void) { return ++calls; }
 HOTSPLICE_REPLACE("hello", fixed);

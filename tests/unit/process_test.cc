@@ -22,6 +22,7 @@
 #include <cstdio>
 #include <fstream>
 #include <functional>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
@@ -34,6 +35,10 @@
 #include "process/process.h"
 #include "process/remote_syscall.h"
 #include "process/thread_group.h"
+#include "support/assert_ok.h"
+#include "support/child.h"
+#include "support/eventually.h"
+#include "support/files.h"
 
 namespace hs {
 namespace {
@@ -47,134 +52,44 @@ const std::string& helper() {
   return path;
 }
 
-// A running helper with pipes to its stdin and from its stdout.
-struct Child {
-  pid_t pid = -1;
-  int in = -1;   // write end: the child's stdin
-  int out = -1;  // read end: the child's stdout
-  std::string buffered;
+using test::Child;
+using test::eventually;
+using test::slurp;
+using test::task_state;
+using test::task_syscall;
 
-  Child() = default;
-  Child(const Child&) = delete;
-  Child& operator=(const Child&) = delete;
-  ~Child() {
-    if (pid > 0) {
-      ::kill(pid, SIGKILL);
-      int st;
-      while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-      }
-    }
-    if (in >= 0) ::close(in);
-    if (out >= 0) ::close(out);
-  }
+// The helper in one of its modes, without waiting for it.
+std::unique_ptr<Child> spawn(std::vector<std::string> args) {
+  args.insert(args.begin(), helper());
+  return std::make_unique<Child>(args);
+}
 
-  void send(const std::string& s) {
-    size_t done = 0;
-    while (done < s.size()) {
-      ssize_t n = ::write(in, s.data() + done, s.size() - done);
-      if (n < 0 && errno == EINTR) continue;
-      ASSERT_GT(n, 0) << "write to the helper failed: " << strerror(errno);
-      done += static_cast<size_t>(n);
-    }
-  }
-
-  // The next line of output (without '\n'); "" and a failure on timeout/EOF.
-  std::string line(int timeout_ms = 30000) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-    for (;;) {
-      size_t nl = buffered.find('\n');
-      if (nl != std::string::npos) {
-        std::string l = buffered.substr(0, nl);
-        buffered.erase(0, nl + 1);
-        return l;
-      }
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0) {
-        ADD_FAILURE() << "timed out waiting for output of helper " << pid;
-        return "";
-      }
-      pollfd p{out, POLLIN, 0};
-      int r = ::poll(&p, 1, static_cast<int>(left.count()));
-      if (r < 0 && errno == EINTR) continue;
-      if (r <= 0) continue;
-      char buf[512];
-      ssize_t n = ::read(out, buf, sizeof buf);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        ADD_FAILURE() << "helper " << pid << " closed its output";
-        return "";
-      }
-      buffered.append(buf, static_cast<size_t>(n));
-    }
-  }
-
-  // Waits for the child to exit and returns its wait status (-1 if it was
-  // reaped elsewhere, e.g. by the ThreadGroup that watched it die).
-  int wait_exit() {
-    int st = 0;
-    pid_t r;
-    while ((r = ::waitpid(pid, &st, 0)) < 0 && errno == EINTR) {
-    }
-    pid = -1;
-    return r < 0 ? -1 : st;
-  }
+// A helper (c), its process opened (p) and seized (g).
+struct Traced {
+  std::unique_ptr<Child> c;
+  std::optional<Process> p;
+  std::optional<ThreadGroup> g;
 };
 
-std::unique_ptr<Child> spawn(std::vector<std::string> args) {
-  const std::string& bin = helper();
-  if (bin.empty()) return nullptr;
-  int in[2], out[2];
-  if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0) return nullptr;
-  std::vector<std::string> all{bin};
-  all.insert(all.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : all) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    ::dup2(in[0], 0);
-    ::dup2(out[1], 1);
-    ::execv(bin.c_str(), argv.data());
-    ::_exit(127);
-  }
-  ::close(in[0]);
-  ::close(out[1]);
-  auto c = std::make_unique<Child>();
-  c->pid = pid;
-  c->in = in[1];
-  c->out = out[0];
-  return c;
+std::unique_ptr<Child> start(std::vector<std::string> args, std::string* ready);
+
+// Starts the helper with `args` and opens and seizes it.
+void attach(Traced& t, std::vector<std::string> args) {
+  t.c = start(std::move(args), nullptr);
+  auto opened = Process::open(t.c->pid());
+  ASSERT_OK(opened);
+  t.p.emplace(std::move(*opened));
+  auto seized = ThreadGroup::seize(*t.p);
+  ASSERT_OK(seized);
+  t.g.emplace(std::move(*seized));
 }
 
-// Spawns and waits for its "ready" line (returned).
+// Started, past its "ready" line (returned in *ready).
 std::unique_ptr<Child> start(std::vector<std::string> args, std::string* ready = nullptr) {
-  auto c = spawn(std::move(args));
-  if (!c) return c;
-  std::string l = c->line();
-  EXPECT_TRUE(l.starts_with("ready")) << "helper said: " << l;
-  if (ready) *ready = l;
+  args.insert(args.begin(), helper());
+  auto c = Child::start(args);
+  if (ready) *ready = c->ready();
   return c;
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-// Field 3 of /proc/PID/task/TID/stat (the state letter), '?' if gone.
-char task_state(pid_t pid, pid_t tid) {
-  std::string s = slurp(fmt::format("/proc/{}/task/{}/stat", pid, tid));
-  size_t p = s.rfind(") ");
-  return p == std::string::npos || p + 2 >= s.size() ? '?' : s[p + 2];
-}
-
-// The system call a thread is blocked in (/proc/.../syscall), -1 if running.
-long task_syscall(pid_t pid, pid_t tid) {
-  std::string s = slurp(fmt::format("/proc/{}/task/{}/syscall", pid, tid));
-  if (s.empty() || s.starts_with("running")) return -1;
-  return std::strtol(s.c_str(), nullptr, 10);
 }
 
 std::set<pid_t> proc_tids(pid_t pid) {
@@ -186,31 +101,14 @@ std::set<pid_t> proc_tids(pid_t pid) {
   return out;
 }
 
-// Polls `cond` (every millisecond) until it holds or `timeout` passes.
-bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!cond()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  return true;
-}
-
-class ProcessTest : public ::testing::Test {
+class ProcessTest : public test::ChildProcessTest {
  protected:
   void SetUp() override {
-    ::signal(SIGPIPE, SIG_IGN);
-    ::alarm(120);  // a hang is a failure, not a stuck test run
+    ChildProcessTest::SetUp();
     ASSERT_FALSE(helper().empty());
   }
-  void TearDown() override { ::alarm(0); }
 };
 
-#define ASSERT_OK(expr)                                              \
-  do {                                                               \
-    const auto& hs_r_ = (expr);                                      \
-    ASSERT_TRUE(hs_r_.has_value()) << #expr << ": " << hs_r_.error().message(); \
-  } while (0)
 
 // ---------------------------------------------------------------------------
 // Process
@@ -243,14 +141,14 @@ TEST_F(ProcessTest, OpenZombie) {
 
 TEST_F(ProcessTest, OpenThreadIdIsNotAProcess) {
   auto c = start({"threads", "1"});
-  auto tids = proc_tids(c->pid);
+  auto tids = proc_tids(c->pid());
   ASSERT_EQ(tids.size(), 2u);
-  pid_t other = *tids.rbegin() == c->pid ? *tids.begin() : *tids.rbegin();
+  pid_t other = *tids.rbegin() == c->pid() ? *tids.begin() : *tids.rbegin();
   auto p = Process::open(other);
   ASSERT_FALSE(p);
   EXPECT_EQ(p.error().kind(), ErrorKind::NoProcess);
   EXPECT_EQ(p.error().message(),
-            fmt::format("no process with PID {} ({} is a thread of process {})", other, other, c->pid));
+            fmt::format("no process with PID {} ({} is a thread of process {})", other, other, c->pid()));
 }
 
 TEST_F(ProcessTest, OpenWithoutPermission) {
@@ -262,7 +160,7 @@ TEST_F(ProcessTest, OpenWithoutPermission) {
   if (k == 0) {
     ::close(fds[0]);
     if (::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(10);
-    auto p = Process::open(c->pid);
+    auto p = Process::open(c->pid());
     std::string msg = p ? "opened" : fmt::format("{}|{}", kind_name(p.error().kind()), p.error().message());
     if (::write(fds[1], msg.data(), msg.size()) < 0) ::_exit(11);
     ::_exit(0);
@@ -276,23 +174,23 @@ TEST_F(ProcessTest, OpenWithoutPermission) {
   int st = 0;
   ASSERT_EQ(::waitpid(k, &st, 0), k);
   ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st;
-  EXPECT_EQ(msg, fmt::format("permission|not permitted to access PID {}: Permission denied", c->pid));
+  EXPECT_EQ(msg, fmt::format("permission|not permitted to access PID {}: Permission denied", c->pid()));
 }
 
 TEST_F(ProcessTest, StatusAndThreads) {
   auto c = start({"threads", "3"});
-  auto p = Process::open(c->pid);
+  auto p = Process::open(c->pid());
   ASSERT_OK(p);
   auto st = p->status();
   ASSERT_OK(st);
   EXPECT_EQ(st->tracer_pid, 0);
-  EXPECT_EQ(st->tgid, c->pid);
+  EXPECT_EQ(st->tgid, c->pid());
   EXPECT_EQ(st->threads, 4);
   EXPECT_EQ(st->name, "process_child");
   auto tids = p->thread_ids();
   ASSERT_OK(tids);
   EXPECT_EQ(tids->size(), 4u);
-  EXPECT_EQ(tids->front(), c->pid);
+  EXPECT_EQ(tids->front(), c->pid());
   auto exe = p->exe_path();
   ASSERT_OK(exe);
   char real[PATH_MAX];
@@ -435,13 +333,11 @@ void expect_all_stopped(ThreadGroup& g, pid_t pid) {
 }
 
 TEST_F(ProcessTest, SeizeStopResumeEightThreads) {
-  auto c = start({"threads", "8"});
-  auto p = Process::open(c->pid);
-  ASSERT_OK(p);
-  auto g = ThreadGroup::seize(*p);
-  ASSERT_OK(g);
+  Traced traced;
+  ASSERT_NO_FATAL_FAILURE(attach(traced, {"threads", "8"}));
+  auto& [c, p, g] = traced;
   EXPECT_EQ(g->threads().size(), 9u);
-  EXPECT_EQ(g->threads().front().tid, c->pid);  // the leader first
+  EXPECT_EQ(g->threads().front().tid, c->pid());  // the leader first
   auto st = p->status();
   ASSERT_OK(st);
   EXPECT_EQ(st->tracer_pid, ::getpid());
@@ -452,7 +348,7 @@ TEST_F(ProcessTest, SeizeStopResumeEightThreads) {
     ASSERT_OK(g->stop_all());
     worst = std::max(worst, std::chrono::steady_clock::now() - t0);
     ASSERT_EQ(g->threads().size(), 9u);
-    expect_all_stopped(*g, c->pid);
+    expect_all_stopped(*g, c->pid());
     for (const auto& t : g->threads()) EXPECT_EQ(t.pending_signal, 0);
     ASSERT_OK(g->resume_all());
     for (const auto& t : g->threads()) EXPECT_FALSE(t.stopped);
@@ -460,8 +356,8 @@ TEST_F(ProcessTest, SeizeStopResumeEightThreads) {
   std::printf("[          ] worst stop_all window with 9 threads: %.1f us\n", worst.count() / 1000.0);
   // Running again: no thread stays in a tracing stop.
   EXPECT_TRUE(eventually([&] {
-    for (pid_t tid : proc_tids(c->pid))
-      if (task_state(c->pid, tid) == 't') return false;
+    for (pid_t tid : proc_tids(c->pid()))
+      if (task_state(c->pid(), tid) == 't') return false;
     return true;
   }));
   ASSERT_OK(g->detach());
@@ -483,7 +379,7 @@ TEST_F(ProcessTest, StopInWavesHoldsTheRunningThreadLast) {
   int spin = 0;
   void* counter = nullptr;
   ASSERT_EQ(std::sscanf(ready.c_str(), "ready %d %p", &spin, &counter), 2) << ready;
-  auto p = Process::open(c->pid);
+  auto p = Process::open(c->pid());
   ASSERT_OK(p);
   auto g = ThreadGroup::seize(*p);
   ASSERT_OK(g);
@@ -493,8 +389,8 @@ TEST_F(ProcessTest, StopInWavesHoldsTheRunningThreadLast) {
   // (and the main thread, in read()) are asleep again after each resume.
   auto settled = [&] {
     return eventually([&] {
-      for (pid_t tid : proc_tids(c->pid))
-        if (tid != spin && task_state(c->pid, tid) != 'S') return false;
+      for (pid_t tid : proc_tids(c->pid()))
+        if (tid != spin && task_state(c->pid(), tid) != 'S') return false;
       return true;
     });
   };
@@ -516,7 +412,7 @@ TEST_F(ProcessTest, StopInWavesHoldsTheRunningThreadLast) {
     ASSERT_OK(r);
     EXPECT_TRUE(*r);
     EXPECT_EQ(calls, 1);
-    expect_all_stopped(*g, c->pid);
+    expect_all_stopped(*g, c->pid());
     for (const auto& t : g->threads()) EXPECT_EQ(t.late, t.tid == spin) << "thread " << t.tid;
     auto a = p->read_value<u64>(count_at);
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
@@ -538,14 +434,14 @@ TEST_F(ProcessTest, StopInWavesHoldsTheRunningThreadLast) {
 
 TEST_F(ProcessTest, ThreadChurnWhileAttachedAndStopped) {
   auto c = start({"churn"});
-  auto p = Process::open(c->pid);
+  auto p = Process::open(c->pid());
   ASSERT_OK(p);
   for (int attach = 0; attach < 5; ++attach) {
     auto g = ThreadGroup::seize(*p);
     ASSERT_OK(g);
     for (int round = 0; round < 10; ++round) {
       ASSERT_OK(g->stop_all());
-      expect_all_stopped(*g, c->pid);
+      expect_all_stopped(*g, c->pid());
       ASSERT_OK(g->resume_all());
       ASSERT_OK(g->poll_events());
     }
@@ -554,8 +450,8 @@ TEST_F(ProcessTest, ThreadChurnWhileAttachedAndStopped) {
   // Still healthy, and no longer traced.
   c->send("count\n");
   EXPECT_EQ(c->line(), "count 0");
-  for (pid_t tid : proc_tids(c->pid)) {
-    auto ts = Process::task_status(c->pid, tid);
+  for (pid_t tid : proc_tids(c->pid())) {
+    auto ts = Process::task_status(c->pid(), tid);
     if (ts) {
       EXPECT_EQ(ts->tracer_pid, 0) << "thread " << tid;
     }
@@ -564,8 +460,8 @@ TEST_F(ProcessTest, ThreadChurnWhileAttachedAndStopped) {
 
 TEST_F(ProcessTest, BlockedPipeReadCompletesAfterRemoteSyscalls) {
   auto c = start({"pipe"});
-  ASSERT_TRUE(eventually([&] { return task_syscall(c->pid, c->pid) == SYS_read; }));
-  auto p = Process::open(c->pid);
+  ASSERT_TRUE(eventually([&] { return task_syscall(c->pid(), c->pid()) == SYS_read; }));
+  auto p = Process::open(c->pid());
   ASSERT_OK(p);
   auto g = ThreadGroup::seize(*p);
   ASSERT_OK(g);
@@ -578,7 +474,7 @@ TEST_F(ProcessTest, BlockedPipeReadCompletesAfterRemoteSyscalls) {
 
   auto t = g->stop_one();
   ASSERT_OK(t);
-  EXPECT_EQ((*t)->tid, c->pid);
+  EXPECT_EQ((*t)->tid, c->pid());
   {
     auto rs = RemoteSyscalls::create(*g, **t, *p);
     ASSERT_OK(rs);
@@ -587,11 +483,11 @@ TEST_F(ProcessTest, BlockedPipeReadCompletesAfterRemoteSyscalls) {
     ASSERT_OK(rs->munmap(*a, 4096));
     auto pid_in_target = rs->syscall(SYS_getpid);
     ASSERT_OK(pid_in_target);
-    EXPECT_EQ(*pid_in_target, c->pid);
+    EXPECT_EQ(*pid_in_target, c->pid());
     ASSERT_OK(rs->finish());
   }
   // Registers are back, normalised to "about to redo the read".
-  auto* l = g->find(c->pid);
+  auto* l = g->find(c->pid());
   ASSERT_NE(l, nullptr);
   ASSERT_OK(g->refresh_regs(*l));
   EXPECT_EQ(l->regs.rip, before.rip - 2);
@@ -602,7 +498,7 @@ TEST_F(ProcessTest, BlockedPipeReadCompletesAfterRemoteSyscalls) {
   EXPECT_EQ(l->regs.rdx, before.rdx);
 
   ASSERT_OK(g->resume_all());
-  ASSERT_TRUE(eventually([&] { return task_syscall(c->pid, c->pid) == SYS_read; }))
+  ASSERT_TRUE(eventually([&] { return task_syscall(c->pid(), c->pid()) == SYS_read; }))
       << "the read is restarted and blocks again";
   ASSERT_OK(g->detach());
   c->send("hello\n");
@@ -613,12 +509,12 @@ TEST_F(ProcessTest, BlockedPipeReadCompletesAfterRemoteSyscalls) {
 // borrowed thread, which must carry on with its own registers.
 TEST_F(ProcessTest, ToolKilledBetweenRemoteSyscallsLeavesTargetHealthy) {
   auto c = start({"pipe"});
-  ASSERT_TRUE(eventually([&] { return task_syscall(c->pid, c->pid) == SYS_read; }));
+  ASSERT_TRUE(eventually([&] { return task_syscall(c->pid(), c->pid()) == SYS_read; }));
   int fds[2];
   ASSERT_EQ(::pipe(fds), 0);
   pid_t tool = ::fork();
   if (tool == 0) {
-    auto p = Process::open(c->pid);
+    auto p = Process::open(c->pid());
     if (!p) ::_exit(1);
     auto g = ThreadGroup::seize(*p);
     if (!g) ::_exit(2);
@@ -638,7 +534,7 @@ TEST_F(ProcessTest, ToolKilledBetweenRemoteSyscallsLeavesTargetHealthy) {
   int st = 0;
   ASSERT_EQ(::waitpid(tool, &st, 0), tool);
   ASSERT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) << st;
-  ASSERT_TRUE(eventually([&] { return task_syscall(c->pid, c->pid) == SYS_read; }))
+  ASSERT_TRUE(eventually([&] { return task_syscall(c->pid(), c->pid()) == SYS_read; }))
       << "the read is restarted and blocks again";
   c->send("hello\n");
   EXPECT_EQ(c->line(), "read 6 [hello] 0");
@@ -675,12 +571,12 @@ class ToolKilledDuringRemoteSyscall : public ProcessTest, public ::testing::With
 
 TEST_P(ToolKilledDuringRemoteSyscall, TrampolineRecoversTheThread) {
   auto c = start({"pipe"});
-  ASSERT_TRUE(eventually([&] { return task_syscall(c->pid, c->pid) == SYS_read; }));
+  ASSERT_TRUE(eventually([&] { return task_syscall(c->pid(), c->pid()) == SYS_read; }));
   int fds[2];
   ASSERT_EQ(::pipe(fds), 0);
   pid_t tool = ::fork();
   if (tool == 0) {
-    auto p = Process::open(c->pid);
+    auto p = Process::open(c->pid());
     if (!p) ::_exit(1);
     auto g = ThreadGroup::seize(*p);
     if (!g) ::_exit(2);
@@ -702,13 +598,13 @@ TEST_P(ToolKilledDuringRemoteSyscall, TrampolineRecoversTheThread) {
   int st = 0;
   ASSERT_EQ(::waitpid(tool, &st, 0), tool);
   ASSERT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) << st;
-  ASSERT_TRUE(eventually([&] { return task_syscall(c->pid, c->pid) == SYS_read; }))
+  ASSERT_TRUE(eventually([&] { return task_syscall(c->pid(), c->pid()) == SYS_read; }))
       << "the read is restarted and blocks again";
-  EXPECT_EQ(count_trampolines(c->pid), 1);
+  EXPECT_EQ(count_trampolines(c->pid()), 1);
 
   // A later invocation finds the trampoline again instead of making another.
   {
-    auto p = Process::open(c->pid);
+    auto p = Process::open(c->pid());
     ASSERT_OK(p);
     auto g = ThreadGroup::seize(*p);
     ASSERT_OK(g);
@@ -719,11 +615,11 @@ TEST_P(ToolKilledDuringRemoteSyscall, TrampolineRecoversTheThread) {
     EXPECT_FALSE(rs->trampoline().is_null());
     auto pid_in_target = rs->syscall(SYS_getpid);
     ASSERT_OK(pid_in_target);
-    EXPECT_EQ(*pid_in_target, c->pid);
+    EXPECT_EQ(*pid_in_target, c->pid());
     ASSERT_OK(rs->finish());
     ASSERT_OK(g->detach());
   }
-  EXPECT_EQ(count_trampolines(c->pid), 1);
+  EXPECT_EQ(count_trampolines(c->pid()), 1);
 
   c->send("hello\n");
   EXPECT_EQ(c->line(), "read 6 [hello] 0");
@@ -741,11 +637,11 @@ TEST_F(ProcessTest, OrphanInTheTrampolineIsGivenItsStateBackByTheNextInvocation)
   auto c = start({"threads", "3"});
   pid_t worker = 0;  // the one blocked in pthread_cond_wait
   ASSERT_TRUE(eventually([&] {
-    for (pid_t tid : task_ids(c->pid))
-      if (tid != c->pid && task_syscall(c->pid, tid) == SYS_futex) worker = tid;
+    for (pid_t tid : task_ids(c->pid()))
+      if (tid != c->pid() && task_syscall(c->pid(), tid) == SYS_futex) worker = tid;
     return worker != 0;
   }));
-  auto p = Process::open(c->pid);
+  auto p = Process::open(c->pid());
   ASSERT_OK(p);
   user_regs_struct before{};
   {
@@ -773,7 +669,7 @@ TEST_F(ProcessTest, OrphanInTheTrampolineIsGivenItsStateBackByTheNextInvocation)
   int st = 0;
   ASSERT_EQ(::waitpid(tool, &st, 0), tool);
   ASSERT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) << st;
-  ASSERT_TRUE(eventually([&] { return task_syscall(c->pid, worker) == SYS_pause; })) << "left in the trampoline";
+  ASSERT_TRUE(eventually([&] { return task_syscall(c->pid(), worker) == SYS_pause; })) << "left in the trampoline";
 
   {
     auto g = ThreadGroup::seize(*p);
@@ -801,7 +697,7 @@ TEST_F(ProcessTest, OrphanInTheTrampolineIsGivenItsStateBackByTheNextInvocation)
     ASSERT_OK(g->resume_all());
     ASSERT_OK(g->detach());
   }
-  EXPECT_TRUE(eventually([&] { return task_syscall(c->pid, worker) == SYS_futex; }))
+  EXPECT_TRUE(eventually([&] { return task_syscall(c->pid(), worker) == SYS_futex; }))
       << "the worker waits on its condition variable again";
   c->send("count\n");
   EXPECT_EQ(c->line(), "count 0");
@@ -810,10 +706,10 @@ TEST_F(ProcessTest, OrphanInTheTrampolineIsGivenItsStateBackByTheNextInvocation)
 TEST_F(ProcessTest, NanosleepSleepsItsFullTime) {
   auto c = start({"sleep", "700"});
   ASSERT_TRUE(eventually([&] {
-    long s = task_syscall(c->pid, c->pid);
+    long s = task_syscall(c->pid(), c->pid());
     return s == SYS_clock_nanosleep || s == SYS_nanosleep;
   }));
-  auto p = Process::open(c->pid);
+  auto p = Process::open(c->pid());
   ASSERT_OK(p);
   {
     auto g = ThreadGroup::seize(*p);
@@ -847,7 +743,7 @@ TEST_F(ProcessTest, RedZoneIsPreservedAcrossRemoteSyscalls) {
   int tid = 0;
   unsigned long lo = 0, hi = 0;
   ASSERT_EQ(std::sscanf(ready.c_str(), "ready %d %lx %lx", &tid, &lo, &hi), 3) << ready;
-  auto p = Process::open(c->pid);
+  auto p = Process::open(c->pid());
   ASSERT_OK(p);
   auto g = ThreadGroup::seize(*p);
   ASSERT_OK(g);
@@ -902,16 +798,14 @@ int query_count(Child& c) {
 }
 
 TEST_F(ProcessTest, SignalSentWhileStoppedIsDeliveredOnceAfterResume) {
-  auto c = start({"threads", "2"});
-  auto p = Process::open(c->pid);
-  ASSERT_OK(p);
-  auto g = ThreadGroup::seize(*p);
-  ASSERT_OK(g);
+  Traced traced;
+  ASSERT_NO_FATAL_FAILURE(attach(traced, {"threads", "2"}));
+  auto& [c, p, g] = traced;
   ASSERT_OK(g->stop_all());
-  ASSERT_EQ(::kill(c->pid, SIGUSR1), 0);
+  ASSERT_EQ(::kill(c->pid(), SIGUSR1), 0);
   ASSERT_OK(g->resume_all());
   // Some thread dequeues it and stops for us to decide: stop_all sees it.
-  ASSERT_TRUE(some_thread_in_tracing_stop(c->pid));
+  ASSERT_TRUE(some_thread_in_tracing_stop(c->pid()));
   ASSERT_OK(g->stop_all());
   int with_signal = 0;
   for (const auto& t : g->threads())
@@ -920,7 +814,7 @@ TEST_F(ProcessTest, SignalSentWhileStoppedIsDeliveredOnceAfterResume) {
       EXPECT_EQ(t.stop, StopKind::Signal);
     }
   EXPECT_EQ(with_signal, 1);
-  expect_all_stopped(*g, c->pid);
+  expect_all_stopped(*g, c->pid());
   ASSERT_OK(g->resume_all());
   ASSERT_OK(g->detach());
   ASSERT_TRUE(eventually([&] { return query_count(*c) >= 1; }));
@@ -928,13 +822,11 @@ TEST_F(ProcessTest, SignalSentWhileStoppedIsDeliveredOnceAfterResume) {
 }
 
 TEST_F(ProcessTest, SignalPendingAtDetachIsDelivered) {
-  auto c = start({"threads", "3"});
-  auto p = Process::open(c->pid);
-  ASSERT_OK(p);
-  auto g = ThreadGroup::seize(*p);
-  ASSERT_OK(g);
+  Traced traced;
+  ASSERT_NO_FATAL_FAILURE(attach(traced, {"threads", "3"}));
+  auto& [c, p, g] = traced;
   ASSERT_OK(g->stop_all());
-  ASSERT_EQ(::kill(c->pid, SIGUSR1), 0);
+  ASSERT_EQ(::kill(c->pid(), SIGUSR1), 0);
   ASSERT_OK(g->resume_all());
   ASSERT_OK(g->detach());
   ASSERT_TRUE(eventually([&] { return query_count(*c) >= 1; }));
@@ -942,20 +834,18 @@ TEST_F(ProcessTest, SignalPendingAtDetachIsDelivered) {
 }
 
 TEST_F(ProcessTest, SignalWhileSeizedAndRunningIsPassedOnByPollEvents) {
-  auto c = start({"threads", "1"});
-  auto p = Process::open(c->pid);
-  ASSERT_OK(p);
-  auto g = ThreadGroup::seize(*p);
-  ASSERT_OK(g);
-  ASSERT_EQ(::kill(c->pid, SIGUSR1), 0);
+  Traced traced;
+  ASSERT_NO_FATAL_FAILURE(attach(traced, {"threads", "1"}));
+  auto& [c, p, g] = traced;
+  ASSERT_EQ(::kill(c->pid(), SIGUSR1), 0);
   // A thread stops to let us decide about the signal ...
-  ASSERT_TRUE(some_thread_in_tracing_stop(c->pid));
+  ASSERT_TRUE(some_thread_in_tracing_stop(c->pid()));
   // ... and poll_events() passes it on. (/proc may show the stop a moment
   // before waitpid can report it: poll until no thread is held.)
   ASSERT_TRUE(eventually([&] {
     if (!g->poll_events()) return false;
-    for (pid_t tid : proc_tids(c->pid))
-      if (task_state(c->pid, tid) == 't') return false;
+    for (pid_t tid : proc_tids(c->pid()))
+      if (task_state(c->pid(), tid) == 't') return false;
     return true;
   }));
   for (const auto& t : g->threads()) EXPECT_FALSE(t.stopped);
@@ -965,15 +855,13 @@ TEST_F(ProcessTest, SignalWhileSeizedAndRunningIsPassedOnByPollEvents) {
 }
 
 TEST_F(ProcessTest, StopOneWhenTheOnlyThreadHasASignalToTake) {
-  auto c = start({"threads", "0"});
-  auto p = Process::open(c->pid);
-  ASSERT_OK(p);
-  auto g = ThreadGroup::seize(*p);
-  ASSERT_OK(g);
+  Traced traced;
+  ASSERT_NO_FATAL_FAILURE(attach(traced, {"threads", "0"}));
+  auto& [c, p, g] = traced;
   ASSERT_OK(g->stop_all());
-  ASSERT_EQ(::kill(c->pid, SIGUSR1), 0);
+  ASSERT_EQ(::kill(c->pid(), SIGUSR1), 0);
   ASSERT_OK(g->resume_all());
-  ASSERT_TRUE(some_thread_in_tracing_stop(c->pid));
+  ASSERT_TRUE(some_thread_in_tracing_stop(c->pid()));
   ASSERT_OK(g->stop_all());
   ASSERT_EQ(g->threads().size(), 1u);
   EXPECT_EQ(g->threads().front().stop, StopKind::Signal);
@@ -994,11 +882,9 @@ TEST_F(ProcessTest, StopOneWhenTheOnlyThreadHasASignalToTake) {
 }
 
 TEST_F(ProcessTest, SignalArrivingDuringRemoteSyscallsIsKept) {
-  auto c = start({"threads", "0"});
-  auto p = Process::open(c->pid);
-  ASSERT_OK(p);
-  auto g = ThreadGroup::seize(*p);
-  ASSERT_OK(g);
+  Traced traced;
+  ASSERT_NO_FATAL_FAILURE(attach(traced, {"threads", "0"}));
+  auto& [c, p, g] = traced;
   auto t = g->stop_one();
   ASSERT_OK(t);
   {
@@ -1006,11 +892,11 @@ TEST_F(ProcessTest, SignalArrivingDuringRemoteSyscallsIsKept) {
     ASSERT_OK(rs);
     // Queued while the thread is stopped: it shows up as a
     // signal-delivery-stop on the way into our first call.
-    ASSERT_EQ(::kill(c->pid, SIGUSR1), 0);
+    ASSERT_EQ(::kill(c->pid(), SIGUSR1), 0);
     for (int i = 0; i < 3; ++i) ASSERT_OK(rs->syscall(SYS_getpid));
     ASSERT_OK(rs->finish());
   }
-  EXPECT_EQ(g->find(c->pid)->pending_signal, SIGUSR1);
+  EXPECT_EQ(g->find(c->pid())->pending_signal, SIGUSR1);
   ASSERT_OK(g->resume_all());
   ASSERT_OK(g->detach());
   ASSERT_TRUE(eventually([&] { return query_count(*c) >= 1; }));
@@ -1025,7 +911,7 @@ std::string self_comm() {
 
 TEST_F(ProcessTest, SecondSeizeWhileHeldIsRefused) {
   auto c = start({"threads", "2"});
-  auto p = Process::open(c->pid);
+  auto p = Process::open(c->pid());
   ASSERT_OK(p);
 
   // Held by a tracer that is not hotsplice (here: this test binary).
@@ -1036,7 +922,7 @@ TEST_F(ProcessTest, SecondSeizeWhileHeldIsRefused) {
     ASSERT_FALSE(g2);
     EXPECT_EQ(g2.error().kind(), ErrorKind::Permission);
     EXPECT_EQ(g2.error().message(),
-              fmt::format("PID {} is already traced by PID {} ({})", c->pid, ::getpid(), self_comm()));
+              fmt::format("PID {} is already traced by PID {} ({})", c->pid(), ::getpid(), self_comm()));
   }
 
   // Held by a process named hotsplice: Busy, exit code 2.
@@ -1048,7 +934,7 @@ TEST_F(ProcessTest, SecondSeizeWhileHeldIsRefused) {
     ::prctl(PR_SET_NAME, "hotsplice");
     ::close(ready[0]);
     ::close(release[1]);
-    auto tp = Process::open(c->pid);
+    auto tp = Process::open(c->pid());
     if (!tp) ::_exit(1);
     auto tg = ThreadGroup::seize(*tp);
     if (!tg) ::_exit(2);
@@ -1066,7 +952,7 @@ TEST_F(ProcessTest, SecondSeizeWhileHeldIsRefused) {
   ASSERT_FALSE(busy);
   EXPECT_EQ(busy.error().kind(), ErrorKind::Busy);
   EXPECT_EQ(busy.error().message(),
-            fmt::format("PID {} is busy: another hotsplice (PID {}) is working on it", c->pid, tracer));
+            fmt::format("PID {} is busy: another hotsplice (PID {}) is working on it", c->pid(), tracer));
   EXPECT_EQ(busy.error().exit_code(), 2);
   ::close(release[1]);
   int st;
@@ -1085,47 +971,45 @@ TEST_F(ProcessTest, SecondSeizeWhileHeldIsRefused) {
 
 TEST_F(ProcessTest, StoppedTargetIsRefused) {
   auto c = start({"threads", "2"});
-  auto p = Process::open(c->pid);
+  auto p = Process::open(c->pid());
   ASSERT_OK(p);
-  ASSERT_EQ(::kill(c->pid, SIGSTOP), 0);
-  ASSERT_TRUE(eventually([&] { return task_state(c->pid, c->pid) == 'T'; }));
+  ASSERT_EQ(::kill(c->pid(), SIGSTOP), 0);
+  ASSERT_TRUE(eventually([&] { return task_state(c->pid(), c->pid()) == 'T'; }));
   auto g = ThreadGroup::seize(*p);
   ASSERT_FALSE(g);
   EXPECT_EQ(g.error().kind(), ErrorKind::State);
-  EXPECT_EQ(g.error().message(), fmt::format("PID {} is stopped (state T); continue it first", c->pid));
+  EXPECT_EQ(g.error().message(), fmt::format("PID {} is stopped (state T); continue it first", c->pid()));
   // Nothing was attached.
   auto st = p->status();
   ASSERT_OK(st);
   EXPECT_EQ(st->tracer_pid, 0);
-  ASSERT_EQ(::kill(c->pid, SIGCONT), 0);
-  ASSERT_TRUE(eventually([&] { return task_state(c->pid, c->pid) != 'T'; }));
+  ASSERT_EQ(::kill(c->pid(), SIGCONT), 0);
+  ASSERT_TRUE(eventually([&] { return task_state(c->pid(), c->pid()) != 'T'; }));
   auto g2 = ThreadGroup::seize(*p);
   ASSERT_OK(g2);
 }
 
 TEST_F(ProcessTest, StoppedByJobControlWhileAttached) {
-  auto c = start({"threads", "2"});
-  auto p = Process::open(c->pid);
-  ASSERT_OK(p);
-  auto g = ThreadGroup::seize(*p);
-  ASSERT_OK(g);
-  ASSERT_EQ(::kill(c->pid, SIGSTOP), 0);
+  Traced traced;
+  ASSERT_NO_FATAL_FAILURE(attach(traced, {"threads", "2"}));
+  auto& [c, p, g] = traced;
+  ASSERT_EQ(::kill(c->pid(), SIGSTOP), 0);
   ASSERT_OK(g->stop_all());
   ASSERT_OK(g->resume_all());  // passes SIGSTOP on: the group stops
   ASSERT_OK(g->stop_all());
   ASSERT_OK(g->resume_all());
   ASSERT_OK(g->detach());
   // It is stopped as job control wants, and continues on SIGCONT.
-  ASSERT_TRUE(eventually([&] { return task_state(c->pid, c->pid) == 'T'; }));
-  ASSERT_EQ(::kill(c->pid, SIGCONT), 0);
+  ASSERT_TRUE(eventually([&] { return task_state(c->pid(), c->pid()) == 'T'; }));
+  ASSERT_EQ(::kill(c->pid(), SIGCONT), 0);
   c->send("count\n");
   EXPECT_EQ(c->line(), "count 0");
 }
 
 TEST_F(ProcessTest, LeaderThatExitedIsRefused) {
   auto c = start({"leaderexit"});
-  ASSERT_TRUE(eventually([&] { return task_state(c->pid, c->pid) == 'Z'; }));
-  auto p = Process::open(c->pid);
+  ASSERT_TRUE(eventually([&] { return task_state(c->pid(), c->pid()) == 'Z'; }));
+  auto p = Process::open(c->pid());
   ASSERT_OK(p);  // the process lives on
   EXPECT_TRUE(p->alive());
   // Its memory is still readable (through another thread's mm).
@@ -1136,24 +1020,22 @@ TEST_F(ProcessTest, LeaderThatExitedIsRefused) {
   auto g = ThreadGroup::seize(*p);
   ASSERT_FALSE(g);
   EXPECT_EQ(g.error().kind(), ErrorKind::State);
-  EXPECT_EQ(g.error().message(), fmt::format("cannot attach to PID {}: its main thread has exited (state Z)", c->pid));
+  EXPECT_EQ(g.error().message(), fmt::format("cannot attach to PID {}: its main thread has exited (state Z)", c->pid()));
 }
 
 TEST_F(ProcessTest, LeaderExitingWhileAttached) {
-  auto c = start({"leaderexit-later"});
-  auto p = Process::open(c->pid);
-  ASSERT_OK(p);
-  auto g = ThreadGroup::seize(*p);
-  ASSERT_OK(g);
+  Traced traced;
+  ASSERT_NO_FATAL_FAILURE(attach(traced, {"leaderexit-later"}));
+  auto& [c, p, g] = traced;
   ASSERT_OK(g->stop_all());
   ASSERT_EQ(g->threads().size(), 2u);
   ASSERT_OK(g->resume_all());
-  ASSERT_EQ(::kill(c->pid, SIGUSR2), 0);
-  ASSERT_TRUE(eventually([&] { return task_state(c->pid, c->pid) == 'Z'; }));
+  ASSERT_EQ(::kill(c->pid(), SIGUSR2), 0);
+  ASSERT_TRUE(eventually([&] { return task_state(c->pid(), c->pid()) == 'Z'; }));
   // The leader is gone, the process is not: the other thread is stopped.
   ASSERT_OK(g->stop_all());
   ASSERT_EQ(g->threads().size(), 1u);
-  EXPECT_NE(g->threads().front().tid, c->pid);
+  EXPECT_NE(g->threads().front().tid, c->pid());
   EXPECT_TRUE(g->threads().front().stopped);
   ASSERT_OK(g->resume_all());
   auto t = g->stop_one();
@@ -1163,7 +1045,7 @@ TEST_F(ProcessTest, LeaderExitingWhileAttached) {
     ASSERT_OK(rs);
     auto r = rs->syscall(SYS_getpid);
     ASSERT_OK(r);
-    EXPECT_EQ(*r, c->pid);
+    EXPECT_EQ(*r, c->pid());
     ASSERT_OK(rs->finish());
   }
   ASSERT_OK(g->resume_all());
@@ -1173,16 +1055,14 @@ TEST_F(ProcessTest, LeaderExitingWhileAttached) {
 }
 
 TEST_F(ProcessTest, RemoteMmapIsVisibleInMaps) {
-  auto c = start({"threads", "3"});
-  auto p = Process::open(c->pid);
-  ASSERT_OK(p);
-  auto g = ThreadGroup::seize(*p);
-  ASSERT_OK(g);
+  Traced traced;
+  ASSERT_NO_FATAL_FAILURE(attach(traced, {"threads", "3"}));
+  auto& [c, p, g] = traced;
   auto t = g->stop_one();
   ASSERT_OK(t);
-  EXPECT_EQ((*t)->tid, c->pid);
+  EXPECT_EQ((*t)->tid, c->pid());
   // Only that thread is stopped.
-  for (const auto& th : g->threads()) EXPECT_EQ(th.stopped, th.tid == c->pid);
+  for (const auto& th : g->threads()) EXPECT_EQ(th.stopped, th.tid == c->pid());
   {
     auto rs = RemoteSyscalls::create(*g, **t, *p);
     ASSERT_OK(rs);
@@ -1214,7 +1094,7 @@ TEST_F(ProcessTest, RemoteMmapIsVisibleInMaps) {
     ASSERT_FALSE(bad);
     EXPECT_EQ(bad.error().message(),
               fmt::format("mprotect of 0x1000 bytes at {:#x} to 0x1 in PID {} failed: Invalid argument",
-                          a->value() + 1, c->pid));
+                          a->value() + 1, c->pid()));
     ASSERT_OK(rs->munmap(*a, 3 * 4096));
     EXPECT_FALSE(find());
     ASSERT_OK(rs->finish());
@@ -1226,21 +1106,19 @@ TEST_F(ProcessTest, RemoteMmapIsVisibleInMaps) {
 }
 
 TEST_F(ProcessTest, TargetKilledWhileStopped) {
-  auto c = start({"threads", "4"});
-  auto p = Process::open(c->pid);
-  ASSERT_OK(p);
-  auto g = ThreadGroup::seize(*p);
-  ASSERT_OK(g);
+  Traced traced;
+  ASSERT_NO_FATAL_FAILURE(attach(traced, {"threads", "4"}));
+  auto& [c, p, g] = traced;
   ASSERT_OK(g->stop_all());
   auto t = g->stop_one();
   ASSERT_OK(t);
   auto rs = RemoteSyscalls::create(*g, **t, *p);
   ASSERT_OK(rs);
-  ASSERT_EQ(::kill(c->pid, SIGKILL), 0);
+  ASSERT_EQ(::kill(c->pid(), SIGKILL), 0);
   auto r = rs->syscall(SYS_getpid);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().kind(), ErrorKind::TargetGone);
-  EXPECT_EQ(r.error().message(), fmt::format("process {} exited during the operation", c->pid));
+  EXPECT_EQ(r.error().message(), fmt::format("process {} exited during the operation", c->pid()));
   auto fin = rs->finish();
   EXPECT_FALSE(fin);
   auto st = g->stop_all();
@@ -1250,16 +1128,14 @@ TEST_F(ProcessTest, TargetKilledWhileStopped) {
 }
 
 TEST_F(ProcessTest, TargetKilledWhileRunning) {
-  auto c = start({"threads", "4"});
-  auto p = Process::open(c->pid);
-  ASSERT_OK(p);
-  auto g = ThreadGroup::seize(*p);
-  ASSERT_OK(g);
-  ASSERT_EQ(::kill(c->pid, SIGKILL), 0);
+  Traced traced;
+  ASSERT_NO_FATAL_FAILURE(attach(traced, {"threads", "4"}));
+  auto& [c, p, g] = traced;
+  ASSERT_EQ(::kill(c->pid(), SIGKILL), 0);
   auto st = g->stop_all();
   ASSERT_FALSE(st);
   EXPECT_EQ(st.error().kind(), ErrorKind::TargetGone);
-  EXPECT_EQ(st.error().message(), fmt::format("process {} exited during the operation", c->pid));
+  EXPECT_EQ(st.error().message(), fmt::format("process {} exited during the operation", c->pid()));
 }
 
 // The leader cannot be stopped (it waits, killable only, for a vfork child)
@@ -1269,8 +1145,8 @@ TEST_F(ProcessTest, TargetKilledWhileWaitingForAnUnstoppableLeader) {
   std::string l = c->line();
   int vchild = 0;
   ASSERT_EQ(std::sscanf(l.c_str(), "child %d", &vchild), 1) << l;
-  ASSERT_TRUE(eventually([&] { return task_state(c->pid, c->pid) == 'D'; }));
-  auto p = Process::open(c->pid);
+  ASSERT_TRUE(eventually([&] { return task_state(c->pid(), c->pid()) == 'D'; }));
+  auto p = Process::open(c->pid());
   ASSERT_OK(p);
   auto g = ThreadGroup::seize(*p);
   ASSERT_OK(g);
@@ -1279,7 +1155,7 @@ TEST_F(ProcessTest, TargetKilledWhileWaitingForAnUnstoppableLeader) {
   pid_t killer = ::fork();
   if (killer == 0) {
     ::usleep(300 * 1000);
-    ::kill(c->pid, SIGKILL);
+    ::kill(c->pid(), SIGKILL);
     ::kill(vchild, SIGKILL);
     ::_exit(0);
   }
@@ -1301,7 +1177,7 @@ TEST_F(ProcessTest, MappedObjectsInLinkMapOrder) {
   auto c = start({"threads", "1"}, &ready);
   unsigned long main_addr = 0;
   ASSERT_EQ(std::sscanf(ready.c_str(), "ready %lx", &main_addr), 1);
-  auto p = Process::open(c->pid);
+  auto p = Process::open(c->pid());
   ASSERT_OK(p);
   auto objs = mapped_objects(*p);
   ASSERT_OK(objs);
@@ -1351,14 +1227,14 @@ TEST_F(ProcessTest, MappedObjectsInLinkMapOrder) {
   ASSERT_TRUE(m);
   EXPECT_EQ(m->addr.value(), main_addr);
 
-  auto found = find_object(*objs, e.build_id, c->pid);
+  auto found = find_object(*objs, e.build_id, c->pid());
   ASSERT_OK(found);
   EXPECT_EQ(*found, &objs->front());
   Bytes unknown{0x00, 0x11};
-  auto missing = find_object(*objs, unknown, c->pid);
+  auto missing = find_object(*objs, unknown, c->pid());
   ASSERT_FALSE(missing);
   EXPECT_EQ(missing.error().kind(), ErrorKind::BadTarget);
-  EXPECT_EQ(missing.error().message(), fmt::format("no object with build-id 0011 is mapped in PID {}", c->pid));
+  EXPECT_EQ(missing.error().message(), fmt::format("no object with build-id 0011 is mapped in PID {}", c->pid()));
 }
 
 TEST_F(ProcessTest, MappedObjectsSkipsDeletedNonElfAndMemfd) {

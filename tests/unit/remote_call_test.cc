@@ -23,6 +23,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -36,6 +37,10 @@
 #include "process/remote_syscall.h"
 #include "process/thread_group.h"
 #include "process/trampoline.h"
+#include "support/assert_ok.h"
+#include "support/child.h"
+#include "support/eventually.h"
+#include "support/files.h"
 
 namespace hs {
 namespace {
@@ -47,131 +52,20 @@ const std::string& helper() {
   return path;
 }
 
-// A running helper with pipes to its stdin and from its stdout, and the
-// addresses from its "ready" line.
-struct Child {
-  pid_t pid = -1;
-  int in = -1, out = -1;
-  std::string buffered;
-  std::map<std::string, u64> at;  // "add6" -> address, "rz_tid" -> tid, ...
+using test::Child;
+using test::eventually;
+using test::slurp;
+using test::task_syscall;
 
-  Child() = default;
-  Child(const Child&) = delete;
-  Child& operator=(const Child&) = delete;
-  ~Child() {
-    if (pid > 0) {
-      ::kill(pid, SIGKILL);
-      int st;
-      while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-      }
-    }
-    if (in >= 0) ::close(in);
-    if (out >= 0) ::close(out);
-  }
+// The helper in one of its modes, past its "ready" line, which gives the
+// addresses of the functions the tests call in it ("add6=0x...") and thread
+// ids ("rz_tid=...").
+std::unique_ptr<Child> start(const std::string& mode = "plain") { return Child::start({helper(), mode}); }
 
-  RemoteAddr fn(const std::string& name) const { return RemoteAddr(at.at(name)); }
-
-  void send(const std::string& s) {
-    ASSERT_EQ(::write(in, s.data(), s.size()), static_cast<ssize_t>(s.size()));
-  }
-
-  std::string line(int timeout_ms = 30000) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-    for (;;) {
-      size_t nl = buffered.find('\n');
-      if (nl != std::string::npos) {
-        std::string l = buffered.substr(0, nl);
-        buffered.erase(0, nl + 1);
-        return l;
-      }
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0) {
-        ADD_FAILURE() << "timed out waiting for output of helper " << pid;
-        return "";
-      }
-      pollfd p{out, POLLIN, 0};
-      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
-      char buf[512];
-      ssize_t n = ::read(out, buf, sizeof buf);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        ADD_FAILURE() << "helper " << pid << " closed its output";
-        return "";
-      }
-      buffered.append(buf, static_cast<size_t>(n));
-    }
-  }
-
-  std::string ask(const std::string& cmd) {
-    send(cmd + "\n");
-    return line();
-  }
-
-  int wait_exit() {
-    int st = 0;
-    pid_t r;
-    while ((r = ::waitpid(pid, &st, 0)) < 0 && errno == EINTR) {
-    }
-    pid = -1;
-    return r < 0 ? -1 : st;
-  }
-};
-
-std::unique_ptr<Child> start(const std::string& mode = "plain") {
-  const std::string& bin = helper();
-  if (bin.empty()) return nullptr;
-  int in[2], out[2];
-  if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0) return nullptr;
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    ::dup2(in[0], 0);
-    ::dup2(out[1], 1);
-    ::execl(bin.c_str(), bin.c_str(), mode.c_str(), static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  ::close(in[0]);
-  ::close(out[1]);
-  auto c = std::make_unique<Child>();
-  c->pid = pid;
-  c->in = in[1];
-  c->out = out[0];
-  std::istringstream ready(c->line());
-  std::string word;
-  ready >> word;
-  EXPECT_EQ(word, "ready");
-  while (ready >> word) {
-    size_t eq = word.find('=');
-    if (eq == std::string::npos) continue;
-    c->at[word.substr(0, eq)] = std::stoull(word.substr(eq + 1), nullptr, 0);
-  }
-  return c;
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-// The system call a thread is blocked in (/proc/.../syscall), -1 if running.
-long task_syscall(pid_t pid, pid_t tid) {
-  std::string s = slurp(fmt::format("/proc/{}/task/{}/syscall", pid, tid));
-  if (s.empty() || s.starts_with("running")) return -1;
-  return std::strtol(s.c_str(), nullptr, 10);
-}
-
-bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!cond()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  return true;
-}
+RemoteAddr fn(const Child& c, const std::string& name) { return RemoteAddr(c.ready_number(name)); }
 
 bool blocked_in_read(const Child& c) {
-  return eventually([&] { return task_syscall(c.pid, c.pid) == SYS_read; });
+  return eventually([&] { return task_syscall(c.pid(), c.pid()) == SYS_read; });
 }
 
 // The XSAVE area (or FXSAVE area) of a stopped thread.
@@ -213,53 +107,68 @@ void expect_same_regs(const user_regs_struct& a, const user_regs_struct& b) {
 #undef HS_SAME
 }
 
-class RemoteCallTest : public ::testing::Test {
+class RemoteCallTest : public test::ChildProcessTest {
  protected:
   void SetUp() override {
-    ::signal(SIGPIPE, SIG_IGN);
-    ::alarm(120);
+    ChildProcessTest::SetUp();
     ASSERT_FALSE(helper().empty());
   }
-  void TearDown() override { ::alarm(0); }
+
+  enum Wait { kRunning, kBlocked };
+  // Starts the helper in `mode` (c), once its main thread waits in read()
+  // with kBlocked, and opens (p) and seizes (g) its process (only opens it
+  // when not `seized`).
+  void attach(const std::string& mode, Wait wait, bool seized = true) {
+    c = start(mode);
+    ASSERT_TRUE(c);
+    if (wait == kBlocked) {
+      ASSERT_TRUE(blocked_in_read(*c));
+    }
+    auto opened = Process::open(c->pid());
+    ASSERT_OK(opened);
+    p.emplace(std::move(*opened));
+    if (!seized) return;
+    ASSERT_NO_FATAL_FAILURE(seize());
+  }
+  // Seizes p again (after a detach).
+  void seize() {
+    g.reset();
+    auto seized = ThreadGroup::seize(*p);
+    ASSERT_OK(seized);
+    g.emplace(std::move(*seized));
+  }
+
+  std::unique_ptr<Child> c;
+  std::optional<Process> p;
+  std::optional<ThreadGroup> g;
 };
 
-#define ASSERT_OK(expr)                                                          \
-  do {                                                                           \
-    const auto& hs_r_ = (expr);                                                  \
-    ASSERT_TRUE(hs_r_.has_value()) << #expr << ": " << hs_r_.error().message(); \
-  } while (0)
 
 // The main case: a call with six arguments on a thread blocked in read(),
 // its result and side effect, and the read() going on afterwards.
 TEST_F(RemoteCallTest, CallsAFunctionAndTheInterruptedReadRestarts) {
-  auto c = start();
-  ASSERT_TRUE(c);
-  ASSERT_TRUE(blocked_in_read(*c));
-  auto p = Process::open(c->pid);
-  ASSERT_OK(p);
-  auto g = ThreadGroup::seize(*p);
-  ASSERT_OK(g);
+  ASSERT_NO_FATAL_FAILURE(attach("plain", kBlocked));
   auto t = g->stop_one();
   ASSERT_OK(t);
-  ASSERT_EQ((*t)->tid, c->pid);
+  ASSERT_EQ((*t)->tid, c->pid());
   user_regs_struct before = (*t)->regs;
   EXPECT_EQ(static_cast<long>(before.orig_rax), SYS_read);
   {
     auto rc = RemoteCall::create(*g, **t, *p);
     ASSERT_OK(rc);
-    auto r = rc->call(c->fn("add6"), 1, 2, 3, 4, 5, 6);
+    auto r = rc->call(fn(*c, "add6"), 1, 2, 3, 4, 5, 6);
     ASSERT_OK(r);
     EXPECT_EQ(*r, 1u + 4 + 9 + 16 + 25 + 36);
-    r = rc->call(c->fn("add6"), -1, 0, 0, 0, 0, 10);
+    r = rc->call(fn(*c, "add6"), -1, 0, 0, 0, 0, 10);
     ASSERT_OK(r);
     EXPECT_EQ(static_cast<i64>(*r), 59);
-    r = rc->call(c->fn("align"));
+    r = rc->call(fn(*c, "align"));
     ASSERT_OK(r);
     EXPECT_EQ(*r, 0u) << "(rsp + 8) % 16 at the callee's entry";
     ASSERT_OK(rc->finish());
   }
   // The thread's own registers are back, normalised to "redo the read".
-  TracedThread* l = g->find(c->pid);
+  TracedThread* l = g->find(c->pid());
   ASSERT_NE(l, nullptr);
   ASSERT_OK(g->refresh_regs(*l));
   EXPECT_EQ(l->regs.rip, before.rip - 2);
@@ -279,13 +188,8 @@ TEST_F(RemoteCallTest, CallsAFunctionAndTheInterruptedReadRestarts) {
 // vector state and the 128-byte red zone below its stack pointer are exactly
 // as they were, though the callee wrote all the caller-saved ones.
 TEST_F(RemoteCallTest, RegistersVectorStateAndRedZoneArePreserved) {
-  auto c = start("redzone");
-  ASSERT_TRUE(c);
-  const pid_t rz = static_cast<pid_t>(c->at.at("rz_tid"));
-  auto p = Process::open(c->pid);
-  ASSERT_OK(p);
-  auto g = ThreadGroup::seize(*p);
-  ASSERT_OK(g);
+  ASSERT_NO_FATAL_FAILURE(attach("redzone", kRunning));
+  const pid_t rz = static_cast<pid_t>(c->ready_number("rz_tid"));
   for (int round = 0; round < 5; ++round) {
     ASSERT_OK(g->stop_all());
     TracedThread* t = g->find(rz);
@@ -296,10 +200,10 @@ TEST_F(RemoteCallTest, RegistersVectorStateAndRedZoneArePreserved) {
     {
       auto rc = RemoteCall::create(*g, *t, *p);
       ASSERT_OK(rc);
-      auto r = rc->call(c->fn("clobber"));
+      auto r = rc->call(fn(*c, "clobber"));
       ASSERT_OK(r);
       EXPECT_EQ(*r, 0x77u);
-      r = rc->call(c->fn("align"));
+      r = rc->call(fn(*c, "align"));
       ASSERT_OK(r);
       EXPECT_EQ(*r, 0u);
     }  // finish() by the destructor
@@ -318,37 +222,31 @@ TEST_F(RemoteCallTest, RegistersVectorStateAndRedZoneArePreserved) {
 // A crash in the callee: an error naming the signal, where and the fault
 // address; the signal is not delivered and the thread carries on.
 TEST_F(RemoteCallTest, CrashIsReportedAndSuppressed) {
-  auto c = start();
-  ASSERT_TRUE(c);
-  ASSERT_TRUE(blocked_in_read(*c));
-  auto p = Process::open(c->pid);
-  ASSERT_OK(p);
-  auto g = ThreadGroup::seize(*p);
-  ASSERT_OK(g);
+  ASSERT_NO_FATAL_FAILURE(attach("plain", kBlocked));
   auto t = g->stop_one();
   ASSERT_OK(t);
   user_regs_struct before = (*t)->regs;
   {
     auto rc = RemoteCall::create(*g, **t, *p);
     ASSERT_OK(rc);
-    const u64 crash = c->at.at("crash");
+    const u64 crash = c->ready_number("crash");
     rc->set_describer([crash](u64 pc) { return fmt::format("crash+{:#x}", pc - crash); });
-    auto r = rc->call(c->fn("crash"));
+    auto r = rc->call(fn(*c, "crash"));
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error().kind(), ErrorKind::BadPayload);
     EXPECT_TRUE(r.error().message().starts_with("crashed with SIGSEGV at crash+0x")) << r.error().message();
     EXPECT_TRUE(r.error().message().ends_with(" (fault address 0x10)")) << r.error().message();
     // The thread is still usable.
-    auto ok = rc->call(c->fn("add6"), 1, 1, 1, 1, 1, 1);
+    auto ok = rc->call(fn(*c, "add6"), 1, 1, 1, 1, 1, 1);
     ASSERT_OK(ok);
     EXPECT_EQ(*ok, 21u);
     // abort() in the callee is a crash too, not a signal to pass on.
-    r = rc->call(c->fn("abort"));
+    r = rc->call(fn(*c, "abort"));
     ASSERT_FALSE(r);
     EXPECT_TRUE(r.error().message().starts_with("crashed with SIGABRT at ")) << r.error().message();
     ASSERT_OK(rc->finish());
   }
-  TracedThread* l = g->find(c->pid);
+  TracedThread* l = g->find(c->pid());
   ASSERT_NE(l, nullptr);
   EXPECT_EQ(l->pending_signal, 0) << "the crash signal must not be delivered";
   ASSERT_OK(g->refresh_regs(*l));
@@ -362,15 +260,9 @@ TEST_F(RemoteCallTest, CrashIsReportedAndSuppressed) {
 // The callee waits for a lock that a thread held stopped owns: the call
 // times out, the thread is put back and goes on with its own read().
 TEST_F(RemoteCallTest, CallBlockedOnALockHeldByAStoppedThreadTimesOut) {
-  auto c = start("holder");
-  ASSERT_TRUE(c);
-  ASSERT_TRUE(blocked_in_read(*c));
-  auto p = Process::open(c->pid);
-  ASSERT_OK(p);
-  auto g = ThreadGroup::seize(*p);
-  ASSERT_OK(g);
+  ASSERT_NO_FATAL_FAILURE(attach("holder", kBlocked));
   ASSERT_OK(g->stop_all());
-  TracedThread* t = g->find(c->pid);
+  TracedThread* t = g->find(c->pid());
   ASSERT_NE(t, nullptr);
   user_regs_struct before = t->regs;
   {
@@ -378,7 +270,7 @@ TEST_F(RemoteCallTest, CallBlockedOnALockHeldByAStoppedThreadTimesOut) {
     ASSERT_OK(rc);
     rc->set_timeout(std::chrono::milliseconds(300));
     auto t0 = std::chrono::steady_clock::now();
-    auto r = rc->call(c->fn("lock"));
+    auto r = rc->call(fn(*c, "lock"));
     auto took = std::chrono::steady_clock::now() - t0;
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error().kind(), ErrorKind::Timeout);
@@ -386,10 +278,10 @@ TEST_F(RemoteCallTest, CallBlockedOnALockHeldByAStoppedThreadTimesOut) {
     EXPECT_GE(took, std::chrono::milliseconds(300));
     EXPECT_LT(took, std::chrono::seconds(5));
     // The holder is still stopped; the thread is ours again.
-    EXPECT_TRUE(g->find(static_cast<pid_t>(c->at.at("holder_tid")))->stopped);
+    EXPECT_TRUE(g->find(static_cast<pid_t>(c->ready_number("holder_tid")))->stopped);
     ASSERT_OK(rc->finish());
   }
-  t = g->find(c->pid);
+  t = g->find(c->pid());
   ASSERT_OK(g->refresh_regs(*t));
   EXPECT_EQ(t->regs.rip, before.rip - 2);
   EXPECT_EQ(t->regs.rsp, before.rsp);
@@ -401,24 +293,18 @@ TEST_F(RemoteCallTest, CallBlockedOnALockHeldByAStoppedThreadTimesOut) {
 
 // A callee that never returns, with the rest of the process running.
 TEST_F(RemoteCallTest, CallThatNeverReturnsTimesOut) {
-  auto c = start();
-  ASSERT_TRUE(c);
-  ASSERT_TRUE(blocked_in_read(*c));
-  auto p = Process::open(c->pid);
-  ASSERT_OK(p);
-  auto g = ThreadGroup::seize(*p);
-  ASSERT_OK(g);
+  ASSERT_NO_FATAL_FAILURE(attach("plain", kBlocked));
   auto t = g->stop_one();
   ASSERT_OK(t);
   {
     auto rc = RemoteCall::create(*g, **t, *p);
     ASSERT_OK(rc);
     rc->set_timeout(std::chrono::milliseconds(200));
-    auto r = rc->call(c->fn("sleep"));
+    auto r = rc->call(fn(*c, "sleep"));
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error().kind(), ErrorKind::Timeout);
     // Still usable afterwards.
-    auto ok = rc->call(c->fn("add6"), 0, 0, 0, 0, 0, 1);
+    auto ok = rc->call(fn(*c, "add6"), 0, 0, 0, 0, 0, 1);
     ASSERT_OK(ok);
     EXPECT_EQ(*ok, 6u);
   }
@@ -431,13 +317,7 @@ TEST_F(RemoteCallTest, CallThatNeverReturnsTimesOut) {
 // A signal that arrives while the callee runs is kept and delivered once,
 // after the thread is resumed with its own registers.
 TEST_F(RemoteCallTest, SignalArrivingDuringACallIsDeliveredAfterwards) {
-  auto c = start();
-  ASSERT_TRUE(c);
-  ASSERT_TRUE(blocked_in_read(*c));
-  auto p = Process::open(c->pid);
-  ASSERT_OK(p);
-  auto g = ThreadGroup::seize(*p);
-  ASSERT_OK(g);
+  ASSERT_NO_FATAL_FAILURE(attach("plain", kBlocked));
   auto t = g->stop_one();
   ASSERT_OK(t);
   {
@@ -445,13 +325,13 @@ TEST_F(RemoteCallTest, SignalArrivingDuringACallIsDeliveredAfterwards) {
     ASSERT_OK(rc);
     // Queued while the thread is stopped: it shows up as a
     // signal-delivery-stop as soon as the call starts running.
-    ASSERT_EQ(::kill(c->pid, SIGUSR1), 0);
-    auto r = rc->call(c->fn("add6"), 1, 0, 0, 0, 0, 0);
+    ASSERT_EQ(::kill(c->pid(), SIGUSR1), 0);
+    auto r = rc->call(fn(*c, "add6"), 1, 0, 0, 0, 0, 0);
     ASSERT_OK(r);
     EXPECT_EQ(*r, 1u);
     ASSERT_OK(rc->finish());
   }
-  EXPECT_EQ(g->find(c->pid)->pending_signal, SIGUSR1);
+  EXPECT_EQ(g->find(c->pid())->pending_signal, SIGUSR1);
   ASSERT_OK(g->resume_all());
   ASSERT_OK(g->detach());
   // The handler ran once; SA_RESTART: the read went on.
@@ -461,19 +341,13 @@ TEST_F(RemoteCallTest, SignalArrivingDuringACallIsDeliveredAfterwards) {
 // The callee creates a thread and waits for it: the new thread is adopted
 // and runs (the process is running around the call).
 TEST_F(RemoteCallTest, CalleeMayCreateAndJoinAThread) {
-  auto c = start();
-  ASSERT_TRUE(c);
-  ASSERT_TRUE(blocked_in_read(*c));
-  auto p = Process::open(c->pid);
-  ASSERT_OK(p);
-  auto g = ThreadGroup::seize(*p);
-  ASSERT_OK(g);
+  ASSERT_NO_FATAL_FAILURE(attach("plain", kBlocked));
   auto t = g->stop_one();
   ASSERT_OK(t);
   {
     auto rc = RemoteCall::create(*g, **t, *p);
     ASSERT_OK(rc);
-    auto r = rc->call(c->fn("spawn"));
+    auto r = rc->call(fn(*c, "spawn"));
     ASSERT_OK(r);
     EXPECT_EQ(*r, 42u);
   }
@@ -486,26 +360,21 @@ TEST_F(RemoteCallTest, CalleeMayCreateAndJoinAThread) {
 // stopped from its first instruction, and runs only once the group is
 // resumed.
 TEST_F(RemoteCallTest, ThreadCreatedByTheCalleeCanBeKeptStopped) {
-  auto c = start();
-  ASSERT_TRUE(c);
-  auto p = Process::open(c->pid);
-  ASSERT_OK(p);
-  auto g = ThreadGroup::seize(*p);
-  ASSERT_OK(g);
+  ASSERT_NO_FATAL_FAILURE(attach("plain", kRunning));
   ASSERT_OK(g->stop_all());
   {
-    auto rc = RemoteCall::create(*g, *g->find(c->pid), *p);
+    auto rc = RemoteCall::create(*g, *g->find(c->pid()), *p);
     ASSERT_OK(rc);
     rc->keep_new_threads_stopped(true);
-    auto r = rc->call(c->fn("detached"));
+    auto r = rc->call(fn(*c, "detached"));
     ASSERT_OK(r);
     EXPECT_EQ(*r, 0u);
   }
   ASSERT_EQ(g->threads().size(), 2u);
   const TracedThread& n = g->threads().back();
-  EXPECT_NE(n.tid, c->pid);
+  EXPECT_NE(n.tid, c->pid());
   EXPECT_TRUE(n.stopped);
-  EXPECT_NE(slurp(fmt::format("/proc/{}/task/{}/stat", c->pid, n.tid)).find(") t "), std::string::npos)
+  EXPECT_NE(slurp(fmt::format("/proc/{}/task/{}/stat", c->pid(), n.tid)).find(") t "), std::string::npos)
       << "in a tracing stop";
   ASSERT_OK(g->resume_all());
   ASSERT_OK(g->detach());
@@ -514,20 +383,15 @@ TEST_F(RemoteCallTest, ThreadCreatedByTheCalleeCanBeKeptStopped) {
 
 // The callee ends the process: TargetGone.
 TEST_F(RemoteCallTest, TargetExitingDuringTheCallIsTargetGone) {
-  auto c = start();
-  ASSERT_TRUE(c);
-  auto p = Process::open(c->pid);
-  ASSERT_OK(p);
-  auto g = ThreadGroup::seize(*p);
-  ASSERT_OK(g);
+  ASSERT_NO_FATAL_FAILURE(attach("plain", kRunning));
   auto t = g->stop_one();
   ASSERT_OK(t);
   auto rc = RemoteCall::create(*g, **t, *p);
   ASSERT_OK(rc);
-  auto r = rc->call(c->fn("die"));
+  auto r = rc->call(fn(*c, "die"));
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().kind(), ErrorKind::TargetGone);
-  EXPECT_EQ(r.error().message(), fmt::format("process {} exited during the operation", c->pid));
+  EXPECT_EQ(r.error().message(), fmt::format("process {} exited during the operation", c->pid()));
   EXPECT_FALSE(rc->finish());
   int st = c->wait_exit();
   if (st != -1) {
@@ -537,21 +401,16 @@ TEST_F(RemoteCallTest, TargetExitingDuringTheCallIsTargetGone) {
 
 // Killed from outside while the callee sleeps: TargetGone, no hang.
 TEST_F(RemoteCallTest, TargetKilledDuringTheCallIsTargetGone) {
-  auto c = start("holder");
-  ASSERT_TRUE(c);
-  auto p = Process::open(c->pid);
-  ASSERT_OK(p);
-  auto g = ThreadGroup::seize(*p);
-  ASSERT_OK(g);
+  ASSERT_NO_FATAL_FAILURE(attach("holder", kRunning));
   ASSERT_OK(g->stop_all());
-  auto rc = RemoteCall::create(*g, *g->find(c->pid), *p);
+  auto rc = RemoteCall::create(*g, *g->find(c->pid()), *p);
   ASSERT_OK(rc);
   // Whether the kill lands before or during the call, the answer is the same.
-  std::thread killer([pid = c->pid] {
+  std::thread killer([pid = c->pid()] {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     ::kill(pid, SIGKILL);
   });
-  auto r = rc->call(c->fn("sleep"));
+  auto r = rc->call(fn(*c, "sleep"));
   killer.join();
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().kind(), ErrorKind::TargetGone) << r.error().message();
@@ -567,21 +426,16 @@ TEST_F(RemoteCallTest, TargetKilledDuringTheCallIsTargetGone) {
 class ToolKilledDuringRemoteCall : public RemoteCallTest, public ::testing::WithParamInterface<int> {};
 
 TEST_P(ToolKilledDuringRemoteCall, TheThreadGetsItsOwnStateBack) {
-  auto c = start();
-  ASSERT_TRUE(c);
-  ASSERT_TRUE(blocked_in_read(*c));
-  auto p = Process::open(c->pid);
-  ASSERT_OK(p);
+  ASSERT_NO_FATAL_FAILURE(attach("plain", kBlocked, false));
   user_regs_struct before{};
   std::vector<u8> fp_before;
   {
-    auto g = ThreadGroup::seize(*p);
-    ASSERT_OK(g);
+    ASSERT_NO_FATAL_FAILURE(seize());
     auto t = g->stop_one();
     ASSERT_OK(t);
-    ASSERT_EQ((*t)->tid, c->pid);
+    ASSERT_EQ((*t)->tid, c->pid());
     before = (*t)->regs;
-    fp_before = vector_state(c->pid);
+    fp_before = vector_state(c->pid());
     ASSERT_FALSE(fp_before.empty());
     ASSERT_OK(g->detach());
   }
@@ -589,15 +443,15 @@ TEST_P(ToolKilledDuringRemoteCall, TheThreadGetsItsOwnStateBack) {
   ASSERT_EQ(::pipe(fds), 0);
   const pid_t tool = ::fork();
   if (tool == 0) {
-    auto g = ThreadGroup::seize(*p);
-    if (!g) ::_exit(2);
-    auto t = g->stop_one();
+    auto tool_g = ThreadGroup::seize(*p);
+    if (!tool_g) ::_exit(2);
+    auto t = tool_g->stop_one();
     if (!t) ::_exit(3);
-    auto rc = RemoteCall::create(*g, **t, *p);
+    auto rc = RemoteCall::create(*tool_g, **t, *p);
     if (!rc) ::_exit(4);
     if (GetParam() == 0) RemoteCall::test_kill_point = [] { ::kill(::getpid(), SIGKILL); };
     if (::write(fds[1], "1", 1) != 1) ::_exit(6);
-    (void)rc->call(c->fn("slow"), 1000);
+    (void)rc->call(fn(*c, "slow"), 1000);
     ::_exit(7);  // phase 0: not reached
   }
   ::close(fds[1]);
@@ -607,7 +461,7 @@ TEST_P(ToolKilledDuringRemoteCall, TheThreadGetsItsOwnStateBack) {
   // (Detached at a syscall stop, the thread is woken as if by a signal: its
   // sleep goes on in restart_syscall.)
   auto in_nanosleep = [&] {
-    const long s = task_syscall(c->pid, c->pid);
+    const long s = task_syscall(c->pid(), c->pid());
     return s == SYS_clock_nanosleep || s == SYS_nanosleep || s == SYS_restart_syscall;
   };
   if (GetParam() == 1) {
@@ -620,8 +474,7 @@ TEST_P(ToolKilledDuringRemoteCall, TheThreadGetsItsOwnStateBack) {
   ASSERT_TRUE(eventually(in_nanosleep)) << "the callee runs without hotsplice";
 
   if (GetParam() == 1) {
-    auto g = ThreadGroup::seize(*p);
-    ASSERT_OK(g);
+    ASSERT_NO_FATAL_FAILURE(seize());
     auto t = g->stop_one();
     ASSERT_OK(t);
     auto rs = RemoteSyscalls::create(*g, **t, *p);
@@ -630,32 +483,31 @@ TEST_P(ToolKilledDuringRemoteCall, TheThreadGetsItsOwnStateBack) {
     EXPECT_EQ(rs.error().message(),
               fmt::format("thread {} of PID {} is still running a function an interrupted hotsplice called in it; "
                           "try again when it returns",
-                          c->pid, c->pid));
+                          c->pid(), c->pid()));
     ASSERT_OK(g->detach());
   }
 
-  ASSERT_TRUE(eventually([&] { return task_syscall(c->pid, c->pid) == SYS_read; }))
+  ASSERT_TRUE(eventually([&] { return task_syscall(c->pid(), c->pid()) == SYS_read; }))
       << "the callee returns and the thread is back in its read()";
   {
-    auto g = ThreadGroup::seize(*p);
-    ASSERT_OK(g);
+    ASSERT_NO_FATAL_FAILURE(seize());
     auto t = g->stop_one();
     ASSERT_OK(t);
     expect_same_regs(before, (*t)->regs);
     EXPECT_EQ((*t)->regs.orig_rax, before.orig_rax);
-    EXPECT_TRUE(vector_state(c->pid) == fp_before) << "vector registers or MXCSR not put back";
+    EXPECT_TRUE(vector_state(c->pid()) == fp_before) << "vector registers or MXCSR not put back";
     // And the next call goes through the same trampoline.
     {
       auto rc = RemoteCall::create(*g, **t, *p);
       ASSERT_OK(rc);
-      auto r = rc->call(c->fn("add6"), 1, 0, 0, 0, 0, 0);
+      auto r = rc->call(fn(*c, "add6"), 1, 0, 0, 0, 0, 0);
       ASSERT_OK(r);
       EXPECT_EQ(*r, 1u);
     }
     ASSERT_OK(g->resume_all());
     ASSERT_OK(g->detach());
   }
-  std::string maps = slurp(fmt::format("/proc/{}/maps", c->pid));
+  std::string maps = slurp(fmt::format("/proc/{}/maps", c->pid()));
   size_t n = 0;
   for (size_t at = 0; (at = maps.find("/memfd:hotsplice-trampoline", at)) != std::string::npos; ++at) n++;
   EXPECT_EQ(n, 1u);
@@ -670,20 +522,15 @@ INSTANTIATE_TEST_SUITE_P(Phases, ToolKilledDuringRemoteCall, ::testing::Values(0
 // it, before the thread was set on the call, would leave it) does not
 // refuse later invocations once the thread's stack pointer is above it.
 TEST_F(RemoteCallTest, StaleReturnAddressAboveTheStackPointerIsNotACallInProgress) {
-  auto c = start();
-  ASSERT_TRUE(c);
-  ASSERT_TRUE(blocked_in_read(*c));
-  auto p = Process::open(c->pid);
-  ASSERT_OK(p);
+  ASSERT_NO_FATAL_FAILURE(attach("plain", kBlocked, false));
   RemoteAddr tr;
   {
-    auto g = ThreadGroup::seize(*p);
-    ASSERT_OK(g);
+    ASSERT_NO_FATAL_FAILURE(seize());
     auto t = g->stop_one();
     ASSERT_OK(t);
     auto rc = RemoteCall::create(*g, **t, *p);
     ASSERT_OK(rc);
-    auto r = rc->call(c->fn("add6"), 1, 0, 0, 0, 0, 0);
+    auto r = rc->call(fn(*c, "add6"), 1, 0, 0, 0, 0, 0);
     ASSERT_OK(r);
     ASSERT_OK(rc->finish());
     auto rs = RemoteSyscalls::create(*g, **t, *p);
@@ -706,8 +553,7 @@ TEST_F(RemoteCallTest, StaleReturnAddressAboveTheStackPointerIsNotACallInProgres
   const u64 ret = tr.value() + RecoveryTrampoline::kReturnXsave;
   ASSERT_OK(p->write(RemoteAddr(slot), ByteView(reinterpret_cast<const u8*>(&ret), sizeof ret)));
   {
-    auto g = ThreadGroup::seize(*p);
-    ASSERT_OK(g);
+    ASSERT_NO_FATAL_FAILURE(seize());
     auto t = g->stop_one();
     ASSERT_OK(t);
     EXPECT_GT((*t)->regs.rsp, slot);
@@ -715,7 +561,7 @@ TEST_F(RemoteCallTest, StaleReturnAddressAboveTheStackPointerIsNotACallInProgres
     ASSERT_OK(rs);
     auto pid_in_target = rs->syscall(SYS_getpid);
     ASSERT_OK(pid_in_target);
-    EXPECT_EQ(*pid_in_target, c->pid);
+    EXPECT_EQ(*pid_in_target, c->pid());
     ASSERT_OK(rs->finish());
     ASSERT_OK(g->detach());
   }
@@ -723,22 +569,17 @@ TEST_F(RemoteCallTest, StaleReturnAddressAboveTheStackPointerIsNotACallInProgres
 }
 
 TEST_F(RemoteCallTest, TooManyArgumentsAndFinishedObjectsAreRefused) {
-  auto c = start();
-  ASSERT_TRUE(c);
-  auto p = Process::open(c->pid);
-  ASSERT_OK(p);
-  auto g = ThreadGroup::seize(*p);
-  ASSERT_OK(g);
+  ASSERT_NO_FATAL_FAILURE(attach("plain", kRunning));
   auto t = g->stop_one();
   ASSERT_OK(t);
   auto rc = RemoteCall::create(*g, **t, *p);
   ASSERT_OK(rc);
   const u64 seven[7] = {};
-  auto r = rc->call_raw(c->fn("add6"), seven);
+  auto r = rc->call_raw(fn(*c, "add6"), seven);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().message(), "a remote call takes at most 6 arguments, not 7");
   ASSERT_OK(rc->finish());
-  r = rc->call(c->fn("add6"), 1, 2, 3, 4, 5, 6);
+  r = rc->call(fn(*c, "add6"), 1, 2, 3, 4, 5, 6);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().kind(), ErrorKind::Internal);
   ASSERT_OK(g->resume_all());

@@ -4,6 +4,7 @@
  * Protocol (one answer line per input line):
  *   start      -> "ready <pid>"
  *   call       -> "value=<cet_value()>"   original 1
+ *   addr       -> "cet_value=<address of cet_value, hex>"
  *   ping       -> "pong"
  *   quit / EOF -> exit 0
  *   other      -> "error unknown command <line>"
@@ -22,8 +23,12 @@ __attribute__((noipa)) int cet_value(void) {
 }
 
 static int handle(const char *line) {
-  if (strcmp(line, "call") != 0) return 0;
-  printf("value=%d\n", cet_value());
+  if (strcmp(line, "call") == 0)
+    printf("value=%d\n", cet_value());
+  else if (strcmp(line, "addr") == 0)
+    printf("cet_value=%p\n", (void *)cet_value);
+  else
+    return 0;
   return 1;
 }
 
