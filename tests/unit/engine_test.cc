@@ -126,6 +126,7 @@ TEST(Registry, CallSitesForTheWrongNumberOfFunctionsAreCorrupt) {
   auto back = deserialize(b);
   ASSERT_FALSE(back.has_value());
   EXPECT_EQ(back.error().message(), "registry is corrupt: call sites for 2 functions of payload 'p0', expected 1");
+  EXPECT_EQ(back.error().kind(), ErrorKind::Corrupt);
 }
 
 TEST(Registry, UnwindInformationOutsideThePayloadIsCorrupt) {
@@ -135,6 +136,7 @@ TEST(Registry, UnwindInformationOutsideThePayloadIsCorrupt) {
   ASSERT_FALSE(back.has_value());
   EXPECT_EQ(back.error().message(),
             "registry is corrupt: payload 'p1' has .eh_frame at 0x2ff0+0x38 outside its 0x3000 bytes");
+  EXPECT_EQ(back.error().kind(), ErrorKind::Corrupt);
 }
 
 }  // namespace
