@@ -208,17 +208,7 @@ Status Session::apply(std::string_view name) {
                     : fmt::format("the object itself (build-id {})", to_hex(p->object_depends)));
   if (p->unload_hooks_started)
     return fail(ErrorKind::State, "payload '{}' cannot be applied: its unload hooks have run; unload it", name);
-  Overlay mem(memory_of(*proc_));
-  Plan plan;
-  HS_CHECK(plan_apply(*p, mem, plan));
-  HS_CHECK(plan_call_sites(state_, std::span<const PayloadRecord* const>(&p, 1), opts_.redirect_calls, mem));
-  plan.writes = mem.take_writes();
-  if (const HookRecord* h = p->hook("apply")) plan.action_hooks.emplace_back(p->name, *h);
-  HS_CHECK(run_pre_hook(name, "preapply", JournalOp::Apply));
-  plan.detach_when_done = !p->hook("postapply");
-  HS_CHECK(execute(JournalOp::Apply, name, plan));
-  HS_FAULT_POINT("apply:committed");
-  return run_post_hook(name, "postapply");
+  return switch_payload(JournalOp::Apply, *p);
 }
 
 Status Session::revert(std::string_view name) {
@@ -228,17 +218,27 @@ Status Session::revert(std::string_view name) {
   if (top != p)
     return fail(ErrorKind::State, "payload '{}' is not the top of the applied stack of {}: revert '{}' first", name,
                 p->object_path, top->name);
+  return switch_payload(JournalOp::Revert, *p);
+}
+
+// Apply or revert of one payload whose state and place in the stack have
+// been checked: plan the writes, run the pre- hook, the stop window, the
+// post- hook.
+Status Session::switch_payload(JournalOp op, const PayloadRecord& p) {
+  const bool on = op == JournalOp::Apply;
+  const std::string name = p.name;
   Overlay mem(memory_of(*proc_));
   Plan plan;
-  HS_CHECK(plan_revert(*p, mem, plan));
-  HS_CHECK(plan_call_sites(state_, std::span<const PayloadRecord* const>(&p, 1), opts_.redirect_calls, mem));
+  HS_CHECK(on ? plan_apply(p, mem, plan) : plan_revert(p, mem, plan));
+  const PayloadRecord* involved = &p;
+  HS_CHECK(plan_call_sites(state_, std::span<const PayloadRecord* const>(&involved, 1), opts_.redirect_calls, mem));
   plan.writes = mem.take_writes();
-  if (const HookRecord* h = p->hook("revert")) plan.action_hooks.emplace_back(p->name, *h);
-  HS_CHECK(run_pre_hook(name, "prerevert", JournalOp::Revert));
-  plan.detach_when_done = !p->hook("postrevert");
-  HS_CHECK(execute(JournalOp::Revert, name, plan));
-  HS_FAULT_POINT("revert:committed");
-  return run_post_hook(name, "postrevert");
+  if (const HookRecord* h = p.hook(on ? "apply" : "revert")) plan.action_hooks.emplace_back(name, *h);
+  HS_CHECK(run_pre_hook(name, on ? "preapply" : "prerevert", op));
+  plan.detach_when_done = !p.hook(on ? "postapply" : "postrevert");
+  HS_CHECK(execute(op, name, plan));
+  HS_FAULT_POINT(on ? "apply:committed" : "revert:committed");
+  return run_post_hook(name, on ? "postapply" : "postrevert");
 }
 
 Status Session::replace(std::string_view name) {

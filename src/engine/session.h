@@ -75,6 +75,8 @@ class Session {
   Status commit();
   Result<const std::vector<MappedObject>*> objects();
   Result<PayloadRecord*> need(std::string_view name);
+  // apply / revert of one checked payload: plan, hooks, the stop window.
+  Status switch_payload(JournalOp op, const PayloadRecord& p);
 
   // The stop window (stop_window.cc). Journals `plan`, stops the world until
   // it is safe, writes, runs the action hooks, commits, resumes.

@@ -1,8 +1,7 @@
 // The payload model. ElfFile::create() has already checked the ELF structure
 // (bounds, string tables, symbol and relocation indexes, notes); this file
-// checks what the livepatch sections say, the way Xen's loader does
-// (xen/common/livepatch.c: prepare_payload, check_special_sections,
-// livepatch_verify_distinct_*), and a bit more.
+// checks what the livepatch sections say: every check of Xen's payload loader
+// (the special sections, distinct functions, sizes, version), and a bit more.
 //
 // How gcc and `ld -r` encode the pointers we read: a field of
 // `struct livepatch_func` or a hook slot that points somewhere holds 0 in the

@@ -50,48 +50,53 @@ bool is_bidi_control(char32_t cp) {
 
 void append_byte_escape(std::string& out, unsigned char b) { out += fmt::format("\\x{:02x}", b); }
 
+// Calls `valid(code point, its bytes)` for each valid UTF-8 sequence of `s`
+// and `invalid(byte)` for each byte that does not start one.
+template <class Valid, class Invalid>
+void for_each_sequence(std::string_view s, Valid valid, Invalid invalid) {
+  for (size_t i = 0; i < s.size();) {
+    char32_t cp;
+    const size_t n = utf8_sequence(s, i, cp);
+    if (n == 0) {
+      invalid(static_cast<unsigned char>(s[i]));
+      i++;
+    } else {
+      valid(cp, s.substr(i, n));
+      i += n;
+    }
+  }
+}
+
 }  // namespace
 
 bool is_valid_utf8(std::string_view s) {
-  char32_t cp;
-  for (size_t i = 0; i < s.size();) {
-    const size_t n = utf8_sequence(s, i, cp);
-    if (n == 0) return false;
-    i += n;
-  }
-  return true;
+  bool valid = true;
+  for_each_sequence(s, [](char32_t, std::string_view) {}, [&](unsigned char) { valid = false; });
+  return valid;
 }
 
 std::string escape_for_terminal(std::string_view s) {
   std::string out;
   out.reserve(s.size());
-  for (size_t i = 0; i < s.size();) {
-    char32_t cp;
-    const size_t n = utf8_sequence(s, i, cp);
-    if (n == 0) {
-      append_byte_escape(out, static_cast<unsigned char>(s[i]));
-      i++;
-      continue;
-    }
-    if (cp == '\\') {
-      out += "\\\\";
-    } else if (cp == '\n') {
-      out += "\\n";
-    } else if (cp == '\t') {
-      out += "\\t";
-    } else if (cp == '\r') {
-      out += "\\r";
-    } else if (cp < 0x20 || cp == 0x7f) {
-      append_byte_escape(out, static_cast<unsigned char>(cp));
-    } else if (cp >= 0x80 && cp < 0xa0) {  // C1 controls (CSI is U+009B)
-      out += fmt::format("\\u{{{:04x}}}", static_cast<unsigned>(cp));
-    } else if (is_bidi_control(cp)) {
-      out += fmt::format("\\u{{{:04x}}}", static_cast<unsigned>(cp));
-    } else {
-      out.append(s.substr(i, n));
-    }
-    i += n;
-  }
+  for_each_sequence(
+      s,
+      [&](char32_t cp, std::string_view bytes) {
+        if (cp == '\\')
+          out += "\\\\";
+        else if (cp == '\n')
+          out += "\\n";
+        else if (cp == '\t')
+          out += "\\t";
+        else if (cp == '\r')
+          out += "\\r";
+        else if (cp < 0x20 || cp == 0x7f)
+          append_byte_escape(out, static_cast<unsigned char>(cp));
+        else if ((cp >= 0x80 && cp < 0xa0) || is_bidi_control(cp))  // C1 controls (CSI is U+009B), bidi
+          out += fmt::format("\\u{{{:04x}}}", static_cast<unsigned>(cp));
+        else
+          out.append(bytes);
+      },
+      [&](unsigned char b) { append_byte_escape(out, b); });
   return out;
 }
 
@@ -99,20 +104,9 @@ std::string escape_for_json(std::string_view s) {
   if (is_valid_utf8(s)) return std::string(s);
   std::string out;
   out.reserve(s.size() + 8);
-  for (size_t i = 0; i < s.size();) {
-    char32_t cp;
-    const size_t n = utf8_sequence(s, i, cp);
-    if (n == 0) {
-      append_byte_escape(out, static_cast<unsigned char>(s[i]));
-      i++;
-    } else {
-      if (cp == '\\')
-        out += "\\\\";
-      else
-        out.append(s.substr(i, n));
-      i += n;
-    }
-  }
+  for_each_sequence(
+      s, [&](char32_t cp, std::string_view bytes) { cp == '\\' ? out.append("\\\\") : out.append(bytes); },
+      [&](unsigned char b) { append_byte_escape(out, b); });
   return out;
 }
 
