@@ -1,3 +1,7 @@
+// Finding the direct calls to a replaced function in the target object's file
+// (see call_sites.h): every E8/E9 whose rel32 lands on the function, kept
+// only where Zydis decodes the whole enclosing function and finds the call at
+// an instruction boundary.
 #include "engine/call_sites.h"
 
 #include <Zydis/Zydis.h>
