@@ -12,14 +12,21 @@
 #include "builder/builder.h"
 #include "engine/session.h"
 #include "payload/payload.h"
+#include "support/text.h"
 
 using namespace hs;
 using json = nlohmann::json;
 
 namespace {
 
+// Everything printed that came from a payload file or a target's registry
+// goes through one of these (support/text.h): shown(s) for the terminal,
+// exact(s) for JSON.
+std::string shown(std::string_view s) { return escape_for_terminal(s); }
+std::string exact(std::string_view s) { return escape_for_json(s); }
+
 [[noreturn]] void die(const Error& e) {
-  fmt::print(stderr, "hotsplice: error: {}\n", e.message());
+  fmt::print(stderr, "hotsplice: error: {}\n", shown(e.message()));
   std::exit(e.exit_code());
 }
 
@@ -64,15 +71,15 @@ std::string payload_name_from_file(const std::string& file) {
 
 json payload_json(const Payload& p) {
   json j;
-  j["file"] = p.file;
+  j["file"] = exact(p.file);
   j["build_id"] = to_hex(p.build_id);
   j["depends"] = to_hex(p.depends);
   j["object_depends"] = to_hex(p.object_depends);
   j["funcs"] = json::array();
   for (const auto& f : p.funcs) {
     json fj;
-    fj["name"] = f.name;
-    fj["new"] = f.new_ref ? json(f.new_ref->display) : json(nullptr);
+    fj["name"] = exact(f.name);
+    fj["new"] = f.new_ref ? json(exact(f.new_ref->display)) : json(nullptr);
     fj["new_size"] = f.new_size;
     fj["old_size"] = f.old_size;
     if (!f.expect.empty()) fj["expect"] = to_hex(f.expect);
@@ -80,12 +87,12 @@ json payload_json(const Payload& p) {
   }
   json hooks = json::object();
   auto hook = [&](const char* n, const std::optional<SymRef>& r) {
-    if (r) hooks[n] = r->display;
+    if (r) hooks[n] = exact(r->display);
   };
   if (!p.load_hooks.empty())
-    for (const auto& h : p.load_hooks) hooks["load"].push_back(h.display);
+    for (const auto& h : p.load_hooks) hooks["load"].push_back(exact(h.display));
   if (!p.unload_hooks.empty())
-    for (const auto& h : p.unload_hooks) hooks["unload"].push_back(h.display);
+    for (const auto& h : p.unload_hooks) hooks["unload"].push_back(exact(h.display));
   hook("preapply", p.preapply);
   hook("apply", p.apply);
   hook("postapply", p.postapply);
@@ -94,22 +101,23 @@ json payload_json(const Payload& p) {
   hook("postrevert", p.postrevert);
   j["hooks"] = hooks;
   j["modinfo"] = json::object();
-  for (const auto& [k, v] : p.modinfo) j["modinfo"][k] = v;
+  for (const auto& [k, v] : p.modinfo) j["modinfo"][exact(k)] = exact(v);
   return j;
 }
 
 void print_info(const Payload& p) {
-  fmt::print("payload {}\n", p.file);
+  fmt::print("payload {}\n", shown(p.file));
   fmt::print("  build-id        {}\n", to_hex(p.build_id));
   fmt::print("  depends         {}\n", to_hex(p.depends));
   fmt::print("  object depends  {}\n", to_hex(p.object_depends));
-  for (const auto& [k, v] : p.modinfo) fmt::print("  {:<15} {}\n", k, v);
+  for (const auto& [k, v] : p.modinfo) fmt::print("  {:<15} {}\n", shown(k), shown(v));
   fmt::print("  functions       {}\n", p.funcs.size());
   for (const auto& f : p.funcs) {
     if (f.new_ref)
-      fmt::print("    {} -> {} (old {:#x} bytes, new {:#x} bytes)", f.name, f.new_ref->display, f.old_size, f.new_size);
+      fmt::print("    {} -> {} (old {:#x} bytes, new {:#x} bytes)", shown(f.name), shown(f.new_ref->display), f.old_size,
+                 f.new_size);
     else
-      fmt::print("    {} -> NOP out {:#x} bytes (old {:#x} bytes)", f.name, f.new_size, f.old_size);
+      fmt::print("    {} -> NOP out {:#x} bytes (old {:#x} bytes)", shown(f.name), f.new_size, f.old_size);
     if (!f.expect.empty()) fmt::print(", expects {}", to_hex(f.expect));
     fmt::print("\n");
   }
@@ -124,10 +132,10 @@ json state_json(pid_t pid, const ListResult& l) {
   j["payloads"] = json::array();
   for (const auto& p : l.state.payloads) {
     json pj;
-    pj["name"] = p.name;
+    pj["name"] = exact(p.name);
     pj["state"] = state_name(p.state);
-    pj["object"] = p.object_path;
-    pj["file"] = p.file;
+    pj["object"] = exact(p.object_path);
+    pj["file"] = exact(p.file);
     pj["build_id"] = to_hex(p.build_id);
     pj["depends"] = to_hex(p.depends);
     pj["object_depends"] = to_hex(p.object_depends);
@@ -135,20 +143,20 @@ json state_json(pid_t pid, const ListResult& l) {
     pj["size"] = p.size;
     pj["funcs"] = json::array();
     for (const auto& f : p.funcs) {
-      pj["funcs"].push_back({{"name", f.name},
+      pj["funcs"].push_back({{"name", exact(f.name)},
                              {"old_addr", fmt::format("{:#x}", f.old_addr)},
                              {"new_addr", fmt::format("{:#x}", f.new_addr)},
                              {"applied", f.applied}});
     }
     pj["modinfo"] = json::object();
-    for (const auto& [k, v] : p.modinfo) pj["modinfo"][k] = v;
+    for (const auto& [k, v] : p.modinfo) pj["modinfo"][exact(k)] = exact(v);
     // As `info` shows them: load/unload as arrays, the others as one name.
     pj["hooks"] = json::object();
     for (const auto& h : p.hooks) {
       if (h.kind == "load" || h.kind == "unload")
-        pj["hooks"][h.kind].push_back(h.name);
+        pj["hooks"][h.kind].push_back(exact(h.name));
       else
-        pj["hooks"][h.kind] = h.name;
+        pj["hooks"][exact(h.kind)] = exact(h.name);
     }
     pj["unload_hooks_run"] = p.unload_hooks_started;
     j["payloads"].push_back(pj);
@@ -160,19 +168,19 @@ void print_state(pid_t pid, const ListResult& l) {
   fmt::print("PID {}: {} payload{}{}\n", pid, l.state.payloads.size(), l.state.payloads.size() == 1 ? "" : "s",
              l.in_progress ? " (an operation is in progress)" : "");
   for (const auto& p : l.state.payloads) {
-    fmt::print("{}  {}  {}\n", p.name, state_name(p.state), p.object_path);
+    fmt::print("{}  {}  {}\n", shown(p.name), state_name(p.state), shown(p.object_path));
     fmt::print("  build-id {}  depends {}\n", to_hex(p.build_id), to_hex(p.depends));
     for (const auto& f : p.funcs)
-      fmt::print("  [{}] {} {:#x} -> {}\n", f.applied ? "x" : " ", f.name, f.old_addr,
+      fmt::print("  [{}] {} {:#x} -> {}\n", f.applied ? "x" : " ", shown(f.name), f.old_addr,
                  f.new_addr ? fmt::format("{:#x}", f.new_addr) : std::string("nop"));
-    for (const auto& [k, v] : p.modinfo) fmt::print("  {}={}\n", k, v);
-    for (const auto& h : p.hooks) fmt::print("  {} hook {}\n", h.kind, h.name);
+    for (const auto& [k, v] : p.modinfo) fmt::print("  {}={}\n", shown(k), shown(v));
+    for (const auto& h : p.hooks) fmt::print("  {} hook {}\n", shown(h.kind), shown(h.name));
     if (p.unload_hooks_started) fmt::print("  (its unload hooks have run: unload it)\n");
   }
 }
 
 void print_notes(const std::vector<std::string>& notes) {
-  for (const auto& n : notes) fmt::print(stderr, "hotsplice: {}\n", n);
+  for (const auto& n : notes) fmt::print(stderr, "hotsplice: {}\n", shown(n));
 }
 
 }  // namespace
@@ -240,7 +248,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::Success& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    fmt::print(stderr, "hotsplice: error: {}\n", e.what());
+    fmt::print(stderr, "hotsplice: error: {}\n", shown(e.what()));
     return 64;
   }
 
@@ -255,14 +263,14 @@ int main(int argc, char** argv) {
     }
     check(build_payload(bopt));
     Payload p = check(Payload::open(bopt.output));
-    fmt::print("wrote {}: {} function{}, build-id {}\n", bopt.output, p.funcs.size(), p.funcs.size() == 1 ? "" : "s",
+    fmt::print("wrote {}: {} function{}, build-id {}\n", shown(bopt.output), p.funcs.size(), p.funcs.size() == 1 ? "" : "s",
                to_hex(p.build_id));
     return 0;
   }
   if (info->parsed()) {
     Payload p = check(Payload::open(file));
     if (json_out)
-      fmt::print("{}\n", payload_json(p).dump(2));
+      fmt::print("{}\n", payload_json(p).dump(2, ' ', false, json::error_handler_t::replace));
     else
       print_info(p);
     return 0;
@@ -271,7 +279,7 @@ int main(int argc, char** argv) {
     ListResult l = check(list_state(pid));
     print_notes(l.notes);
     if (json_out)
-      fmt::print("{}\n", state_json(pid, l).dump(2));
+      fmt::print("{}\n", state_json(pid, l).dump(2, ' ', false, json::error_handler_t::replace));
     else
       print_state(pid, l);
     return 0;

@@ -81,9 +81,7 @@ std::string escape_for_terminal(std::string_view s) {
   for_each_sequence(
       s,
       [&](char32_t cp, std::string_view bytes) {
-        if (cp == '\\')
-          out += "\\\\";
-        else if (cp == '\n')
+        if (cp == '\n')
           out += "\\n";
         else if (cp == '\t')
           out += "\\t";

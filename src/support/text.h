@@ -9,8 +9,9 @@
 // For the terminal, valid UTF-8 that prints as itself is kept; every other
 // byte or character is written as an escape: C0 controls, DEL and C1
 // controls as \xNN (\n, \t, \r as such), bytes that are not UTF-8 as \xNN,
-// Unicode's bidirectional overrides and isolates as \u{NNNN}, and a
-// backslash as \\ so that an escape can always be told from the text.
+// Unicode's bidirectional overrides and isolates as \u{NNNN}. A backslash
+// stays as it is, as in the payload reader's own messages: the terminal form
+// is for people; the JSON form is the exact one.
 //
 // For JSON, a string that is valid UTF-8 is kept as it is (the encoder
 // escapes its control characters); one that is not has each byte that is not

