@@ -295,14 +295,22 @@ Status ElfFile::validate_sections() {
   return {};
 }
 
+Status ElfFile::check_entries(size_t index, u64 entsize, std::string_view entry_type) const {
+  const Elf64_Shdr& sh = shdrs_[index];
+  if (sh.sh_entsize != entsize)
+    return bad("{}: sh_entsize 0x{:x} is not sizeof({}) (0x{:x})", describe_section(index), sh.sh_entsize, entry_type,
+               entsize);
+  if (sh.sh_size % entsize)
+    return bad("{}: sh_size 0x{:x} is not a multiple of sh_entsize (0x{:x})", describe_section(index), sh.sh_size,
+               entsize);
+  return {};
+}
+
 Status ElfFile::validate_symtab(size_t index) {
   const Elf64_Shdr& sh = shdrs_[index];
   const std::string what = describe_section(index);
   const bool rel = is_relocatable();
-  if (sh.sh_entsize != sizeof(Elf64_Sym))
-    return bad("{}: sh_entsize 0x{:x} is not sizeof(Elf64_Sym) (0x{:x})", what, sh.sh_entsize, sizeof(Elf64_Sym));
-  if (sh.sh_size % sizeof(Elf64_Sym))
-    return bad("{}: sh_size 0x{:x} is not a multiple of sh_entsize (0x{:x})", what, sh.sh_size, sizeof(Elf64_Sym));
+  HS_CHECK(check_entries(index, sizeof(Elf64_Sym), "Elf64_Sym"));
   HS_CHECK(check_link(index, "sh_link", sh.sh_link));
   const Elf64_Shdr& str = shdrs_[sh.sh_link];
   if (str.sh_type != SHT_STRTAB)
@@ -349,10 +357,7 @@ Status ElfFile::validate_rela(size_t index) {
   const Elf64_Shdr& sh = shdrs_[index];
   const std::string what = describe_section(index);
   const bool rel = is_relocatable();
-  if (sh.sh_entsize != sizeof(Elf64_Rela))
-    return bad("{}: sh_entsize 0x{:x} is not sizeof(Elf64_Rela) (0x{:x})", what, sh.sh_entsize, sizeof(Elf64_Rela));
-  if (sh.sh_size % sizeof(Elf64_Rela))
-    return bad("{}: sh_size 0x{:x} is not a multiple of sh_entsize (0x{:x})", what, sh.sh_size, sizeof(Elf64_Rela));
+  HS_CHECK(check_entries(index, sizeof(Elf64_Rela), "Elf64_Rela"));
 
   // The symbol table: required for ET_REL; executables' .rela.plt may have none.
   u64 nsyms = 0;

@@ -120,6 +120,9 @@ class ElfFile {
   Status validate_group(size_t index);
   Status check_strtab(size_t index, std::string_view what) const;
   Status check_link(size_t index, std::string_view field, u64 link) const;
+  // A table of fixed-size entries (`entry_type`, `entsize` bytes): sh_entsize
+  // and sh_size agree with it.
+  Status check_entries(size_t index, u64 entsize, std::string_view entry_type) const;
 
   std::shared_ptr<const Bytes> data_;
   std::string path_ = "<memory>";

@@ -81,16 +81,37 @@ namespace {
 constexpr u32 kFormatVersion = 2;
 constexpr u32 kOldestReadable = 1;
 
+// The format is described once, by the io_* templates below, which name each
+// field in order. A Writer emits the fields of a const record; a Reader fills
+// those of a record being read. Both take every field by reference, through
+// u8_/u32_/u64_ (an integer, enum or bool stored at that width), str, bytes
+// and seq (a u64 count, then each element).
 class Writer {
  public:
-  void u8_(u8 v) { out_.push_back(v); }
-  void u32_(u32 v) { put(&v, sizeof v); }
-  void u64_(u64 v) { put(&v, sizeof v); }
+  template <class T>
+  void u8_(const T& v) {
+    out_.push_back(static_cast<u8>(v));
+  }
+  template <class T>
+  void u32_(const T& v) {
+    u32 x = static_cast<u32>(v);
+    put(&x, sizeof x);
+  }
+  template <class T>
+  void u64_(const T& v) {
+    u64 x = static_cast<u64>(v);
+    put(&x, sizeof x);
+  }
   void bytes(ByteView b) {
     u64_(b.size());
     put(b.data(), b.size());
   }
   void str(std::string_view s) { bytes(ByteView(reinterpret_cast<const u8*>(s.data()), s.size())); }
+  template <class V, class F>
+  void seq(const V& v, size_t /*min_each*/, F&& each) {
+    u64_(v.size());
+    for (const auto& x : v) each(x);
+  }
   Bytes take() { return std::move(out_); }
 
  private:
@@ -101,6 +122,7 @@ class Writer {
   Bytes out_;
 };
 
+// Once a read fails, every later one yields zero (empty) and ok() is false.
 class Reader {
  public:
   explicit Reader(ByteView d) : d_(d) {}
@@ -108,6 +130,18 @@ class Reader {
   u8 u8_() { return get<u8>(); }
   u32 u32_() { return get<u32>(); }
   u64 u64_() { return get<u64>(); }
+  template <class T>
+  void u8_(T& v) {
+    v = static_cast<T>(get<u8>());
+  }
+  template <class T>
+  void u32_(T& v) {
+    v = static_cast<T>(get<u32>());
+  }
+  template <class T>
+  void u64_(T& v) {
+    v = static_cast<T>(get<u64>());
+  }
   Bytes bytes() {
     u64 n = u64_();
     if (!ok_ || n > d_.size() - pos_) return fail_(), Bytes{};
@@ -115,9 +149,17 @@ class Reader {
     pos_ += n;
     return b;
   }
-  std::string str() {
+  void bytes(Bytes& b) { b = bytes(); }
+  void str(std::string& s) {
     Bytes b = bytes();
-    return std::string(b.begin(), b.end());
+    s.assign(b.begin(), b.end());
+  }
+  // Appends the elements, each read by `each`; the count must fit in the
+  // remaining bytes at `min_each` bytes per element.
+  template <class V, class F>
+  void seq(V& v, size_t min_each, F&& each) {
+    u64 n = count(min_each);
+    for (u64 i = 0; i < n && ok_; i++) each(v.emplace_back());
   }
   bool at_end() const { return pos_ == d_.size(); }
   // A count that must fit in the remaining bytes at `min_each` bytes per item.
@@ -141,36 +183,60 @@ class Reader {
   bool ok_ = true;
 };
 
-void put_journal(Writer& w, const Journal& j) {
-  w.u8_(static_cast<u8>(j.op));
-  w.str(j.payload);
-  w.u64_(j.tool_pid);
-  w.u64_(j.writes.size());
-  for (const auto& x : j.writes) {
-    w.u64_(x.addr);
-    w.bytes(x.before);
-    w.bytes(x.after);
-  }
-  w.u64_(j.map_base);
-  w.u64_(j.map_size);
+// `P` is PayloadRecord (reading) or const PayloadRecord (writing); the same
+// for the other records.
+template <class Io, class P>
+void io_payload(Io& io, P& p) {
+  io.str(p.name);
+  io.str(p.file);
+  io.u8_(p.state);
+  io.bytes(p.build_id);
+  io.bytes(p.depends);
+  io.bytes(p.object_depends);
+  io.str(p.object_path);
+  io.u64_(p.base);
+  io.u64_(p.size);
+  io.seq(p.regions, 20, [&](auto& r) {
+    io.u64_(r.offset);
+    io.u64_(r.size);
+    io.u32_(r.prot);
+  });
+  io.seq(p.funcs, 16, [&](auto& f) {
+    io.str(f.name);
+    io.u64_(f.old_addr);
+    io.u32_(f.old_size);
+    io.u64_(f.new_addr);
+    io.u32_(f.new_size);
+    io.u32_(f.patch_offset);
+    io.bytes(f.insn);
+    io.bytes(f.undo);
+    io.bytes(f.expect);
+    io.u8_(f.applied);
+  });
+  io.seq(p.exports, 16, [&](auto& e) {
+    io.str(e.first);
+    io.u64_(e.second);
+  });
+  io.seq(p.modinfo, 16, [&](auto& m) {
+    io.str(m.first);
+    io.str(m.second);
+  });
+  io.u64_(p.upload_seq);
+  io.u64_(p.apply_seq);
 }
 
-Journal get_journal(Reader& r) {
-  Journal j;
-  j.op = static_cast<JournalOp>(r.u8_());
-  j.payload = r.str();
-  j.tool_pid = r.u64_();
-  u64 n = r.count(24);
-  for (u64 i = 0; i < n && r.ok(); i++) {
-    JournalWrite x;
-    x.addr = r.u64_();
-    x.before = r.bytes();
-    x.after = r.bytes();
-    j.writes.push_back(std::move(x));
-  }
-  j.map_base = r.u64_();
-  j.map_size = r.u64_();
-  return j;
+template <class Io, class J>
+void io_journal(Io& io, J& j) {
+  io.u8_(j.op);
+  io.str(j.payload);
+  io.u64_(j.tool_pid);
+  io.seq(j.writes, 24, [&](auto& x) {
+    io.u64_(x.addr);
+    io.bytes(x.before);
+    io.bytes(x.after);
+  });
+  io.u64_(j.map_base);
+  io.u64_(j.map_size);
 }
 
 // Extensions follow the journal: each is a u32 tag and a length-prefixed
@@ -184,6 +250,31 @@ enum ExtensionTag : u32 {
 };
 
 // Every extension holds one entry per payload, in order, after their count.
+// The entries of the three, for one payload:
+
+template <class Io, class P>
+void io_unwind(Io& io, P& p) {
+  io.u64_(p.eh_frame_offset);
+  io.u64_(p.eh_frame_size);
+}
+
+template <class Io, class P>
+void io_hooks(Io& io, P& p) {
+  io.u8_(p.unload_hooks_started);
+  io.seq(p.hooks, 24, [&](auto& h) {
+    io.str(h.kind);
+    io.str(h.name);
+    io.u64_(h.addr);
+  });
+}
+
+// Call sites: a count of functions (which must match the payload's) and then
+// this, for each function.
+template <class Io, class F>
+void io_call_sites(Io& io, F& f) {
+  io.seq(f.call_sites, 8, [&](auto& a) { io.u64_(a); });
+}
+
 template <class F>
 void put_per_payload(Writer& w, ExtensionTag tag, const RegistryState& s, F&& each) {
   Writer body;
@@ -193,79 +284,60 @@ void put_per_payload(Writer& w, ExtensionTag tag, const RegistryState& s, F&& ea
   w.bytes(body.take());
 }
 
-// Reads that count (entries of at least `min_each` bytes); it must match.
-Status read_payload_count(Reader& e, size_t min_each, const RegistryState& s, std::string_view what) {
+// Reads one extension's body: the payload count (entries of at least
+// `min_each` bytes; it must match), then `each` (returning a Status) for
+// every payload. If `truncation_checked`, running out of bytes is an error;
+// otherwise the fields past the end stay zero.
+template <class F>
+Status get_per_payload(ByteView body, RegistryState& s, size_t min_each, std::string_view what,
+                       bool truncation_checked, F&& each) {
+  Reader e(body);
   u64 n = e.count(min_each);
   if (!e.ok() || n != s.payloads.size())
     return fail(ErrorKind::Corrupt, "registry is corrupt: {} for {} payloads, expected {}", what, n,
                 s.payloads.size());
-  return {};
-}
-
-void put_call_sites(Writer& w, const RegistryState& s) {
-  put_per_payload(w, kExtCallSites, s, [](Writer& body, const PayloadRecord& p) {
-    body.u64_(p.funcs.size());
-    for (const auto& f : p.funcs) {
-      body.u64_(f.call_sites.size());
-      for (u64 a : f.call_sites) body.u64_(a);
-    }
-  });
-}
-
-Status get_call_sites(ByteView data, RegistryState& s) {
-  Reader e(data);
-  HS_CHECK(read_payload_count(e, 8, s, "call sites"));
-  for (auto& p : s.payloads) {
-    u64 nf = e.count(8);
-    if (!e.ok() || nf != p.funcs.size())
-      return fail(ErrorKind::Corrupt, "registry is corrupt: call sites for {} functions of payload '{}', expected {}",
-                  nf, p.name, p.funcs.size());
-    for (auto& f : p.funcs) {
-      u64 ns = e.count(8);
-      for (u64 k = 0; k < ns && e.ok(); k++) f.call_sites.push_back(e.u64_());
-    }
-  }
-  if (!e.ok()) return fail(ErrorKind::Corrupt, "registry is corrupt: truncated call sites");
-  return {};
-}
-
-void put_hooks(Writer& w, const RegistryState& s) {
-  put_per_payload(w, kExtHooks, s, [](Writer& body, const PayloadRecord& p) {
-    body.u8_(p.unload_hooks_started);
-    body.u64_(p.hooks.size());
-    for (const auto& h : p.hooks) {
-      body.str(h.kind);
-      body.str(h.name);
-      body.u64_(h.addr);
-    }
-  });
-}
-
-Status get_hooks(ByteView data, RegistryState& s) {
-  Reader e(data);
-  HS_CHECK(read_payload_count(e, 9, s, "hooks"));
-  for (auto& p : s.payloads) {
-    p.unload_hooks_started = e.u8_() != 0;
-    u64 nh = e.count(24);
-    for (u64 k = 0; k < nh && e.ok(); k++) {
-      HookRecord h;
-      h.kind = e.str();
-      h.name = e.str();
-      h.addr = e.u64_();
-      p.hooks.push_back(std::move(h));
-    }
-  }
-  if (!e.ok()) return fail(ErrorKind::Corrupt, "registry is corrupt: truncated hooks");
+  for (auto& p : s.payloads) HS_CHECK(each(e, p));
+  if (truncation_checked && !e.ok()) return fail(ErrorKind::Corrupt, "registry is corrupt: truncated {}", what);
   return {};
 }
 
 void put_extensions(Writer& w, const RegistryState& s) {
-  put_per_payload(w, kExtUnwind, s, [](Writer& body, const PayloadRecord& p) {
-    body.u64_(p.eh_frame_offset);
-    body.u64_(p.eh_frame_size);
+  put_per_payload(w, kExtUnwind, s, [](Writer& body, const PayloadRecord& p) { io_unwind(body, p); });
+  put_per_payload(w, kExtHooks, s, [](Writer& body, const PayloadRecord& p) { io_hooks(body, p); });
+  put_per_payload(w, kExtCallSites, s, [](Writer& body, const PayloadRecord& p) {
+    body.u64_(p.funcs.size());
+    for (const auto& f : p.funcs) io_call_sites(body, f);
   });
-  put_hooks(w, s);
-  put_call_sites(w, s);
+}
+
+Status get_extension(u32 tag, ByteView body, RegistryState& s) {
+  switch (tag) {
+    case kExtUnwind:
+      return get_per_payload(body, s, 16, "unwind information", false, [](Reader& e, PayloadRecord& p) -> Status {
+        io_unwind(e, p);
+        if (p.eh_frame_offset > p.size || p.eh_frame_size > p.size - p.eh_frame_offset)
+          return fail(ErrorKind::Corrupt,
+                      "registry is corrupt: payload '{}' has .eh_frame at {:#x}+{:#x} outside its {:#x} bytes",
+                      p.name, p.eh_frame_offset, p.eh_frame_size, p.size);
+        return {};
+      });
+    case kExtHooks:
+      return get_per_payload(body, s, 9, "hooks", true, [](Reader& e, PayloadRecord& p) -> Status {
+        io_hooks(e, p);
+        return {};
+      });
+    case kExtCallSites:
+      return get_per_payload(body, s, 8, "call sites", true, [](Reader& e, PayloadRecord& p) -> Status {
+        u64 nf = e.count(8);
+        if (!e.ok() || nf != p.funcs.size())
+          return fail(ErrorKind::Corrupt,
+                      "registry is corrupt: call sites for {} functions of payload '{}', expected {}", nf, p.name,
+                      p.funcs.size());
+        for (auto& f : p.funcs) io_call_sites(e, f);
+        return {};
+      });
+  }
+  return {};  // a later extension: skipped
 }
 
 Status get_extensions(Reader& r, RegistryState& s) {
@@ -273,35 +345,9 @@ Status get_extensions(Reader& r, RegistryState& s) {
     u32 tag = r.u32_();
     Bytes body = r.bytes();
     if (!r.ok()) break;
-    if (tag == kExtHooks) {
-      HS_CHECK(get_hooks(body, s));
-      continue;
-    }
-    if (tag == kExtCallSites) {
-      HS_CHECK(get_call_sites(body, s));
-      continue;
-    }
-    if (tag != kExtUnwind) continue;
-    Reader e(body);
-    HS_CHECK(read_payload_count(e, 16, s, "unwind information"));
-    for (auto& p : s.payloads) {
-      p.eh_frame_offset = e.u64_();
-      p.eh_frame_size = e.u64_();
-      if (p.eh_frame_offset > p.size || p.eh_frame_size > p.size - p.eh_frame_offset)
-        return fail(ErrorKind::Corrupt,
-                    "registry is corrupt: payload '{}' has .eh_frame at {:#x}+{:#x} outside its {:#x} bytes", p.name,
-                    p.eh_frame_offset, p.eh_frame_size, p.size);
-    }
+    HS_CHECK(get_extension(tag, body, s));
   }
   return {};
-}
-
-void put_pairs(Writer& w, const std::vector<std::pair<std::string, std::string>>& v) {
-  w.u64_(v.size());
-  for (const auto& [k, val] : v) {
-    w.str(k);
-    w.str(val);
-  }
 }
 
 }  // namespace
@@ -311,46 +357,9 @@ Bytes serialize(const RegistryState& s) {
   w.u32_(kFormatVersion);
   w.u64_(s.next_seq);
   w.u64_(s.payloads.size());
-  for (const auto& p : s.payloads) {
-    w.str(p.name);
-    w.str(p.file);
-    w.u8_(static_cast<u8>(p.state));
-    w.bytes(p.build_id);
-    w.bytes(p.depends);
-    w.bytes(p.object_depends);
-    w.str(p.object_path);
-    w.u64_(p.base);
-    w.u64_(p.size);
-    w.u64_(p.regions.size());
-    for (const auto& r : p.regions) {
-      w.u64_(r.offset);
-      w.u64_(r.size);
-      w.u32_(static_cast<u32>(r.prot));
-    }
-    w.u64_(p.funcs.size());
-    for (const auto& f : p.funcs) {
-      w.str(f.name);
-      w.u64_(f.old_addr);
-      w.u32_(f.old_size);
-      w.u64_(f.new_addr);
-      w.u32_(f.new_size);
-      w.u32_(f.patch_offset);
-      w.bytes(f.insn);
-      w.bytes(f.undo);
-      w.bytes(f.expect);
-      w.u8_(f.applied);
-    }
-    w.u64_(p.exports.size());
-    for (const auto& [n, a] : p.exports) {
-      w.str(n);
-      w.u64_(a);
-    }
-    put_pairs(w, p.modinfo);
-    w.u64_(p.upload_seq);
-    w.u64_(p.apply_seq);
-  }
+  for (const auto& p : s.payloads) io_payload(w, p);
   w.u8_(s.journal.has_value());
-  if (s.journal) put_journal(w, *s.journal);
+  if (s.journal) io_journal(w, *s.journal);
   put_extensions(w, s);
   return w.take();
 }
@@ -367,56 +376,13 @@ Result<RegistryState> deserialize(ByteView data) {
   u64 n = r.count(16);
   for (u64 i = 0; i < n && r.ok(); i++) {
     PayloadRecord p;
-    p.name = r.str();
-    p.file = r.str();
-    p.state = static_cast<PayloadState>(r.u8_());
-    p.build_id = r.bytes();
-    p.depends = r.bytes();
-    p.object_depends = r.bytes();
-    p.object_path = r.str();
-    p.base = r.u64_();
-    p.size = r.u64_();
-    u64 nr = r.count(20);
-    for (u64 k = 0; k < nr && r.ok(); k++) {
-      RegionRecord rr;
-      rr.offset = r.u64_();
-      rr.size = r.u64_();
-      rr.prot = static_cast<int>(r.u32_());
-      p.regions.push_back(rr);
-    }
-    u64 nf = r.count(16);
-    for (u64 k = 0; k < nf && r.ok(); k++) {
-      FuncState f;
-      f.name = r.str();
-      f.old_addr = r.u64_();
-      f.old_size = r.u32_();
-      f.new_addr = r.u64_();
-      f.new_size = r.u32_();
-      f.patch_offset = r.u32_();
-      f.insn = r.bytes();
-      f.undo = r.bytes();
-      f.expect = r.bytes();
-      f.applied = r.u8_() != 0;
-      p.funcs.push_back(std::move(f));
-    }
-    u64 ne = r.count(16);
-    for (u64 k = 0; k < ne && r.ok(); k++) {
-      std::string name = r.str();
-      p.exports.emplace_back(std::move(name), r.u64_());
-    }
-    u64 nm = r.count(16);
-    for (u64 k = 0; k < nm && r.ok(); k++) {
-      std::string key = r.str();
-      p.modinfo.emplace_back(std::move(key), r.str());
-    }
-    p.upload_seq = r.u64_();
-    p.apply_seq = r.u64_();
+    io_payload(r, p);
     if (p.state != PayloadState::Checked && p.state != PayloadState::Applied)
       return fail(ErrorKind::Corrupt, "registry is corrupt: payload '{}' has state {}", p.name,
                   static_cast<int>(p.state));
     s.payloads.push_back(std::move(p));
   }
-  if (r.u8_()) s.journal = get_journal(r);
+  if (r.u8_()) io_journal(r, s.journal.emplace());
   if (!r.ok()) return fail(ErrorKind::Corrupt, "registry is corrupt: truncated state");
   HS_CHECK(get_extensions(r, s));
   if (!r.ok()) return fail(ErrorKind::Corrupt, "registry is corrupt: truncated state");

@@ -314,21 +314,31 @@ Result<std::string> Process::exe_path() const {
   return *r;
 }
 
-Status Process::read(RemoteAddr addr, std::span<u8> out) const {
+// The loop of read and write: `len` bytes at `addr`, `op(done, offset)`
+// (pread or pwrite on /proc/PID/mem) moving those from `done` on; `verb`
+// names it in the error.
+template <class Op>
+static Status mem_transfer(const Process& proc, RemoteAddr addr, size_t len, std::string_view verb, Op&& op) {
   size_t done = 0;
-  while (done < out.size()) {
-    ssize_t n = ::pread(mem_fd_, out.data() + done, out.size() - done, static_cast<off_t>(addr.value() + done));
+  while (done < len) {
+    ssize_t n = op(done, static_cast<off_t>(addr.value() + done));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       // A process without an address space (exited) reads as end-of-file.
       int err = n < 0 ? errno : EIO;
-      if (!alive()) return fail(ErrorKind::TargetGone, "process {} has exited", pid_);
-      return fail_errno(kind_for_errno(err, ErrorKind::BadTarget), err, "cannot read {:#x} bytes at {} in PID {}",
-                        out.size(), addr, pid_);
+      if (!proc.alive()) return fail(ErrorKind::TargetGone, "process {} has exited", proc.pid());
+      return fail_errno(kind_for_errno(err, ErrorKind::BadTarget), err, "cannot {} {:#x} bytes at {} in PID {}", verb,
+                        len, addr, proc.pid());
     }
     done += static_cast<size_t>(n);
   }
   return {};
+}
+
+Status Process::read(RemoteAddr addr, std::span<u8> out) const {
+  return mem_transfer(*this, addr, out.size(), "read", [&](size_t done, off_t off) {
+    return ::pread(mem_fd_, out.data() + done, out.size() - done, off);
+  });
 }
 
 Result<Bytes> Process::read(RemoteAddr addr, size_t len) const {
@@ -338,19 +348,9 @@ Result<Bytes> Process::read(RemoteAddr addr, size_t len) const {
 }
 
 Status Process::write(RemoteAddr addr, ByteView data) const {
-  size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = ::pwrite(mem_fd_, data.data() + done, data.size() - done, static_cast<off_t>(addr.value() + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      int err = n < 0 ? errno : EIO;
-      if (!alive()) return fail(ErrorKind::TargetGone, "process {} has exited", pid_);
-      return fail_errno(kind_for_errno(err, ErrorKind::BadTarget), err, "cannot write {:#x} bytes at {} in PID {}",
-                        data.size(), addr, pid_);
-    }
-    done += static_cast<size_t>(n);
-  }
-  return {};
+  return mem_transfer(*this, addr, data.size(), "write", [&](size_t done, off_t off) {
+    return ::pwrite(mem_fd_, data.data() + done, data.size() - done, off);
+  });
 }
 
 bool Process::alive() const {

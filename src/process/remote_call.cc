@@ -114,20 +114,6 @@ Result<RemoteCall> RemoteCall::create(ThreadGroup& group, TracedThread& t, const
   return rc;
 }
 
-RemoteCall::RemoteCall(RemoteCall&& o) noexcept
-    : group_(o.group_),
-      proc_(o.proc_),
-      tid_(o.tid_),
-      saved_(o.saved_),
-      saved_fp_(std::move(o.saved_fp_)),
-      fp_regset_(o.fp_regset_),
-      timeout_(o.timeout_),
-      describe_(std::move(o.describe_)),
-      keep_new_stopped_(o.keep_new_stopped_),
-      done_(o.done_) {
-  o.done_ = true;
-}
-
 RemoteCall::~RemoteCall() {
   if (!done_) (void)finish();
 }

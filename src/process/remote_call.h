@@ -86,6 +86,7 @@
 #include <string>
 
 #include "process/thread_group.h"
+#include "support/done_flag.h"
 
 namespace hs {
 
@@ -103,7 +104,7 @@ class RemoteCall {
   // `t` must be stopped. Saves its registers and vector state.
   static Result<RemoteCall> create(ThreadGroup& group, TracedThread& t, const Process& proc);
 
-  RemoteCall(RemoteCall&&) noexcept;
+  RemoteCall(RemoteCall&&) noexcept = default;
   RemoteCall& operator=(RemoteCall&&) = delete;
   ~RemoteCall();  // calls finish() if not done, ignoring errors
 
@@ -143,7 +144,7 @@ class RemoteCall {
   std::chrono::milliseconds timeout_ = kDefaultTimeout;
   std::function<std::string(u64)> describe_;
   bool keep_new_stopped_ = false;
-  bool done_ = true;
+  DoneFlag done_;  // set by default and in a moved-from object
   __ptrace_request resume_ = PTRACE_CONT;  // or PTRACE_SYSCALL, for the call under way
   u64 returned_at_ = 0;                   // rip at the trampoline's return stop (0: no trampoline)
 

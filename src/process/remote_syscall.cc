@@ -94,17 +94,6 @@ Result<RemoteSyscalls> RemoteSyscalls::create(ThreadGroup& group, TracedThread& 
   return rs;
 }
 
-RemoteSyscalls::RemoteSyscalls(RemoteSyscalls&& o) noexcept
-    : group_(o.group_),
-      proc_(o.proc_),
-      tid_(o.tid_),
-      syscall_insn_(o.syscall_insn_),
-      trampoline_(o.trampoline_),
-      saved_(o.saved_),
-      done_(o.done_) {
-  o.done_ = true;
-}
-
 RemoteSyscalls::~RemoteSyscalls() {
   if (!done_) (void)finish();
 }

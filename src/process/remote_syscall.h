@@ -29,6 +29,7 @@
 #include <sys/user.h>
 
 #include "process/thread_group.h"
+#include "support/done_flag.h"
 
 namespace hs {
 
@@ -43,7 +44,7 @@ class RemoteSyscalls {
   // `t` must be stopped. Finds a syscall instruction in the target.
   static Result<RemoteSyscalls> create(ThreadGroup& group, TracedThread& t, const Process& proc);
 
-  RemoteSyscalls(RemoteSyscalls&&) noexcept;
+  RemoteSyscalls(RemoteSyscalls&&) noexcept = default;
   RemoteSyscalls& operator=(RemoteSyscalls&&) = delete;
   ~RemoteSyscalls();  // calls finish() if not done, ignoring errors
 
@@ -82,7 +83,7 @@ class RemoteSyscalls {
   RemoteAddr syscall_insn_;
   RemoteAddr trampoline_;
   user_regs_struct saved_{};
-  bool done_ = true;
+  DoneFlag done_;  // set by default and in a moved-from object
 };
 
 }  // namespace hs
