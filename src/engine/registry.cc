@@ -1,3 +1,8 @@
+// The registry (see registry.h): its byte format, described once per record
+// (io_payload, io_journal, ...) and run by a Writer to serialise or by a
+// Reader to parse with every count, length and bound checked (the bytes come
+// back from a target, which may have changed them); finding it in a process,
+// creating it, and committing a new state atomically.
 #include "engine/registry.h"
 
 #include <dirent.h>
