@@ -138,6 +138,10 @@ std::string state_of(const nlohmann::json& list, const std::string& name) {
 
 std::string state_of(const Target& t, const std::string& name) { return state_of(list_json(t), name); }
 
+void expect_answers(Target& t, const std::vector<Ask>& asks) {
+  for (const Ask& a : asks) EXPECT_EQ(t.ask(a.question), a.answer) << "asked \"" << a.question << "\" " << a.why;
+}
+
 std::vector<std::string> fault_points(const HsRun& r) {
   // "hotsplice: fault point N NAME"
   std::vector<std::string> names;

@@ -63,6 +63,16 @@ inline std::string P(const Target& t) { return std::to_string(t.pid()); }
 // The check behind OK: a fatal failure in this function.
 void expect_ok(const std::vector<std::string>& args);
 
+// A question for a target and the answer expected; `why` is said when the
+// answer is another.
+struct Ask {
+  std::string question;
+  std::string answer;
+  std::string why = "";
+};
+// Asks each question in turn and expects its answer.
+void expect_answers(Target& t, const std::vector<Ask>& asks);
+
 // `hotsplice list PID --json`, parsed; what it printed to stderr (repair
 // notes) goes to *err.
 nlohmann::json list_json(const Target& t, std::string* err = nullptr);
