@@ -112,6 +112,14 @@ std::string park_payload(const std::string& patch, const std::string& out,
   return build(patch, target_bin("park"), out, depends);
 }
 
+// Applying "v2" times out, saying `why`; once the parked thread is released
+// (answering `released`), it applies.
+void apply_waits_for_release(Target& t, const std::string& why, const std::string& released) {
+  times_out(t, {"apply", "v2"}, why);
+  EXPECT_EQ(t.ask("release"), released);
+  OK({"apply", P(t), "v2"});
+}
+
 // `op` started in the background waits for the parked thread, the target
 // answering `meanwhile`; released (answering `released`), the thread
 // leaves and `op` completes.
@@ -133,10 +141,11 @@ TEST(Activeness, ApplyWaitsWhileAThreadExecutesInTheFunction) {
   OK({"upload", P(t), "v2", park_payload("park_v2.c", "act_wait.lp")});
   park(t, "parked");
 
-  ASSERT_NO_FATAL_FAILURE(waits_for_release(t, {"apply", "v2"},
-                                            {{"call other", "other=7", "the process must run while apply waits"},
-                                             {"call parked", "parked=1", "nothing may change while the thread is inside"}},
-                                            "released parked=1"));
+  const std::vector<Ask> meanwhile = {
+      {"call other", "other=7", "the process must run while apply waits"},
+      {"call parked", "parked=1", "nothing may change while the thread is inside"},
+  };
+  ASSERT_NO_FATAL_FAILURE(waits_for_release(t, {"apply", "v2"}, meanwhile, "released parked=1"));
   EXPECT_EQ(t.ask("call parked"), "parked=2");
   EXPECT_EQ(state_of(t, "v2"), "APPLIED");
 }
@@ -201,9 +210,7 @@ TEST(Activeness, ReturnAddressDeepInTheStack) {
   OK({"upload", P(t), "v2", park_payload("hold_v2.c", "act_hold.lp")});
   Parked k = park(t, "hold 64");
 
-  times_out(t, {"apply", "v2"}, returns_into(k, "hold", 66));
-  EXPECT_EQ(t.ask("release"), "released hold=100");
-  OK({"apply", P(t), "v2"});
+  ASSERT_NO_FATAL_FAILURE(apply_waits_for_release(t, returns_into(k, "hold", 66), "released hold=100"));
   EXPECT_EQ(t.ask("call hold"), "hold=200");
 }
 
@@ -288,11 +295,10 @@ TEST(Activeness, CodeWithoutUnwindInformationIsUnsafe) {
   OK({"upload", P(t), "v2", park_payload("outer_v2.c", "act_nocfi.lp")});
   Parked k = park(t, "nocfi");
 
-  times_out(t, {"apply", "v2"},
-            unreliable(k, fmt::format("no unwind information for frame #0 (pc {} in function 'nocfi_block' of {})",
-                                      k.pc, target_bin("park"))));
-  EXPECT_EQ(t.ask("release"), "released nocfi=0");
-  OK({"apply", P(t), "v2"});
+  const std::string why = unreliable(
+      k, fmt::format("no unwind information for frame #0 (pc {} in function 'nocfi_block' of {})", k.pc,
+                     target_bin("park")));
+  ASSERT_NO_FATAL_FAILURE(apply_waits_for_release(t, why, "released nocfi=0"));
   EXPECT_EQ(t.ask("call outer"), "outer=20");
 }
 
@@ -302,11 +308,9 @@ TEST(Activeness, CorruptStackIsUnsafe) {
   OK({"upload", P(t), "v2", park_payload("outer_v2.c", "act_corrupt.lp")});
   Parked k = park(t, "corrupt");
 
-  times_out(t, {"apply", "v2"},
-            unreliable(k, fmt::format("cannot find the caller of frame #0 (pc {} in function 'corrupt_block' of {}) "
-                                      "through its unwind information",
-                                      k.pc, target_bin("park"))));
-  EXPECT_EQ(t.ask("release"), "released corrupt=0");
-  OK({"apply", P(t), "v2"});
+  const std::string why = unreliable(k, fmt::format("cannot find the caller of frame #0 (pc {} in function "
+                                                    "'corrupt_block' of {}) through its unwind information",
+                                                    k.pc, target_bin("park")));
+  ASSERT_NO_FATAL_FAILURE(apply_waits_for_release(t, why, "released corrupt=0"));
   EXPECT_EQ(t.ask("call outer"), "outer=20");
 }
