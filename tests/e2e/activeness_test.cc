@@ -112,6 +112,26 @@ std::string park_payload(const std::string& patch, const std::string& out,
   return build(patch, target_bin("park"), out, depends);
 }
 
+// Applying "v2" times out, saying `why`; once the parked thread is released
+// (answering `released`), it applies.
+void apply_waits_for_release(Target& t, const std::string& why, const std::string& released) {
+  times_out(t, {"apply", "v2"}, why);
+  EXPECT_EQ(t.ask("release"), released);
+  OK({"apply", P(t), "v2"});
+}
+
+// `op` started in the background waits for the parked thread, the target
+// answering `meanwhile`; released (answering `released`), the thread
+// leaves and `op` completes.
+void waits_for_release(Target& t, const std::vector<std::string>& op, const std::vector<Ask>& meanwhile,
+                       const std::string& released) {
+  Background bg(t, op);
+  ASSERT_TRUE(bg.waiting()) << bg.result().err;
+  expect_answers(t, meanwhile);
+  EXPECT_EQ(t.ask("release"), released);
+  EXPECT_EQ(bg.result().code, 0) << bg.result().err;
+}
+
 }  // namespace
 
 // A thread whose PC is inside the function: apply waits (the process keeps
@@ -121,13 +141,11 @@ TEST(Activeness, ApplyWaitsWhileAThreadExecutesInTheFunction) {
   OK({"upload", P(t), "v2", park_payload("park_v2.c", "act_wait.lp")});
   park(t, "parked");
 
-  Background apply(t, {"apply", "v2"});
-  ASSERT_TRUE(apply.waiting()) << apply.result().err;
-  EXPECT_EQ(t.ask("call other"), "other=7") << "the process must run while apply waits";
-  EXPECT_EQ(t.ask("call parked"), "parked=1") << "nothing may change while the thread is inside";
-
-  EXPECT_EQ(t.ask("release"), "released parked=1");
-  EXPECT_EQ(apply.result().code, 0) << apply.result().err;
+  const std::vector<Ask> meanwhile = {
+      {"call other", "other=7", "the process must run while apply waits"},
+      {"call parked", "parked=1", "nothing may change while the thread is inside"},
+  };
+  ASSERT_NO_FATAL_FAILURE(waits_for_release(t, {"apply", "v2"}, meanwhile, "released parked=1"));
   EXPECT_EQ(t.ask("call parked"), "parked=2");
   EXPECT_EQ(state_of(t, "v2"), "APPLIED");
 }
@@ -168,10 +186,7 @@ TEST(Activeness, ApplyWaitsWhileAReturnAddressIsInTheFunction) {
   times_out(t, {"apply", "v2"}, returns_into(k, "outer", 1));
   EXPECT_EQ(t.ask("call outer"), "outer=10");
 
-  Background apply(t, {"apply", "v2"});
-  ASSERT_TRUE(apply.waiting()) << apply.result().err;
-  EXPECT_EQ(t.ask("release"), "released outer=10");
-  EXPECT_EQ(apply.result().code, 0) << apply.result().err;
+  ASSERT_NO_FATAL_FAILURE(waits_for_release(t, {"apply", "v2"}, {}, "released outer=10"));
   EXPECT_EQ(t.ask("call outer"), "outer=20");
 }
 
@@ -183,11 +198,8 @@ TEST(Activeness, RecursiveFunction) {
 
   times_out(t, {"apply", "v2"}, returns_into(k, "descend", 1));
 
-  Background apply(t, {"apply", "v2"});
-  ASSERT_TRUE(apply.waiting()) << apply.result().err;
-  EXPECT_EQ(t.ask("call descend"), "descend=4");
-  EXPECT_EQ(t.ask("release"), "released descend=20");
-  EXPECT_EQ(apply.result().code, 0) << apply.result().err;
+  ASSERT_NO_FATAL_FAILURE(
+      waits_for_release(t, {"apply", "v2"}, {{"call descend", "descend=4"}}, "released descend=20"));
   EXPECT_EQ(t.ask("call descend"), "descend=8");
 }
 
@@ -198,9 +210,7 @@ TEST(Activeness, ReturnAddressDeepInTheStack) {
   OK({"upload", P(t), "v2", park_payload("hold_v2.c", "act_hold.lp")});
   Parked k = park(t, "hold 64");
 
-  times_out(t, {"apply", "v2"}, returns_into(k, "hold", 66));
-  EXPECT_EQ(t.ask("release"), "released hold=100");
-  OK({"apply", P(t), "v2"});
+  ASSERT_NO_FATAL_FAILURE(apply_waits_for_release(t, returns_into(k, "hold", 66), "released hold=100"));
   EXPECT_EQ(t.ask("call hold"), "hold=200");
 }
 
@@ -214,11 +224,7 @@ TEST(Activeness, RevertWaitsWhileAThreadIsInsideTheNewCode) {
   times_out(t, {"revert", "a"}, returns_into_payload(k, "a"));
   EXPECT_EQ(state_of(t, "a"), "APPLIED");
 
-  Background revert(t, {"revert", "a"});
-  ASSERT_TRUE(revert.waiting()) << revert.result().err;
-  EXPECT_EQ(t.ask("call parked"), "parked=2");
-  EXPECT_EQ(t.ask("release"), "released parked=2");
-  EXPECT_EQ(revert.result().code, 0) << revert.result().err;
+  ASSERT_NO_FATAL_FAILURE(waits_for_release(t, {"revert", "a"}, {{"call parked", "parked=2"}}, "released parked=2"));
   EXPECT_EQ(t.ask("call parked"), "parked=1");
 }
 
@@ -236,10 +242,7 @@ TEST(Activeness, UnloadWaitsWhileAThreadIsInsideTheCodeItFrees) {
   times_out(t, {"unload", "a"}, returns_into_payload(k, "a"));
   EXPECT_EQ(state_of(t, "a"), "CHECKED");
 
-  Background unload(t, {"unload", "a"});
-  ASSERT_TRUE(unload.waiting()) << unload.result().err;
-  EXPECT_EQ(t.ask("release"), "released parked=2");
-  EXPECT_EQ(unload.result().code, 0) << unload.result().err;
+  ASSERT_NO_FATAL_FAILURE(waits_for_release(t, {"unload", "a"}, {}, "released parked=2"));
   EXPECT_EQ(state_of(t, "a"), "absent");
   EXPECT_EQ(t.maps().find("hotsplice:a"), std::string::npos);
   EXPECT_EQ(t.ask("call parked"), "parked=1");
@@ -279,10 +282,7 @@ TEST(Activeness, ReplaceWaitsWhileAThreadIsInsideAPayloadItReverts) {
   EXPECT_EQ(state_of(t, "a"), "APPLIED");
   EXPECT_EQ(state_of(t, "c"), "CHECKED");
 
-  Background replace(t, {"replace", "c"});
-  ASSERT_TRUE(replace.waiting()) << replace.result().err;
-  EXPECT_EQ(t.ask("release"), "released parked=2");
-  EXPECT_EQ(replace.result().code, 0) << replace.result().err;
+  ASSERT_NO_FATAL_FAILURE(waits_for_release(t, {"replace", "c"}, {}, "released parked=2"));
   EXPECT_EQ(t.ask("call parked"), "parked=3");
   EXPECT_EQ(t.ask("call other"), "other=700");
 }
@@ -295,11 +295,10 @@ TEST(Activeness, CodeWithoutUnwindInformationIsUnsafe) {
   OK({"upload", P(t), "v2", park_payload("outer_v2.c", "act_nocfi.lp")});
   Parked k = park(t, "nocfi");
 
-  times_out(t, {"apply", "v2"},
-            unreliable(k, fmt::format("no unwind information for frame #0 (pc {} in function 'nocfi_block' of {})",
-                                      k.pc, target_bin("park"))));
-  EXPECT_EQ(t.ask("release"), "released nocfi=0");
-  OK({"apply", P(t), "v2"});
+  const std::string why = unreliable(
+      k, fmt::format("no unwind information for frame #0 (pc {} in function 'nocfi_block' of {})", k.pc,
+                     target_bin("park")));
+  ASSERT_NO_FATAL_FAILURE(apply_waits_for_release(t, why, "released nocfi=0"));
   EXPECT_EQ(t.ask("call outer"), "outer=20");
 }
 
@@ -309,11 +308,9 @@ TEST(Activeness, CorruptStackIsUnsafe) {
   OK({"upload", P(t), "v2", park_payload("outer_v2.c", "act_corrupt.lp")});
   Parked k = park(t, "corrupt");
 
-  times_out(t, {"apply", "v2"},
-            unreliable(k, fmt::format("cannot find the caller of frame #0 (pc {} in function 'corrupt_block' of {}) "
-                                      "through its unwind information",
-                                      k.pc, target_bin("park"))));
-  EXPECT_EQ(t.ask("release"), "released corrupt=0");
-  OK({"apply", P(t), "v2"});
+  const std::string why = unreliable(k, fmt::format("cannot find the caller of frame #0 (pc {} in function "
+                                                    "'corrupt_block' of {}) through its unwind information",
+                                                    k.pc, target_bin("park")));
+  ASSERT_NO_FATAL_FAILURE(apply_waits_for_release(t, why, "released corrupt=0"));
   EXPECT_EQ(t.ask("call outer"), "outer=20");
 }

@@ -138,6 +138,21 @@ std::string state_of(const nlohmann::json& list, const std::string& name) {
 
 std::string state_of(const Target& t, const std::string& name) { return state_of(list_json(t), name); }
 
+void expect_error(const std::vector<std::string>& args, const std::string& err_line) {
+  HsRun r = hotsplice(args);
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_EQ(r.err_line(), err_line);
+}
+
+void expect_absent(const Target& t, const std::string& name) {
+  EXPECT_EQ(state_of(list_json(t), name), "absent");
+  EXPECT_FALSE(mapped(t, name)) << t.maps();
+}
+
+void expect_answers(Target& t, const std::vector<Ask>& asks) {
+  for (const Ask& a : asks) EXPECT_EQ(t.ask(a.question), a.answer) << "asked \"" << a.question << "\" " << a.why;
+}
+
 std::vector<std::string> fault_points(const HsRun& r) {
   // "hotsplice: fault point N NAME"
   std::vector<std::string> names;

@@ -63,6 +63,23 @@ inline std::string P(const Target& t) { return std::to_string(t.pid()); }
 // The check behind OK: a fatal failure in this function.
 void expect_ok(const std::vector<std::string>& args);
 
+// A hotsplice command that must fail with exit code 1, `err_line` the last
+// line it writes to stderr.
+void expect_error(const std::vector<std::string>& args, const std::string& err_line);
+
+// Payload `name` is gone from the target: not listed, not mapped.
+void expect_absent(const Target& t, const std::string& name);
+
+// A question for a target and the answer expected; `why` is said when the
+// answer is another.
+struct Ask {
+  std::string question;
+  std::string answer;
+  std::string why = "";
+};
+// Asks each question in turn and expects its answer.
+void expect_answers(Target& t, const std::vector<Ask>& asks);
+
 // `hotsplice list PID --json`, parsed; what it printed to stderr (repair
 // notes) goes to *err.
 nlohmann::json list_json(const Target& t, std::string* err = nullptr);

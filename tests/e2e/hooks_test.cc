@@ -64,8 +64,7 @@ TEST(Hooks, LoadApplyRevertUnloadHooksRunOnceEach) {
   EXPECT_EQ(global(t), 1000);
   OK({"unload", P(t), "h"});
   EXPECT_EQ(global(t), 0) << "unload hook";
-  EXPECT_EQ(state_of(list_json(t), "h"), "absent");
-  EXPECT_FALSE(mapped(t, "h"));
+  expect_absent(t, "h");
   EXPECT_EQ(t.ask("bump"), "bump=1");
 }
 
@@ -83,9 +82,8 @@ TEST(Hooks, PreapplyHookThatRefusesChangesNothing) {
   Target t(bin);
   OK({"upload", P(t), "veto", lp});
   std::string maps_before = t.maps();
-  HsRun r = hotsplice({"apply", P(t), "veto"});
-  EXPECT_EQ(r.code, 1);
-  EXPECT_EQ(r.err_line(), "hotsplice: error: payload 'veto': preapply hook 'refuse' returned 7; apply refused");
+  expect_error({"apply", P(t), "veto"},
+               "hotsplice: error: payload 'veto': preapply hook 'refuse' returned 7; apply refused");
   EXPECT_EQ(state_of(list_json(t), "veto"), "CHECKED");
   EXPECT_EQ(global(t), 0) << "the postapply hook must not run";
   EXPECT_EQ(t.ask("bump"), "bump=1") << "bump() must not be patched";
@@ -93,11 +91,9 @@ TEST(Hooks, PreapplyHookThatRefusesChangesNothing) {
   OK({"unload", P(t), "veto"});
   EXPECT_EQ(t.ask("bump"), "bump=2");
   // load = upload + apply: the refused apply unloads again.
-  r = hotsplice({"load", P(t), lp, "--name", "veto2"});
-  EXPECT_EQ(r.code, 1);
-  EXPECT_EQ(r.err_line(), "hotsplice: error: payload 'veto2': preapply hook 'refuse' returned 7; apply refused");
-  EXPECT_EQ(state_of(list_json(t), "veto2"), "absent");
-  EXPECT_FALSE(mapped(t, "veto2"));
+  expect_error({"load", P(t), lp, "--name", "veto2"},
+               "hotsplice: error: payload 'veto2': preapply hook 'refuse' returned 7; apply refused");
+  expect_absent(t, "veto2");
   EXPECT_EQ(t.ask("bump"), "bump=3");
 }
 
@@ -106,11 +102,9 @@ TEST(Hooks, CrashingLoadHookFailsTheUploadCleanly) {
   std::string lp = build("hooks_crash.c", bin, "hooks_crash.lp");
   Target t(bin);
   EXPECT_EQ(t.ask("bump"), "bump=1");
-  HsRun r = hotsplice({"upload", P(t), "crash", lp});
-  EXPECT_EQ(r.code, 1);
-  EXPECT_EQ(r.err_line(),
-            "hotsplice: error: payload 'crash': load hook 'crash_on_load' crashed with SIGSEGV at crash_on_load+0x0 "
-            "(fault address 0x10); upload rolled back");
+  expect_error({"upload", P(t), "crash", lp},
+               "hotsplice: error: payload 'crash': load hook 'crash_on_load' crashed with SIGSEGV at crash_on_load+0x0 "
+               "(fault address 0x10); upload rolled back");
   ASSERT_TRUE(t.alive());
   EXPECT_EQ(t.ask("bump"), "bump=2") << "the target goes on as before";
   EXPECT_FALSE(mapped(t, "crash")) << t.maps();
@@ -149,23 +143,19 @@ TEST(Hooks, CrashingUnloadHookKeepsThePayloadAndNeverRunsAgain) {
   Target t(bin);
   OK({"upload", P(t), "uc", lp});
   EXPECT_EQ(global(t), 1000);
-  HsRun r = hotsplice({"unload", P(t), "uc"});
-  EXPECT_EQ(r.code, 1);
-  EXPECT_EQ(r.err_line(),
-            "hotsplice: error: payload 'uc': unload hook 'crash_on_unload' crashed with SIGSEGV at "
-            "crash_on_unload+0x0 (fault address 0x20); the payload stays loaded (its unload hooks will not run "
-            "again)");
+  expect_error({"unload", P(t), "uc"},
+               "hotsplice: error: payload 'uc': unload hook 'crash_on_unload' crashed with SIGSEGV at "
+               "crash_on_unload+0x0 (fault address 0x20); the payload stays loaded (its unload hooks will not run "
+               "again)");
   ASSERT_TRUE(t.alive());
   json l = list_json(t);
   ASSERT_NE(find_payload(l, "uc"), nullptr);
   EXPECT_EQ((*find_payload(l, "uc"))["unload_hooks_run"], true);
   EXPECT_TRUE(mapped(t, "uc"));
-  r = hotsplice({"apply", P(t), "uc"});
-  EXPECT_EQ(r.code, 1);
-  EXPECT_EQ(r.err_line(), "hotsplice: error: payload 'uc' cannot be applied: its unload hooks have run; unload it");
+  expect_error({"apply", P(t), "uc"},
+               "hotsplice: error: payload 'uc' cannot be applied: its unload hooks have run; unload it");
   OK({"unload", P(t), "uc"});
-  EXPECT_EQ(state_of(list_json(t), "uc"), "absent");
-  EXPECT_FALSE(mapped(t, "uc"));
+  expect_absent(t, "uc");
   EXPECT_EQ(global(t), 1000);
 }
 
@@ -189,9 +179,8 @@ TEST(Hooks, FailingApplyHookRollsTheWritesBack) {
   std::string lp = build("hooks_action_fail.c", bin, "hooks_action_fail.lp");
   Target t(bin);
   OK({"upload", P(t), "afail", lp});
-  HsRun r = hotsplice({"apply", P(t), "afail"});
-  EXPECT_EQ(r.code, 1);
-  EXPECT_EQ(r.err_line(), "hotsplice: error: payload 'afail': apply hook 'fail_apply' returned 3; apply rolled back");
+  expect_error({"apply", P(t), "afail"},
+               "hotsplice: error: payload 'afail': apply hook 'fail_apply' returned 3; apply rolled back");
   json l = list_json(t);
   EXPECT_EQ(state_of(l, "afail"), "CHECKED");
   EXPECT_EQ((*find_payload(l, "afail"))["funcs"][0]["applied"], false);
@@ -206,11 +195,9 @@ TEST(Hooks, ReplaceIsRefusedWithPreOrPostHooks) {
   Target t(bin);
   OK({"load", P(t), with_post, "--name", "h"});
   OK({"upload", P(t), "act", act});
-  HsRun r = hotsplice({"replace", P(t), "act"});
-  EXPECT_EQ(r.code, 1);
-  EXPECT_EQ(r.err_line(),
-            "hotsplice: error: payload 'act' cannot replace: payload 'h' has a postapply hook, and replace runs no "
-            "pre- or post- hooks");
+  expect_error({"replace", P(t), "act"},
+               "hotsplice: error: payload 'act' cannot replace: payload 'h' has a postapply hook, and replace runs no "
+               "pre- or post- hooks");
   EXPECT_EQ(global(t), 1100);
   // Without them, replace runs the action hooks (nothing to revert here).
   OK({"revert", P(t), "h"});

@@ -147,26 +147,6 @@ TEST(Lifecycle, ReplaceSwapsTheWholeStackInOneStep) {
   EXPECT_EQ(t.ask("world"), "world=10");
 }
 
-TEST(Lifecycle, NopOutStopsASideEffect) {
-  std::string bin = target_bin("hello");
-  std::string lp = build("nop.c", bin, "nop.lp");
-  Target t(bin);
-  EXPECT_EQ(t.ask("side"), "side=1");
-  OK({"load", P(t), lp});
-  EXPECT_EQ(t.ask("side"), "side=1");
-  EXPECT_EQ(t.ask("side"), "side=1");
-  OK({"revert", P(t), "nop"});
-  EXPECT_EQ(t.ask("side"), "side=2");
-}
-
-TEST(Lifecycle, ExpectationMatchApplies) {
-  std::string bin = target_bin("hello");
-  std::string lp = build("expect_ok.c", bin, "expect_ok.lp");
-  Target t(bin);
-  OK({"load", P(t), lp});
-  EXPECT_EQ(t.ask("call"), "hello=5 count=1");
-}
-
 TEST(Lifecycle, ExpectationMismatchIsRefusedAndNothingChanges) {
   std::string bin = target_bin("hello");
   std::string lp = build("expect_bad.c", bin, "expect_bad.lp");
@@ -228,46 +208,6 @@ TEST(Lifecycle, EndbrFunctionsArePatchedAfterTheEndbr) {
   EXPECT_EQ(t.read_memory(fn, 4 + 5), original) << "revert must put the original bytes back";
 }
 
-TEST(Symbols, StaticByFileName) {
-  std::string bin = target_bin("dup");
-  std::string lp = build("static_file.c", bin, "static_file.lp");
-  Target t(bin);
-  OK({"load", P(t), lp});
-  EXPECT_EQ(t.ask("a"), "a=101");
-  EXPECT_EQ(t.ask("b"), "b=200");
-}
-
-TEST(Symbols, DuplicatedLocalByPosition) {
-  std::string bin = target_bin("dup");
-  std::string lp = build("sympos.c", bin, "sympos.lp");
-  Target t(bin);
-  OK({"load", P(t), lp});
-  EXPECT_EQ(t.ask("a"), "a=100");
-  EXPECT_EQ(t.ask("b"), "b=201");
-}
-
-TEST(Symbols, PatchCallsTargetStaticAndLibc) {
-  std::string bin = target_bin("calc");
-  std::string lp = build("libc_call.c", bin, "libc_call.lp");
-  Target t(bin);
-  EXPECT_EQ(t.ask("render 3"), "render=v3");
-  OK({"load", P(t), lp});
-  EXPECT_EQ(t.ask("render 3"), "render=patched:21");
-  EXPECT_EQ(t.ask("get"), "global=0 static=6") << "helper_static() bumps the target's static";
-}
-
-TEST(Symbols, PatchReadsAndWritesTargetGlobalsAndStatics) {
-  std::string bin = target_bin("calc");
-  std::string lp = build("globals.c", bin, "globals.lp");
-  Target t(bin);
-  EXPECT_EQ(t.ask("bump"), "bump=1");
-  OK({"load", P(t), lp});
-  EXPECT_EQ(t.ask("bump"), "bump=11");
-  EXPECT_EQ(t.ask("get"), "global=11 static=6");
-  OK({"revert", P(t), "globals"});
-  EXPECT_EQ(t.ask("bump"), "bump=12");
-}
-
 TEST(SharedLibrary, FunctionInALibraryIsPatchedWhereverItIsMapped) {
   std::string lib = target_bin("libgreet.so");
   std::string lp = build("greet_v2.c", lib, "greet_v2.lp");
@@ -302,11 +242,65 @@ TEST(Threads, EightThreadsCallingThePatchedFunctionSeeOldOrNewOnly) {
   EXPECT_TRUE(t.alive());
 }
 
-TEST(Symbols, IndirectFunctionsFromLibcResolveToTheirImplementation) {
-  std::string bin = target_bin("calc");
-  std::string lp = build("ifunc_call.c", bin, "ifunc_call.lp");
+// The payloads whose whole test is: load it, and the target answers as the
+// patch says; some are then reverted, and the target answers as before.
+struct LoadCase {
+  std::string name;    // the test's name
+  std::string target;  // under HS_TARGET_DIR
+  std::string patch;   // under HS_PATCH_DIR; the payload is named for it
+  std::vector<Ask> before, loaded;
+  bool revert = false;
+  std::vector<Ask> reverted;
+};
+
+void PrintTo(const LoadCase& c, std::ostream* os) { *os << c.name; }
+
+class LoadAndAsk : public ::testing::TestWithParam<LoadCase> {};
+
+TEST_P(LoadAndAsk, TheTargetAnswersAsThePatchSays) {
+  const LoadCase& c = GetParam();
+  const std::string payload = c.patch.substr(0, c.patch.rfind(".c"));
+  std::string bin = target_bin(c.target);
+  std::string lp = build(c.patch, bin, payload + ".lp");
   Target t(bin);
+  expect_answers(t, c.before);
   OK({"load", P(t), lp});
-  EXPECT_EQ(t.ask("render 3"), "render=copied");
+  expect_answers(t, c.loaded);
   EXPECT_TRUE(t.alive());
+  if (!c.revert) return;
+  OK({"revert", P(t), payload});
+  expect_answers(t, c.reverted);
 }
+
+INSTANTIATE_TEST_SUITE_P(
+    Payloads, LoadAndAsk,
+    ::testing::Values(
+        LoadCase{"NopOutStopsASideEffect",
+                 "hello",
+                 "nop.c",
+                 {{"side", "side=1"}},
+                 {{"side", "side=1"}, {"side", "side=1"}},
+                 true,
+                 {{"side", "side=2"}}},
+        LoadCase{"ExpectationMatchApplies", "hello", "expect_ok.c", {}, {{"call", "hello=5 count=1"}}},
+        LoadCase{"StaticByFileName", "dup", "static_file.c", {}, {{"a", "a=101"}, {"b", "b=200"}}},
+        LoadCase{"DuplicatedLocalByPosition", "dup", "sympos.c", {}, {{"a", "a=100"}, {"b", "b=201"}}},
+        LoadCase{"PatchCallsTargetStaticAndLibc",
+                 "calc",
+                 "libc_call.c",
+                 {{"render 3", "render=v3"}},
+                 {{"render 3", "render=patched:21"},
+                  {"get", "global=0 static=6", "helper_static() bumps the target's static"}}},
+        LoadCase{"PatchReadsAndWritesTargetGlobalsAndStatics",
+                 "calc",
+                 "globals.c",
+                 {{"bump", "bump=1"}},
+                 {{"bump", "bump=11"}, {"get", "global=11 static=6"}},
+                 true,
+                 {{"bump", "bump=12"}}},
+        LoadCase{"IndirectFunctionsFromLibcResolveToTheirImplementation",
+                 "calc",
+                 "ifunc_call.c",
+                 {},
+                 {{"render 3", "render=copied"}}}),
+    [](const auto& p) { return p.param.name; });

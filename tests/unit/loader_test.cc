@@ -708,8 +708,25 @@ class LoaderTest : public ::testing::Test {
     return std::move(*p);
   }
 
+  // Links p at m and installs it there; *out gets the linked payload.
+  void link_and_install(const Payload& p, const Mapping& m, std::optional<LinkedPayload>* out) {
+    auto lp = link_payload(p, RemoteAddr(m.addr()), resolver);
+    ASSERT_TRUE(lp) << lp.error().message();
+    ASSERT_TRUE(install(*lp, m));
+    out->emplace(std::move(*lp));
+  }
+
   TestResolver resolver;
 };
+
+// What the installed payload's first function, a fixed_hello(buf, n),
+// writes into buf.
+std::string call_hello(const LinkedPayload& lp) {
+  auto* hello = fn_at<int(char*, unsigned long)>(lp.funcs.at(0).new_addr);
+  char buf[64];
+  hello(buf, sizeof buf);
+  return buf;
+}
 
 enum class Placement { Far, Near };
 
@@ -900,15 +917,10 @@ LT_FUNC(f0, "hs_lt_hello", fixed_hello, 0x10, 0);
   ASSERT_TRUE(size) << size.error().message();
   Mapping m = map_far(*size);
   ASSERT_TRUE(m);
-  auto lp = link_payload(*p, RemoteAddr(m.addr()), resolver);
-  ASSERT_TRUE(lp) << lp.error().message();
-  ASSERT_TRUE(install(*lp, m));
-  auto* hello = fn_at<int(char*, unsigned long)>(lp->funcs.at(0).new_addr);
-  char buf[64];
-  hello(buf, sizeof buf);
-  EXPECT_STREQ(buf, "one 42 4");
-  hello(buf, sizeof buf);
-  EXPECT_STREQ(buf, "two 42 7");
+  std::optional<LinkedPayload> lp;
+  ASSERT_NO_FATAL_FAILURE(link_and_install(*p, m, &lp));
+  EXPECT_EQ(call_hello(*lp), "one 42 4");
+  EXPECT_EQ(call_hello(*lp), "two 42 7");
 }
 
 // Without -fPIC: R_X86_64_32 / 32S absolute addresses, which work when the
@@ -934,15 +946,10 @@ LT_FUNC(f0, "hs_lt_hello", fixed_hello, 0x10, 0);
   ASSERT_TRUE(size) << size.error().message();
   Mapping m = map_low(*size);
   if (!m) GTEST_SKIP() << "nothing free under 2 GiB";
-  auto lp = link_payload(*p, RemoteAddr(m.addr()), resolver);
-  ASSERT_TRUE(lp) << lp.error().message();
-  ASSERT_TRUE(install(*lp, m));
-  auto* hello = fn_at<int(char*, unsigned long)>(lp->funcs.at(0).new_addr);
-  char buf[64];
-  hello(buf, sizeof buf);
-  EXPECT_STREQ(buf, "abs-1-9-7");
-  hello(buf, sizeof buf);
-  EXPECT_STREQ(buf, "abs-2-11-7");
+  std::optional<LinkedPayload> lp;
+  ASSERT_NO_FATAL_FAILURE(link_and_install(*p, m, &lp));
+  EXPECT_EQ(call_hello(*lp), "abs-1-9-7");
+  EXPECT_EQ(call_hello(*lp), "abs-2-11-7");
 }
 
 TEST_F(LoaderTest, NonPicCodeFarAwayIsARangeError) {
@@ -998,9 +1005,8 @@ LT_FUNC(f0, "hs_lt_hello", fixed_hello, 0x10, 0);
   // Near, the same payload links and runs.
   Mapping near = map_near(*size);
   ASSERT_TRUE(near);
-  auto ok = link_payload(*p, RemoteAddr(near.addr()), resolver);
-  ASSERT_TRUE(ok) << ok.error().message();
-  ASSERT_TRUE(install(*ok, near));
+  std::optional<LinkedPayload> ok;
+  ASSERT_NO_FATAL_FAILURE(link_and_install(*p, near, &ok));
   EXPECT_EQ(fn_at<int()>(ok->funcs.at(0).new_addr)(), hs_lt_global);
 }
 
@@ -1083,9 +1089,8 @@ LT_FUNC(f0, "hs_lt_hello", fixed_hello, 0x10, 0);
   ASSERT_TRUE(size);
   Mapping m = map_far(*size);
   ASSERT_TRUE(m);
-  auto lp = link_payload(*p, RemoteAddr(m.addr()), resolver);
-  ASSERT_TRUE(lp) << lp.error().message();
-  ASSERT_TRUE(install(*lp, m));
+  std::optional<LinkedPayload> lp;
+  ASSERT_NO_FATAL_FAILURE(link_and_install(*p, m, &lp));
   EXPECT_EQ(fn_at<int()>(lp->funcs.at(0).new_addr)(), -1);
 }
 

@@ -59,6 +59,8 @@ u64 find_in(const Bytes& b, u64 from, u64 len, std::string_view needle) {
   EXPECT_NE(at, std::string_view::npos) << needle;
   return at;
 }
+// Where the "cve=" entry starts in b's .modinfo, as an offset into it.
+u64 cve_entry(const Bytes& b, const Layout& l) { return find_in(b, l.data(".modinfo"), l.secsize(".modinfo"), "cve="); }
 
 struct Case {
   const char* name;
@@ -564,31 +566,22 @@ std::vector<Case> cases() {
        }},
       // ---- .modinfo
       {"ModinfoNoEquals",
-       [](Bytes& b, L l) {
-         const u64 at = find_in(b, l.data(".modinfo"), l.secsize(".modinfo"), "cve=");
-         b[l.data(".modinfo") + at + 3] = ':';
-       },
+       [](Bytes& b, L l) { b[l.data(".modinfo") + cve_entry(b, l) + 3] = ':'; },
        [](L l) {
-         const u64 at = find_in(l.bytes, l.data(".modinfo"), l.secsize(".modinfo"), "cve=");
-         return fmt::format("{}: entry 'cve:CVE-2026-0001' at offset 0x{:x} has no '='", l.desc(".modinfo"), at);
+         return fmt::format("{}: entry 'cve:CVE-2026-0001' at offset 0x{:x} has no '='", l.desc(".modinfo"),
+                            cve_entry(l.bytes, l));
        }},
       {"ModinfoEmptyKey",
-       [](Bytes& b, L l) {
-         const u64 at = find_in(b, l.data(".modinfo"), l.secsize(".modinfo"), "cve=");
-         b[l.data(".modinfo") + at] = '=';
-       },
+       [](Bytes& b, L l) { b[l.data(".modinfo") + cve_entry(b, l)] = '='; },
        [](L l) {
-         const u64 at = find_in(l.bytes, l.data(".modinfo"), l.secsize(".modinfo"), "cve=");
-         return fmt::format("{}: entry '=ve=CVE-2026-0001' at offset 0x{:x} has an empty key", l.desc(".modinfo"), at);
+         return fmt::format("{}: entry '=ve=CVE-2026-0001' at offset 0x{:x} has an empty key", l.desc(".modinfo"),
+                            cve_entry(l.bytes, l));
        }},
       {"ModinfoControlCharacter",
-       [](Bytes& b, L l) {
-         const u64 at = find_in(b, l.data(".modinfo"), l.secsize(".modinfo"), "cve=");
-         b[l.data(".modinfo") + at + 5] = 0x1b;
-       },
+       [](Bytes& b, L l) { b[l.data(".modinfo") + cve_entry(b, l) + 5] = 0x1b; },
        [](L l) {
-         const u64 at = find_in(l.bytes, l.data(".modinfo"), l.secsize(".modinfo"), "cve=");
-         return fmt::format("{}: entry at offset 0x{:x} contains control character 0x1b", l.desc(".modinfo"), at);
+         return fmt::format("{}: entry at offset 0x{:x} contains control character 0x1b", l.desc(".modinfo"),
+                            cve_entry(l.bytes, l));
        }},
       {"ModinfoUnterminated", [](Bytes& b, L l) { b[l.data(".modinfo") + l.secsize(".modinfo") - 1] = 'x'; },
        [](L l) { return fmt::format("{}: last entry is not NUL-terminated", l.desc(".modinfo")); }},

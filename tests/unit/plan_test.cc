@@ -221,17 +221,31 @@ FakeMemory with_caller(u64 callee) {
   return m;
 }
 
-TEST(PlanCallSites, ACallIsPointedAtTheReplacementTheEntryJumpsTo) {
-  FakeMemory m = with_caller(kFn);
+// A registry holding "fix": f -> 0x40000010.
+RegistryState with_fix() {
   RegistryState state;
   state.payloads.push_back(payload("fix", 0x40000000, 0x40000010));
+  return state;
+}
+
+// Plans applying the registry's first payload on m, then its call sites
+// (`redirect` or not); *writes gets the writes planned.
+void plan_first_with_call_sites(const FakeMemory& m, const RegistryState& state, bool redirect,
+                                std::vector<JournalWrite>* writes) {
   const PayloadRecord* p = &state.payloads[0];
   Overlay mem(m.reader());
   Plan plan;
   ASSERT_TRUE(plan_apply(*p, mem, plan).has_value());
-  ASSERT_TRUE(plan_call_sites(state, std::span(&p, 1), true, mem).has_value());
-  ASSERT_EQ(mem.writes().size(), 2u);
-  const JournalWrite& w = mem.writes()[1];
+  ASSERT_TRUE(plan_call_sites(state, std::span(&p, 1), redirect, mem).has_value());
+  *writes = mem.writes();
+}
+
+TEST(PlanCallSites, ACallIsPointedAtTheReplacementTheEntryJumpsTo) {
+  FakeMemory m = with_caller(kFn);
+  std::vector<JournalWrite> writes;
+  ASSERT_NO_FATAL_FAILURE(plan_first_with_call_sites(m, with_fix(), true, &writes));
+  ASSERT_EQ(writes.size(), 2u);
+  const JournalWrite& w = writes[1];
   EXPECT_EQ(w.addr, kCaller + 5) << "only the rel32 changes";
   EXPECT_EQ(w.before, rel32(kCaller + 4, kFn));
   EXPECT_EQ(w.after, rel32(kCaller + 4, 0x40000010));
@@ -239,14 +253,9 @@ TEST(PlanCallSites, ACallIsPointedAtTheReplacementTheEntryJumpsTo) {
 
 TEST(PlanCallSites, WithoutRedirectionTheCallStaysOnTheFunction) {
   FakeMemory m = with_caller(kFn);
-  RegistryState state;
-  state.payloads.push_back(payload("fix", 0x40000000, 0x40000010));
-  const PayloadRecord* p = &state.payloads[0];
-  Overlay mem(m.reader());
-  Plan plan;
-  ASSERT_TRUE(plan_apply(*p, mem, plan).has_value());
-  ASSERT_TRUE(plan_call_sites(state, std::span(&p, 1), false, mem).has_value());
-  EXPECT_EQ(mem.writes().size(), 1u);
+  std::vector<JournalWrite> writes;
+  ASSERT_NO_FATAL_FAILURE(plan_first_with_call_sites(m, with_fix(), false, &writes));
+  EXPECT_EQ(writes.size(), 1u);
 }
 
 // Two payloads stacked on f: the call follows the one whose jump is at the
@@ -285,27 +294,17 @@ TEST(PlanCallSites, TheCallFollowsTheTopOfTheStack) {
 
 TEST(PlanCallSites, ACallToSomethingElseIsLeftAlone) {
   FakeMemory m = with_caller(kOther);  // not f, nor a replacement of it
-  RegistryState state;
-  state.payloads.push_back(payload("fix", 0x40000000, 0x40000010));
-  const PayloadRecord* p = &state.payloads[0];
-  Overlay mem(m.reader());
-  Plan plan;
-  ASSERT_TRUE(plan_apply(*p, mem, plan).has_value());
-  ASSERT_TRUE(plan_call_sites(state, std::span(&p, 1), true, mem).has_value());
-  EXPECT_EQ(mem.writes().size(), 1u);
+  std::vector<JournalWrite> writes;
+  ASSERT_NO_FATAL_FAILURE(plan_first_with_call_sites(m, with_fix(), true, &writes));
+  EXPECT_EQ(writes.size(), 1u);
 }
 
 TEST(PlanCallSites, BytesThatAreNoLongerACallAreLeftAlone) {
   FakeMemory m = with_caller(kFn);
   m.put(kCaller + 4, {0x0f, 0x1f, 0x44, 0x00, 0x00});  // someone NOPped it out
-  RegistryState state;
-  state.payloads.push_back(payload("fix", 0x40000000, 0x40000010));
-  const PayloadRecord* p = &state.payloads[0];
-  Overlay mem(m.reader());
-  Plan plan;
-  ASSERT_TRUE(plan_apply(*p, mem, plan).has_value());
-  ASSERT_TRUE(plan_call_sites(state, std::span(&p, 1), true, mem).has_value());
-  EXPECT_EQ(mem.writes().size(), 1u);
+  std::vector<JournalWrite> writes;
+  ASSERT_NO_FATAL_FAILURE(plan_first_with_call_sites(m, with_fix(), true, &writes));
+  EXPECT_EQ(writes.size(), 1u);
 }
 
 // A site inside bytes another payload patches or expects at a function
@@ -321,12 +320,9 @@ TEST(PlanCallSites, ASiteOverlappingAnEntryPatchIsLeftAlone) {
   caller_patch.funcs[0].insn = jump(kCaller, 0x40020010);
   caller_patch.funcs[0].expect = Bytes(8, 0);  // kCaller .. kCaller + 8 covers the call's first bytes
   state.payloads.push_back(caller_patch);
-  const PayloadRecord* p = &state.payloads[0];
-  Overlay mem(m.reader());
-  Plan plan;
-  ASSERT_TRUE(plan_apply(*p, mem, plan).has_value());
-  ASSERT_TRUE(plan_call_sites(state, std::span(&p, 1), true, mem).has_value());
-  EXPECT_EQ(mem.writes().size(), 1u);
+  std::vector<JournalWrite> writes;
+  ASSERT_NO_FATAL_FAILURE(plan_first_with_call_sites(m, state, true, &writes));
+  EXPECT_EQ(writes.size(), 1u);
 }
 
 }  // namespace

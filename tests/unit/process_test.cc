@@ -5,58 +5,20 @@
 // Synchronisation is by pipes and by polling /proc for a condition ("thread
 // blocked in read"), never by a fixed sleep alone. A watchdog alarm turns a
 // hang into a failure.
-#include <elf.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
 #include <filesystem>
-#include <cstdio>
-#include <fstream>
-#include <functional>
-#include <optional>
 #include <set>
-#include <sstream>
-#include <string>
-#include <thread>
-#include <vector>
-
-#include <gtest/gtest.h>
 
 #include "process/objects.h"
-#include "process/process.h"
-#include "process/remote_syscall.h"
-#include "process/thread_group.h"
-#include "support/assert_ok.h"
-#include "support/child.h"
-#include "support/eventually.h"
-#include "support/files.h"
+#include "support/helper_program.h"
 
 namespace hs {
 namespace {
 
-// ---------------------------------------------------------------------------
-// The helper program, built by CMake: one binary for every test process, so
-// tests running at once never replace the file under each other's children.
-
-const std::string& helper() {
-  static const std::string path = HS_PROCESS_CHILD;
-  return path;
-}
-
-using test::Child;
-using test::eventually;
-using test::slurp;
 using test::task_state;
-using test::task_syscall;
 
 // The helper in one of its modes, without waiting for it.
 std::unique_ptr<Child> spawn(std::vector<std::string> args) {
@@ -99,6 +61,24 @@ std::set<pid_t> proc_tids(pid_t pid) {
   auto t = p->thread_ids();
   if (t) out.insert(t->begin(), t->end());
   return out;
+}
+
+// Borrows thread t of the traced helper for remote system calls, runs `body`
+// with them, then finishes them.
+void with_remote_syscalls(Traced& traced, TracedThread& t, const std::function<void(RemoteSyscalls&)>& body) {
+  auto rs = RemoteSyscalls::create(*traced.g, t, *traced.p);
+  ASSERT_OK(rs);
+  ASSERT_NO_FATAL_FAILURE(body(*rs));
+  ASSERT_OK(rs->finish());
+}
+
+// Resumes and detaches from the traced helper, then checks that it still
+// answers and has seen no SIGUSR1.
+void release_and_expect_healthy(Traced& traced) {
+  ASSERT_OK(traced.g->resume_all());
+  ASSERT_OK(traced.g->detach());
+  traced.c->send("count\n");
+  EXPECT_EQ(traced.c->line(), "count 0");
 }
 
 class ProcessTest : public test::ChildProcessTest {
@@ -486,16 +466,7 @@ TEST_F(ProcessTest, BlockedPipeReadCompletesAfterRemoteSyscalls) {
     EXPECT_EQ(*pid_in_target, c->pid());
     ASSERT_OK(rs->finish());
   }
-  // Registers are back, normalised to "about to redo the read".
-  auto* l = g->find(c->pid());
-  ASSERT_NE(l, nullptr);
-  ASSERT_OK(g->refresh_regs(*l));
-  EXPECT_EQ(l->regs.rip, before.rip - 2);
-  EXPECT_EQ(l->regs.rax, static_cast<unsigned long long>(SYS_read));
-  EXPECT_EQ(l->regs.rsp, before.rsp);
-  EXPECT_EQ(l->regs.rdi, before.rdi);
-  EXPECT_EQ(l->regs.rsi, before.rsi);
-  EXPECT_EQ(l->regs.rdx, before.rdx);
+  ASSERT_NO_FATAL_FAILURE(test::expect_regs_redo_the_read(*g, c->pid(), before));
 
   ASSERT_OK(g->resume_all());
   ASSERT_TRUE(eventually([&] { return task_syscall(c->pid(), c->pid()) == SYS_read; }))
@@ -505,16 +476,19 @@ TEST_F(ProcessTest, BlockedPipeReadCompletesAfterRemoteSyscalls) {
   EXPECT_EQ(c->line(), "read 6 [hello] 0");
 }
 
-// hotsplice killed between two remote system calls: the kernel detaches the
-// borrowed thread, which must carry on with its own registers.
-TEST_F(ProcessTest, ToolKilledBetweenRemoteSyscallsLeavesTargetHealthy) {
-  auto c = start({"pipe"});
-  ASSERT_TRUE(eventually([&] { return task_syscall(c->pid(), c->pid()) == SYS_read; }));
+// hotsplice, stood in for by a child process, killed while it holds c: it
+// opens and seizes c, borrows a thread for remote system calls, runs
+// `prepare` on them, tells the test it got that far, then runs `die`, which
+// must end it by SIGKILL. The child's exit status says which step failed
+// (1 open, 2 seize, 3 stop, 4 create, 5 prepare, 6 the pipe, 7 `die`
+// returned). Returns once the child is dead.
+void run_tool_killed(const Child& c, const std::function<bool(RemoteSyscalls&)>& prepare,
+                     const std::function<void(RemoteSyscalls&)>& die) {
   int fds[2];
   ASSERT_EQ(::pipe(fds), 0);
   pid_t tool = ::fork();
   if (tool == 0) {
-    auto p = Process::open(c->pid());
+    auto p = Process::open(c.pid());
     if (!p) ::_exit(1);
     auto g = ThreadGroup::seize(*p);
     if (!g) ::_exit(2);
@@ -522,18 +496,31 @@ TEST_F(ProcessTest, ToolKilledBetweenRemoteSyscallsLeavesTargetHealthy) {
     if (!t) ::_exit(3);
     auto rs = RemoteSyscalls::create(*g, **t, *p);
     if (!rs) ::_exit(4);
-    auto a = rs->mmap(RemoteAddr(), 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (!a) ::_exit(5);
+    if (!prepare(*rs)) ::_exit(5);
     if (::write(fds[1], "1", 1) != 1) ::_exit(6);
-    ::raise(SIGKILL);
+    die(*rs);
+    ::_exit(7);  // not reached
   }
   ::close(fds[1]);
   char x = 0;
-  EXPECT_EQ(::read(fds[0], &x, 1), 1);
+  EXPECT_EQ(::read(fds[0], &x, 1), 1) << "the tool could not get ready to be killed";
   ::close(fds[0]);
   int st = 0;
   ASSERT_EQ(::waitpid(tool, &st, 0), tool);
   ASSERT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) << st;
+}
+
+// hotsplice killed between two remote system calls: the kernel detaches the
+// borrowed thread, which must carry on with its own registers.
+TEST_F(ProcessTest, ToolKilledBetweenRemoteSyscallsLeavesTargetHealthy) {
+  auto c = start({"pipe"});
+  ASSERT_TRUE(eventually([&] { return task_syscall(c->pid(), c->pid()) == SYS_read; }));
+  ASSERT_NO_FATAL_FAILURE(run_tool_killed(
+      *c,
+      [](RemoteSyscalls& rs) {
+        return rs.mmap(RemoteAddr(), 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0).has_value();
+      },
+      [](RemoteSyscalls&) { ::raise(SIGKILL); }));
   ASSERT_TRUE(eventually([&] { return task_syscall(c->pid(), c->pid()) == SYS_read; }))
       << "the read is restarted and blocks again";
   c->send("hello\n");
@@ -572,32 +559,14 @@ class ToolKilledDuringRemoteSyscall : public ProcessTest, public ::testing::With
 TEST_P(ToolKilledDuringRemoteSyscall, TrampolineRecoversTheThread) {
   auto c = start({"pipe"});
   ASSERT_TRUE(eventually([&] { return task_syscall(c->pid(), c->pid()) == SYS_read; }));
-  int fds[2];
-  ASSERT_EQ(::pipe(fds), 0);
-  pid_t tool = ::fork();
-  if (tool == 0) {
-    auto p = Process::open(c->pid());
-    if (!p) ::_exit(1);
-    auto g = ThreadGroup::seize(*p);
-    if (!g) ::_exit(2);
-    auto t = g->stop_one();
-    if (!t) ::_exit(3);
-    auto rs = RemoteSyscalls::create(*g, **t, *p);
-    if (!rs) ::_exit(4);
-    if (rs->trampoline().is_null()) ::_exit(5);
-    if (::write(fds[1], "1", 1) != 1) ::_exit(6);
-    g_kill_phase = GetParam();
-    RemoteSyscalls::test_kill_point = kill_tool_at;
-    (void)rs->syscall(SYS_getpid);
-    ::_exit(7);  // not reached
-  }
-  ::close(fds[1]);
-  char x = 0;
-  EXPECT_EQ(::read(fds[0], &x, 1), 1) << "the tool could not set up the trampoline";
-  ::close(fds[0]);
-  int st = 0;
-  ASSERT_EQ(::waitpid(tool, &st, 0), tool);
-  ASSERT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) << st;
+  const int phase = GetParam();
+  ASSERT_NO_FATAL_FAILURE(run_tool_killed(
+      *c, [](RemoteSyscalls& rs) { return !rs.trampoline().is_null(); },
+      [phase](RemoteSyscalls& rs) {
+        g_kill_phase = phase;
+        RemoteSyscalls::test_kill_point = kill_tool_at;
+        (void)rs.syscall(SYS_getpid);
+      }));
   ASSERT_TRUE(eventually([&] { return task_syscall(c->pid(), c->pid()) == SYS_read; }))
       << "the read is restarted and blocks again";
   EXPECT_EQ(count_trampolines(c->pid()), 1);
@@ -797,16 +766,28 @@ int query_count(Child& c) {
   return n;
 }
 
+// The helper got exactly one SIGUSR1, eventually.
+void expect_one_usr1(Child& c) {
+  ASSERT_TRUE(eventually([&] { return query_count(c) >= 1; }));
+  EXPECT_EQ(query_count(c), 1);
+}
+
+// Sends SIGUSR1 to the stopped helper and lets it run until a thread
+// dequeues it; stopped again, that thread is in a signal-delivery-stop.
+void stop_with_usr1_dequeued(Traced& traced) {
+  ASSERT_EQ(::kill(traced.c->pid(), SIGUSR1), 0);
+  ASSERT_OK(traced.g->resume_all());
+  // Some thread dequeues it and stops for us to decide: stop_all sees it.
+  ASSERT_TRUE(some_thread_in_tracing_stop(traced.c->pid()));
+  ASSERT_OK(traced.g->stop_all());
+}
+
 TEST_F(ProcessTest, SignalSentWhileStoppedIsDeliveredOnceAfterResume) {
   Traced traced;
   ASSERT_NO_FATAL_FAILURE(attach(traced, {"threads", "2"}));
   auto& [c, p, g] = traced;
   ASSERT_OK(g->stop_all());
-  ASSERT_EQ(::kill(c->pid(), SIGUSR1), 0);
-  ASSERT_OK(g->resume_all());
-  // Some thread dequeues it and stops for us to decide: stop_all sees it.
-  ASSERT_TRUE(some_thread_in_tracing_stop(c->pid()));
-  ASSERT_OK(g->stop_all());
+  ASSERT_NO_FATAL_FAILURE(stop_with_usr1_dequeued(traced));
   int with_signal = 0;
   for (const auto& t : g->threads())
     if (t.pending_signal == SIGUSR1) {
@@ -817,8 +798,7 @@ TEST_F(ProcessTest, SignalSentWhileStoppedIsDeliveredOnceAfterResume) {
   expect_all_stopped(*g, c->pid());
   ASSERT_OK(g->resume_all());
   ASSERT_OK(g->detach());
-  ASSERT_TRUE(eventually([&] { return query_count(*c) >= 1; }));
-  EXPECT_EQ(query_count(*c), 1);
+  ASSERT_NO_FATAL_FAILURE(expect_one_usr1(*c));
 }
 
 TEST_F(ProcessTest, SignalPendingAtDetachIsDelivered) {
@@ -829,8 +809,7 @@ TEST_F(ProcessTest, SignalPendingAtDetachIsDelivered) {
   ASSERT_EQ(::kill(c->pid(), SIGUSR1), 0);
   ASSERT_OK(g->resume_all());
   ASSERT_OK(g->detach());
-  ASSERT_TRUE(eventually([&] { return query_count(*c) >= 1; }));
-  EXPECT_EQ(query_count(*c), 1);
+  ASSERT_NO_FATAL_FAILURE(expect_one_usr1(*c));
 }
 
 TEST_F(ProcessTest, SignalWhileSeizedAndRunningIsPassedOnByPollEvents) {
@@ -849,8 +828,7 @@ TEST_F(ProcessTest, SignalWhileSeizedAndRunningIsPassedOnByPollEvents) {
     return true;
   }));
   for (const auto& t : g->threads()) EXPECT_FALSE(t.stopped);
-  ASSERT_TRUE(eventually([&] { return query_count(*c) >= 1; }));
-  EXPECT_EQ(query_count(*c), 1);
+  ASSERT_NO_FATAL_FAILURE(expect_one_usr1(*c));
   ASSERT_OK(g->detach());
 }
 
@@ -859,26 +837,18 @@ TEST_F(ProcessTest, StopOneWhenTheOnlyThreadHasASignalToTake) {
   ASSERT_NO_FATAL_FAILURE(attach(traced, {"threads", "0"}));
   auto& [c, p, g] = traced;
   ASSERT_OK(g->stop_all());
-  ASSERT_EQ(::kill(c->pid(), SIGUSR1), 0);
-  ASSERT_OK(g->resume_all());
-  ASSERT_TRUE(some_thread_in_tracing_stop(c->pid()));
-  ASSERT_OK(g->stop_all());
+  ASSERT_NO_FATAL_FAILURE(stop_with_usr1_dequeued(traced));
   ASSERT_EQ(g->threads().size(), 1u);
   EXPECT_EQ(g->threads().front().stop, StopKind::Signal);
   auto t = g->stop_one();
   ASSERT_OK(t);
   EXPECT_EQ((*t)->stop, StopKind::Interrupt);
   EXPECT_EQ((*t)->pending_signal, 0);
-  {
-    auto rs = RemoteSyscalls::create(*g, **t, *p);
-    ASSERT_OK(rs);
-    ASSERT_OK(rs->syscall(SYS_getpid));
-    ASSERT_OK(rs->finish());
-  }
+  ASSERT_NO_FATAL_FAILURE(
+      with_remote_syscalls(traced, **t, [](RemoteSyscalls& rs) { ASSERT_OK(rs.syscall(SYS_getpid)); }));
   ASSERT_OK(g->resume_all());
   ASSERT_OK(g->detach());
-  ASSERT_TRUE(eventually([&] { return query_count(*c) >= 1; }));
-  EXPECT_EQ(query_count(*c), 1);
+  ASSERT_NO_FATAL_FAILURE(expect_one_usr1(*c));
 }
 
 TEST_F(ProcessTest, SignalArrivingDuringRemoteSyscallsIsKept) {
@@ -887,20 +857,16 @@ TEST_F(ProcessTest, SignalArrivingDuringRemoteSyscallsIsKept) {
   auto& [c, p, g] = traced;
   auto t = g->stop_one();
   ASSERT_OK(t);
-  {
-    auto rs = RemoteSyscalls::create(*g, **t, *p);
-    ASSERT_OK(rs);
+  ASSERT_NO_FATAL_FAILURE(with_remote_syscalls(traced, **t, [&](RemoteSyscalls& rs) {
     // Queued while the thread is stopped: it shows up as a
     // signal-delivery-stop on the way into our first call.
     ASSERT_EQ(::kill(c->pid(), SIGUSR1), 0);
-    for (int i = 0; i < 3; ++i) ASSERT_OK(rs->syscall(SYS_getpid));
-    ASSERT_OK(rs->finish());
-  }
+    for (int i = 0; i < 3; ++i) ASSERT_OK(rs.syscall(SYS_getpid));
+  }));
   EXPECT_EQ(g->find(c->pid())->pending_signal, SIGUSR1);
   ASSERT_OK(g->resume_all());
   ASSERT_OK(g->detach());
-  ASSERT_TRUE(eventually([&] { return query_count(*c) >= 1; }));
-  EXPECT_EQ(query_count(*c), 1);
+  ASSERT_NO_FATAL_FAILURE(expect_one_usr1(*c));
 }
 
 std::string self_comm() {
@@ -1040,18 +1006,12 @@ TEST_F(ProcessTest, LeaderExitingWhileAttached) {
   ASSERT_OK(g->resume_all());
   auto t = g->stop_one();
   ASSERT_OK(t);
-  {
-    auto rs = RemoteSyscalls::create(*g, **t, *p);
-    ASSERT_OK(rs);
-    auto r = rs->syscall(SYS_getpid);
+  ASSERT_NO_FATAL_FAILURE(with_remote_syscalls(traced, **t, [&](RemoteSyscalls& rs) {
+    auto r = rs.syscall(SYS_getpid);
     ASSERT_OK(r);
     EXPECT_EQ(*r, c->pid());
-    ASSERT_OK(rs->finish());
-  }
-  ASSERT_OK(g->resume_all());
-  ASSERT_OK(g->detach());
-  c->send("count\n");
-  EXPECT_EQ(c->line(), "count 0");
+  }));
+  release_and_expect_healthy(traced);
 }
 
 TEST_F(ProcessTest, RemoteMmapIsVisibleInMaps) {
@@ -1063,10 +1023,8 @@ TEST_F(ProcessTest, RemoteMmapIsVisibleInMaps) {
   EXPECT_EQ((*t)->tid, c->pid());
   // Only that thread is stopped.
   for (const auto& th : g->threads()) EXPECT_EQ(th.stopped, th.tid == c->pid());
-  {
-    auto rs = RemoteSyscalls::create(*g, **t, *p);
-    ASSERT_OK(rs);
-    auto a = rs->mmap(RemoteAddr(), 3 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NO_FATAL_FAILURE(with_remote_syscalls(traced, **t, [&](RemoteSyscalls& rs) {
+    auto a = rs.mmap(RemoteAddr(), 3 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     ASSERT_OK(a);
     auto find = [&]() -> std::optional<MapEntry> {
       auto maps = p->maps();
@@ -1085,24 +1043,20 @@ TEST_F(ProcessTest, RemoteMmapIsVisibleInMaps) {
     auto back = p->read(*a, data.size());
     ASSERT_OK(back);
     EXPECT_EQ(std::string(back->begin(), back->end()), data);
-    ASSERT_OK(rs->mprotect(*a, 3 * 4096, PROT_READ));
+    ASSERT_OK(rs.mprotect(*a, 3 * 4096, PROT_READ));
     m = find();
     ASSERT_TRUE(m);
     EXPECT_EQ(m->prot, PROT_READ);
     // Errors come back as errors naming the call.
-    auto bad = rs->mprotect(RemoteAddr(a->value() + 1), 4096, PROT_READ);
+    auto bad = rs.mprotect(RemoteAddr(a->value() + 1), 4096, PROT_READ);
     ASSERT_FALSE(bad);
     EXPECT_EQ(bad.error().message(),
               fmt::format("mprotect of 0x1000 bytes at {:#x} to 0x1 in PID {} failed: Invalid argument",
                           a->value() + 1, c->pid()));
-    ASSERT_OK(rs->munmap(*a, 3 * 4096));
+    ASSERT_OK(rs.munmap(*a, 3 * 4096));
     EXPECT_FALSE(find());
-    ASSERT_OK(rs->finish());
-  }
-  ASSERT_OK(g->resume_all());
-  ASSERT_OK(g->detach());
-  c->send("count\n");
-  EXPECT_EQ(c->line(), "count 0");
+  }));
+  release_and_expect_healthy(traced);
 }
 
 TEST_F(ProcessTest, TargetKilledWhileStopped) {

@@ -6,56 +6,19 @@
 //
 // Synchronisation is by the pipes and by polling /proc; a watchdog alarm
 // turns a hang into a failure.
-#include <elf.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
 #include <sys/ptrace.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/uio.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include <chrono>
-#include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <functional>
 #include <map>
-#include <optional>
-#include <sstream>
-#include <string>
-#include <thread>
-#include <vector>
-
-#include <gtest/gtest.h>
 
 #include "arch/x86_64.h"
-#include "process/process.h"
 #include "process/remote_call.h"
-#include "process/remote_syscall.h"
-#include "process/thread_group.h"
 #include "process/trampoline.h"
-#include "support/assert_ok.h"
-#include "support/child.h"
-#include "support/eventually.h"
-#include "support/files.h"
+#include "support/helper_program.h"
 
 namespace hs {
 namespace {
-
-// The helper program, built by CMake: one binary for every test process, so
-// tests running at once never replace the file under each other's children.
-const std::string& helper() {
-  static const std::string path = HS_REMOTE_CALL_CHILD;
-  return path;
-}
-
-using test::Child;
-using test::eventually;
-using test::slurp;
-using test::task_syscall;
 
 // The helper in one of its modes, past its "ready" line, which gives the
 // addresses of the functions the tests call in it ("add6=0x...") and thread
@@ -168,16 +131,8 @@ TEST_F(RemoteCallTest, CallsAFunctionAndTheInterruptedReadRestarts) {
     ASSERT_OK(rc->finish());
   }
   // The thread's own registers are back, normalised to "redo the read".
-  TracedThread* l = g->find(c->pid());
-  ASSERT_NE(l, nullptr);
-  ASSERT_OK(g->refresh_regs(*l));
-  EXPECT_EQ(l->regs.rip, before.rip - 2);
-  EXPECT_EQ(l->regs.rax, static_cast<unsigned long long>(SYS_read));
-  EXPECT_EQ(l->regs.rsp, before.rsp);
-  EXPECT_EQ(l->regs.rdi, before.rdi);
-  EXPECT_EQ(l->regs.rsi, before.rsi);
-  EXPECT_EQ(l->regs.rdx, before.rdx);
-  EXPECT_EQ(l->pending_signal, 0);
+  ASSERT_NO_FATAL_FAILURE(test::expect_regs_redo_the_read(*g, c->pid(), before));
+  EXPECT_EQ(g->find(c->pid())->pending_signal, 0);
   ASSERT_OK(g->resume_all());
   ASSERT_TRUE(blocked_in_read(*c)) << "the read is restarted and blocks again";
   ASSERT_OK(g->detach());

@@ -60,6 +60,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "serve.h"
+
 #ifndef PR_SET_MDWE
 #define PR_SET_MDWE 65
 #endif
@@ -227,14 +229,19 @@ static int load_filter(struct sock_filter *f, unsigned short n) {
   return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &prog);
 }
 
+/* How both filters start: a call that is not x86-64 is allowed; for the
+ * others the accumulator gets the system call number. */
+#define LOAD_X86_64_NR                                                      \
+  BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)), \
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),         \
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),                         \
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr))
+
 /* Fails mmap, mprotect and pkey_mprotect with EPERM when arg 2 (prot) asks
  * for PROT_EXEC; everything else is allowed. */
 static int install_seccomp(void) {
   struct sock_filter f[] = {
-      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
-      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
-      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+      LOAD_X86_64_NR,
       BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_mmap, 3, 0),
       BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_mprotect, 2, 0),
       BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_pkey_mprotect, 1, 0),
@@ -251,10 +258,7 @@ static int install_seccomp(void) {
 /* Fails every mprotect and pkey_mprotect with EPERM. */
 static int install_no_mprotect(void) {
   struct sock_filter f[] = {
-      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
-      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
-      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+      LOAD_X86_64_NR,
       BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_mprotect, 1, 0),
       BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_pkey_mprotect, 0, 1),
       BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
@@ -278,82 +282,74 @@ static void probe(void) {
   printf("mmap-rx=%s mprotect-x=%s\n", rx_buf, x);
 }
 
-int main(void) {
-  char line[256];
-  setvbuf(stdout, NULL, _IOLBF, 0);
-  if (pipe(park_pipe) != 0) return 2;
-  printf("ready %d\n", (int)getpid());
-  fflush(stdout);
-  while (fgets(line, sizeof line, stdin)) {
-    line[strcspn(line, "\r\n")] = 0;
-    if (strcmp(line, "call") == 0) {
-      printf("value=%d\n", value(0));
-    } else if (strcmp(line, "park") == 0) {
-      atomic_store(&park_tid, 0);
-      pthread_create(&park_thread, NULL, park_main, NULL);
-      while (!atomic_load(&park_tid)) usleep(1000);
-      wait_in_syscall(atomic_load(&park_tid), SYS_read);
-      printf("parked tid=%d\n", atomic_load(&park_tid));
-    } else if (strcmp(line, "release") == 0) {
-      if (write(park_pipe[1], "x", 1) != 1) return 2;
-      pthread_join(park_thread, NULL);
-      printf("released value=%d\n", atomic_load(&park_result));
-    } else if (strcmp(line, "churn") == 0) {
-      atomic_store(&churn_stop, 0);
-      pthread_create(&churner, NULL, churn_main, NULL);
-      while (atomic_load(&churned) < 64) usleep(1000);
-      printf("churning\n");
-    } else if (strcmp(line, "churn-stop") == 0) {
-      atomic_store(&churn_stop, 1);
-      pthread_join(churner, NULL);
-      printf("churned threads=%llu bad=%llu create-errors=%llu\n", (unsigned long long)atomic_load(&churned),
-             (unsigned long long)atomic_load(&bad), (unsigned long long)atomic_load(&create_errors));
-    } else if (strcmp(line, "block") == 0) {
-      int port = 0;
-      if (start_blocked(&port) != 0)
-        printf("error block: %s\n", strerror(errno));
-      else
-        printf("blocked port=%d pipe=%d\n", port, data_pipe[1]);
-    } else if (strcmp(line, "results") == 0) {
-      pthread_join(accept_thread, NULL);
-      pthread_join(read_thread, NULL);
-      printf("%s %s\n", accept_out, read_out);
-    } else if (strcmp(line, "signals") == 0) {
-      struct sigaction sa;
-      memset(&sa, 0, sizeof sa);
-      sa.sa_handler = on_usr1;
-      sa.sa_flags = SA_RESTART;
-      sigemptyset(&sa.sa_mask);
-      sigaction(SIGUSR1, &sa, NULL);
-      for (int i = 0; i < 2; i++) pthread_create(&sig_workers[i], NULL, sig_worker, NULL);
-      printf("counting\n");
-    } else if (strcmp(line, "sigs") == 0) {
-      printf("sigs=%llu bad=%llu\n", (unsigned long long)atomic_load(&sigs), (unsigned long long)atomic_load(&bad));
-    } else if (strcmp(line, "seccomp") == 0) {
-      if (install_seccomp() != 0)
-        printf("error seccomp: %s\n", strerror(errno));
-      else
-        printf("seccomp on\n");
-    } else if (strcmp(line, "no-mprotect") == 0) {
-      if (install_no_mprotect() != 0)
-        printf("error seccomp: %s\n", strerror(errno));
-      else
-        printf("no-mprotect on\n");
-    } else if (strcmp(line, "mdwe") == 0) {
-      if (prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN, 0, 0, 0) != 0)
-        printf("error mdwe: %s\n", strerror(errno));
-      else
-        printf("mdwe on\n");
-    } else if (strcmp(line, "probe") == 0) {
-      probe();
-    } else if (strcmp(line, "ping") == 0) {
-      printf("pong\n");
-    } else if (strcmp(line, "quit") == 0) {
-      break;
-    } else {
-      printf("error unknown command %s\n", line);
-    }
-    fflush(stdout);
+static int handle(const char *line) {
+  if (strcmp(line, "call") == 0) {
+    printf("value=%d\n", value(0));
+  } else if (strcmp(line, "park") == 0) {
+    atomic_store(&park_tid, 0);
+    pthread_create(&park_thread, NULL, park_main, NULL);
+    while (!atomic_load(&park_tid)) usleep(1000);
+    wait_in_syscall(atomic_load(&park_tid), SYS_read);
+    printf("parked tid=%d\n", atomic_load(&park_tid));
+  } else if (strcmp(line, "release") == 0) {
+    if (write(park_pipe[1], "x", 1) != 1) exit(2);
+    pthread_join(park_thread, NULL);
+    printf("released value=%d\n", atomic_load(&park_result));
+  } else if (strcmp(line, "churn") == 0) {
+    atomic_store(&churn_stop, 0);
+    pthread_create(&churner, NULL, churn_main, NULL);
+    while (atomic_load(&churned) < 64) usleep(1000);
+    printf("churning\n");
+  } else if (strcmp(line, "churn-stop") == 0) {
+    atomic_store(&churn_stop, 1);
+    pthread_join(churner, NULL);
+    printf("churned threads=%llu bad=%llu create-errors=%llu\n", (unsigned long long)atomic_load(&churned),
+           (unsigned long long)atomic_load(&bad), (unsigned long long)atomic_load(&create_errors));
+  } else if (strcmp(line, "block") == 0) {
+    int port = 0;
+    if (start_blocked(&port) != 0)
+      printf("error block: %s\n", strerror(errno));
+    else
+      printf("blocked port=%d pipe=%d\n", port, data_pipe[1]);
+  } else if (strcmp(line, "results") == 0) {
+    pthread_join(accept_thread, NULL);
+    pthread_join(read_thread, NULL);
+    printf("%s %s\n", accept_out, read_out);
+  } else if (strcmp(line, "signals") == 0) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_usr1;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR1, &sa, NULL);
+    for (int i = 0; i < 2; i++) pthread_create(&sig_workers[i], NULL, sig_worker, NULL);
+    printf("counting\n");
+  } else if (strcmp(line, "sigs") == 0) {
+    printf("sigs=%llu bad=%llu\n", (unsigned long long)atomic_load(&sigs), (unsigned long long)atomic_load(&bad));
+  } else if (strcmp(line, "seccomp") == 0) {
+    if (install_seccomp() != 0)
+      printf("error seccomp: %s\n", strerror(errno));
+    else
+      printf("seccomp on\n");
+  } else if (strcmp(line, "no-mprotect") == 0) {
+    if (install_no_mprotect() != 0)
+      printf("error seccomp: %s\n", strerror(errno));
+    else
+      printf("no-mprotect on\n");
+  } else if (strcmp(line, "mdwe") == 0) {
+    if (prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN, 0, 0, 0) != 0)
+      printf("error mdwe: %s\n", strerror(errno));
+    else
+      printf("mdwe on\n");
+  } else if (strcmp(line, "probe") == 0) {
+    probe();
+  } else {
+    return 0;
   }
-  return 0;
+  return 1;
+}
+
+int main(void) {
+  if (pipe(park_pipe) != 0) return 2;
+  return serve(handle);
 }

@@ -46,6 +46,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "serve.h"
+
 volatile int sink;
 
 static int release_pipe[2];   /* "release" -> worker */
@@ -97,27 +99,26 @@ __attribute__((noipa)) int outer(int block) {
   return 10;
 }
 
-/* The volatile store after each recursive call keeps it from becoming a
- * tail call (or a loop): every level keeps its frame. */
-__attribute__((noipa)) int descend(int n, int block) {
-  if (n == 0) {
-    if (block) blocker();
-    return 0;
-  }
-  int r = descend(n - 1, block);
-  sink = r;
-  return r + 1;
-}
+/* What descend() and deep() do: recurse n levels through `self` and block
+ * at the bottom if asked; return n. The volatile store after each recursive
+ * call keeps it from becoming a tail call (or a loop): every level keeps its
+ * frame. */
+#define RECURSE_THEN_BLOCK(self, n, block) \
+  do {                                     \
+    if ((n) == 0) {                        \
+      if (block) blocker();                \
+      return 0;                            \
+    }                                      \
+    int r = self((n) - 1, (block));        \
+    sink = r;                              \
+    return r + 1;                          \
+  } while (0)
+
+__attribute__((noipa)) int descend(int n, int block) { RECURSE_THEN_BLOCK(descend, n, block); }
 
 __attribute__((noipa)) int deep(int n, int block) {
   if (n == deep_top && !park_ret) park_ret = __builtin_return_address(0);
-  if (n == 0) {
-    if (block) blocker();
-    return 0;
-  }
-  int r = deep(n - 1, block);
-  sink = r;
-  return r + 1;
+  RECURSE_THEN_BLOCK(deep, n, block);
 }
 
 __attribute__((noipa)) int hold(int n, int block) {
@@ -145,6 +146,17 @@ __attribute__((noipa, used)) void park_tell(void) { tell_main('b'); }
 
 void nocfi_block(void);
 void corrupt_block(void);
+/* The loop both block in: read(release_fd, &park_byte, 1) until it reads
+ * the byte; `label` is the loop's local label. */
+#define READ_RELEASE_BYTE(label)      \
+  label ":\n"                         \
+  "  movl release_fd(%rip), %edi\n"   \
+  "  lea park_byte(%rip), %rsi\n"     \
+  "  mov $1, %edx\n"                  \
+  "  xor %eax, %eax\n"                \
+  "  syscall\n"                       \
+  "  cmp $1, %rax\n"                  \
+  "  jne " label "b\n"
 __asm__(
     "  .text\n"
     "  .p2align 4\n"
@@ -153,14 +165,7 @@ __asm__(
     "nocfi_block:\n"
     "  push %rbx\n"
     "  call park_tell\n"
-    "1:\n"
-    "  movl release_fd(%rip), %edi\n"
-    "  lea park_byte(%rip), %rsi\n"
-    "  mov $1, %edx\n"
-    "  xor %eax, %eax\n"
-    "  syscall\n"
-    "  cmp $1, %rax\n"
-    "  jne 1b\n"
+    READ_RELEASE_BYTE("1")
     "  pop %rbx\n"
     "  ret\n"
     "  .size nocfi_block, .-nocfi_block\n"
@@ -176,14 +181,7 @@ __asm__(
     "  call park_tell\n"
     "  mov %rsp, %rbx\n"
     "  mov $16, %rsp\n"
-    "2:\n"
-    "  movl release_fd(%rip), %edi\n"
-    "  lea park_byte(%rip), %rsi\n"
-    "  mov $1, %edx\n"
-    "  xor %eax, %eax\n"
-    "  syscall\n"
-    "  cmp $1, %rax\n"
-    "  jne 2b\n"
+    READ_RELEASE_BYTE("2")
     "  mov %rbx, %rsp\n"
     "  pop %rbx\n"
     "  .cfi_adjust_cfa_offset -8\n"
@@ -249,52 +247,45 @@ static unsigned long wait_blocked(pid_t tid) {
   }
 }
 
+/* `last` is what the worker was last told to call, for "release". */
+static int handle(const char *line) {
+  static char last[16] = "";
+  char fn[16] = "";
+  int n = 4;
+  if (sscanf(line, "call %15s", fn) == 1) {
+    if (strcmp(fn, "parked") == 0) printf("parked=%d\n", parked(0));
+    else if (strcmp(fn, "outer") == 0) printf("outer=%d\n", outer(0));
+    else if (strcmp(fn, "descend") == 0) printf("descend=%d\n", descend(4, 0));
+    else if (strcmp(fn, "hold") == 0) printf("hold=%d\n", hold(4, 0));
+    else if (strcmp(fn, "other") == 0) printf("other=%d\n", other());
+    else printf("error unknown function %s\n", fn);
+  } else if (sscanf(line, "park %15s %d", fn, &n) >= 1) {
+    struct order o;
+    memset(&o, 0, sizeof o);
+    strcpy(o.fn, fn);
+    o.n = n;
+    strcpy(last, fn);
+    if (write(order_pipe[1], &o, sizeof o) != (ssize_t)sizeof o) exit(2);
+    if (read_done() != 'b') exit(2);
+    unsigned long pc = wait_blocked(worker_tid);
+    printf("parked tid=%d pc=0x%lx ret=0x%lx\n", (int)worker_tid, pc, (unsigned long)park_ret);
+  } else if (strcmp(line, "release") == 0) {
+    char c = 'x';
+    if (write(release_pipe[1], &c, 1) != 1) exit(2);
+    if (read_done() != 'r') exit(2);
+    int v;
+    if (read(done_pipe[0], &v, sizeof v) != (ssize_t)sizeof v) exit(2);
+    printf("released %s=%d\n", last, v);
+  } else {
+    return 0;
+  }
+  return 1;
+}
+
 int main(void) {
-  char line[256];
-  setvbuf(stdout, NULL, _IOLBF, 0);
   if (pipe(release_pipe) || pipe(order_pipe) || pipe(done_pipe)) return 2;
   release_fd = release_pipe[0];
   pthread_t th;
   if (pthread_create(&th, NULL, worker, NULL)) return 2;
-  char last[16] = "";
-  printf("ready %d\n", (int)getpid());
-  fflush(stdout);
-  while (fgets(line, sizeof line, stdin)) {
-    line[strcspn(line, "\r\n")] = 0;
-    char fn[16] = "";
-    int n = 4;
-    if (sscanf(line, "call %15s", fn) == 1) {
-      if (strcmp(fn, "parked") == 0) printf("parked=%d\n", parked(0));
-      else if (strcmp(fn, "outer") == 0) printf("outer=%d\n", outer(0));
-      else if (strcmp(fn, "descend") == 0) printf("descend=%d\n", descend(4, 0));
-      else if (strcmp(fn, "hold") == 0) printf("hold=%d\n", hold(4, 0));
-      else if (strcmp(fn, "other") == 0) printf("other=%d\n", other());
-      else printf("error unknown function %s\n", fn);
-    } else if (sscanf(line, "park %15s %d", fn, &n) >= 1) {
-      struct order o;
-      memset(&o, 0, sizeof o);
-      strcpy(o.fn, fn);
-      o.n = n;
-      strcpy(last, fn);
-      if (write(order_pipe[1], &o, sizeof o) != (ssize_t)sizeof o) return 2;
-      if (read_done() != 'b') return 2;
-      unsigned long pc = wait_blocked(worker_tid);
-      printf("parked tid=%d pc=0x%lx ret=0x%lx\n", (int)worker_tid, pc, (unsigned long)park_ret);
-    } else if (strcmp(line, "release") == 0) {
-      char c = 'x';
-      if (write(release_pipe[1], &c, 1) != 1) return 2;
-      if (read_done() != 'r') return 2;
-      int v;
-      if (read(done_pipe[0], &v, sizeof v) != (ssize_t)sizeof v) return 2;
-      printf("released %s=%d\n", last, v);
-    } else if (strcmp(line, "ping") == 0) {
-      printf("pong\n");
-    } else if (strcmp(line, "quit") == 0) {
-      break;
-    } else {
-      printf("error unknown command %s\n", line);
-    }
-    fflush(stdout);
-  }
-  return 0;
+  return serve(handle);
 }

@@ -17,6 +17,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "serve.h"
+
 #define NTHREADS 8
 
 volatile int value_sink;
@@ -50,8 +52,14 @@ static void *spin(void *arg) {
   return NULL;
 }
 
+static int handle(const char *line) {
+  if (strcmp(line, "stats") != 0) return 0;
+  printf("calls=%llu bad=%llu last=%d\n", (unsigned long long)atomic_load(&calls),
+         (unsigned long long)atomic_load(&bad), atomic_load(&last));
+  return 1;
+}
+
 int main(void) {
-  char line[256];
   pthread_t threads[NTHREADS];
   setvbuf(stdout, NULL, _IOLBF, 0);
   for (long i = 0; i < NTHREADS; i++) {
@@ -61,22 +69,7 @@ int main(void) {
     }
   }
   while (atomic_load(&started) < NTHREADS) usleep(1000);
-  printf("ready %d\n", (int)getpid());
-  fflush(stdout);
-  while (fgets(line, sizeof line, stdin)) {
-    line[strcspn(line, "\r\n")] = 0;
-    if (strcmp(line, "stats") == 0) {
-      printf("calls=%llu bad=%llu last=%d\n", (unsigned long long)atomic_load(&calls),
-             (unsigned long long)atomic_load(&bad), atomic_load(&last));
-    } else if (strcmp(line, "ping") == 0) {
-      printf("pong\n");
-    } else if (strcmp(line, "quit") == 0) {
-      break;
-    } else {
-      printf("error unknown command %s\n", line);
-    }
-    fflush(stdout);
-  }
+  serve(handle);
   atomic_store(&stop, 1);
   for (int i = 0; i < NTHREADS; i++) pthread_join(threads[i], NULL);
   return atomic_load(&bad) ? 3 : 0;

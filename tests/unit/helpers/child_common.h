@@ -20,6 +20,15 @@
 static volatile sig_atomic_t usr1_count;
 static void on_usr1(int sig) { (void)sig; usr1_count++; }
 
+/* Counts SIGUSR1 in usr1_count; interrupted system calls restart. */
+static void install_usr1_counter(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_usr1;
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGUSR1, &sa, 0);
+}
+
 static void say(const char *fmt, ...) {
   char buf[1024];
   va_list ap;

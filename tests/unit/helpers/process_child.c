@@ -83,11 +83,7 @@ static void *command_thread(void *arg) {
 }
 
 int main(int argc, char **argv) {
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_usr1;
-  sa.sa_flags = SA_RESTART;
-  sigaction(SIGUSR1, &sa, 0);
+  install_usr1_counter();
   if (argc < 2) return 2;
   const char *mode = argv[1];
 

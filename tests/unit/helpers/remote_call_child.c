@@ -147,11 +147,7 @@ static void *holder(void *arg) {
 }
 
 int main(int argc, char **argv) {
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_usr1;
-  sa.sa_flags = SA_RESTART;
-  sigaction(SIGUSR1, &sa, 0);
+  install_usr1_counter();
   const char *mode = argc > 1 ? argv[1] : "";
   pthread_t t;
   if (!strcmp(mode, "redzone")) {
