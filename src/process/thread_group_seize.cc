@@ -38,15 +38,28 @@ std::string exe_basename_of(pid_t pid) {
   return slash == std::string::npos ? s : s.substr(slash + 1);
 }
 
+// Whether `tracer` still traces `pid` a moment later.
+bool still_traced_by(pid_t pid, pid_t tracer) {
+  ::usleep(2000);
+  auto st = Process::task_status(pid, pid);
+  return st && st->tracer_pid == tracer;
+}
+
 // The message for a target that someone else traces already. Another
-// hotsplice holds the per-process lock (retry-able); anything else (a
-// debugger, strace) is a permission problem the user must resolve.
+// hotsplice holds the per-process lock (retry-able). So does a tracer that
+// lets go a moment later: one that has exited since its PID was read, or
+// the target's own parent, which TracerPid names for an instant while the
+// kernel detaches the target from a tracer that has just exited (seen with
+// two hotsplice racing: the loser was told its parent traced it). A
+// hotsplice that has just finished looks exactly like that. A tracer that
+// stays (a debugger, strace) is a permission problem the user must resolve.
 std::unexpected<Error> traced_by(pid_t pid, pid_t tracer) {
-  std::string comm = comm_of(tracer);
+  const std::string comm = comm_of(tracer);
   if (comm == "hotsplice" || exe_basename_of(tracer) == "hotsplice")
     return fail(ErrorKind::Busy, "PID {} is busy: another hotsplice (PID {}) is working on it", pid, tracer);
-  return fail(ErrorKind::Permission, "PID {} is already traced by PID {} ({})", pid, tracer,
-              comm.empty() ? "exited" : comm);
+  if (comm.empty() || !still_traced_by(pid, tracer))
+    return fail(ErrorKind::Busy, "PID {} is busy: PID {} was tracing it a moment ago; try again", pid, tracer);
+  return fail(ErrorKind::Permission, "PID {} is already traced by PID {} ({})", pid, tracer, comm);
 }
 
 // Blocks SIGCHLD in the calling thread for the lifetime of the object, so
@@ -67,8 +80,11 @@ Result<ThreadGroup> ThreadGroup::seize(const Process& proc) {
   ThreadGroup g;
   g.pid_ = pid;
   // The leader first: it is the lock. Of two tracers racing here, the
-  // kernel lets exactly one succeed.
-  if (pt(PTRACE_SEIZE, pid, 0, kSeizeOptions) != 0) {
+  // kernel lets exactly one succeed. A refusal with no tracer left by the
+  // time the status is read again means the winner has already finished:
+  // the seize is tried again (a few times) before it counts as a
+  // permission problem.
+  for (int tries = 1; pt(PTRACE_SEIZE, pid, 0, kSeizeOptions) != 0; tries++) {
     int err = errno;
     if (err == ESRCH) return fail(ErrorKind::TargetGone, "process {} has exited", pid);
     if (err == EPERM) {
@@ -77,6 +93,7 @@ Result<ThreadGroup> ThreadGroup::seize(const Process& proc) {
       if (again->tracer_pid != 0) return traced_by(pid, again->tracer_pid);
       if (again->state == 'Z' || again->state == 'X')
         return fail(ErrorKind::TargetGone, "process {} has exited", pid);
+      if (tries < 3) continue;
     }
     return fail_errno(kind_for_errno(err, ErrorKind::Internal), err, "not permitted to trace PID {}", pid);
   }

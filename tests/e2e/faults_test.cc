@@ -343,3 +343,36 @@ TEST_F(Faults, SecondInstanceOnTheSamePidIsBusy) {
   EXPECT_EQ(list_json(t)["payloads"][0]["state"], "APPLIED");
   EXPECT_TRUE(t.alive());
 }
+
+// Two tools racing on one PID again and again (issue 9, "busy is busy"): the
+// loser must always be told busy (exit 2) when the other tracer is, or was a
+// moment ago, a hotsplice, never "already traced" or "not permitted" (exit
+// 1), which a retrying script would take as final. An apply and a revert of
+// one payload race; a State answer ("not APPLIED", "already APPLIED") is
+// the legitimate outcome of losing cleanly and then running second.
+TEST_F(Faults, TwoToolsRacingOnOnePidAreBusyNeverRefused) {
+  Target t(target_bin("hello"));
+  OK({"upload", P(t), "a", hello_a_});
+  int busy = 0;
+  for (int i = 0; i < 300; i++) {
+    HsRun on, off;
+    std::thread racer([&] { off = hotsplice({"revert", P(t), "a"}); });
+    on = hotsplice({"apply", P(t), "a"});
+    racer.join();
+    for (const HsRun* r : {&on, &off}) {
+      if (r->code == 0) continue;
+      const std::string line = r->err_line();
+      if (r->code == 2) {
+        busy++;
+        EXPECT_NE(line.find(" is busy: "), std::string::npos) << line;
+      } else {
+        EXPECT_EQ(r->code, 1) << line;
+        EXPECT_TRUE(line.ends_with("is not APPLIED") || line.ends_with("is already APPLIED"))
+            << "round " << i << ": " << line;
+      }
+    }
+    if (list_json(t)["payloads"][0]["state"] == "APPLIED") OK({"revert", P(t), "a"});
+  }
+  EXPECT_TRUE(t.alive());
+  RecordProperty("busy_answers", busy);
+}
