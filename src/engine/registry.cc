@@ -1,8 +1,12 @@
 // The registry (see registry.h): its byte format, described once per record
 // (io_payload, io_journal, ...) and run by a Writer to serialise or by a
 // Reader to parse with every count, length and bound checked (the bytes come
-// back from a target, which may have changed them); finding it in a process,
-// creating it, and committing a new state atomically.
+// back from a target, which may have changed them); finding it in a process
+// (a mapping named as the registry is one: if anything about it is wrong,
+// that is corruption, never "no registry"), reading it back with its header,
+// active slot, checksum and generation checked (read_registry; the contents
+// are bounded by check_state, registry_check.cc), creating it, and
+// committing a new state atomically.
 #include "engine/registry.h"
 
 #include <dirent.h>
@@ -252,6 +256,7 @@ enum ExtensionTag : u32 {
   kExtUnwind = 1,  // per payload, in order: eh_frame_offset, eh_frame_size
   kExtHooks = 2,   // per payload, in order: unload_hooks_started, hooks (kind, name, addr)
   kExtCallSites = 3,  // per payload, per function, in order: its call sites (count, addresses)
+  kExtGeneration = 4,  // the commit generation the state was written as (u64, non-zero)
 };
 
 // Every extension holds one entry per payload, in order, after their count.
@@ -295,69 +300,84 @@ void put_per_payload(Writer& w, ExtensionTag tag, const RegistryState& s, F&& ea
 // otherwise the fields past the end stay zero.
 template <class F>
 Status get_per_payload(ByteView body, RegistryState& s, size_t min_each, std::string_view what,
-                       bool truncation_checked, F&& each) {
+                       bool truncation_checked, std::string_view who, F&& each) {
   Reader e(body);
   u64 n = e.count(min_each);
   if (!e.ok() || n != s.payloads.size())
-    return fail(ErrorKind::Corrupt, "registry is corrupt: {} for {} payloads, expected {}", what, n,
+    return fail(ErrorKind::Corrupt, "{} is corrupt: {} for {} payloads, expected {}", who, what, n,
                 s.payloads.size());
   for (auto& p : s.payloads) HS_CHECK(each(e, p));
-  if (truncation_checked && !e.ok()) return fail(ErrorKind::Corrupt, "registry is corrupt: truncated {}", what);
+  if (truncation_checked && !e.ok()) return fail(ErrorKind::Corrupt, "{} is corrupt: truncated {}", who, what);
   return {};
 }
 
-void put_extensions(Writer& w, const RegistryState& s) {
+void put_extensions(Writer& w, const RegistryState& s, u64 generation) {
   put_per_payload(w, kExtUnwind, s, [](Writer& body, const PayloadRecord& p) { io_unwind(body, p); });
   put_per_payload(w, kExtHooks, s, [](Writer& body, const PayloadRecord& p) { io_hooks(body, p); });
   put_per_payload(w, kExtCallSites, s, [](Writer& body, const PayloadRecord& p) {
     body.u64_(p.funcs.size());
     for (const auto& f : p.funcs) io_call_sites(body, f);
   });
+  if (generation) {
+    Writer body;
+    body.u64_(generation);
+    w.u32_(kExtGeneration);
+    w.bytes(body.take());
+  }
 }
 
-Status get_extension(u32 tag, ByteView body, RegistryState& s) {
+Status get_extension(u32 tag, ByteView body, RegistryState& s, std::string_view who) {
   switch (tag) {
     case kExtUnwind:
-      return get_per_payload(body, s, 16, "unwind information", false, [](Reader& e, PayloadRecord& p) -> Status {
-        io_unwind(e, p);
-        if (p.eh_frame_offset > p.size || p.eh_frame_size > p.size - p.eh_frame_offset)
-          return fail(ErrorKind::Corrupt,
-                      "registry is corrupt: payload '{}' has .eh_frame at {:#x}+{:#x} outside its {:#x} bytes",
-                      p.name, p.eh_frame_offset, p.eh_frame_size, p.size);
-        return {};
-      });
+      return get_per_payload(body, s, 16, "unwind information", false, who,
+                             [who](Reader& e, PayloadRecord& p) -> Status {
+                               io_unwind(e, p);
+                               if (p.eh_frame_offset > p.size || p.eh_frame_size > p.size - p.eh_frame_offset)
+                                 return fail(ErrorKind::Corrupt,
+                                             "{} is corrupt: payload '{}' has .eh_frame at {:#x}+{:#x} outside its "
+                                             "{:#x} bytes",
+                                             who, p.name, p.eh_frame_offset, p.eh_frame_size, p.size);
+                               return {};
+                             });
     case kExtHooks:
-      return get_per_payload(body, s, 9, "hooks", true, [](Reader& e, PayloadRecord& p) -> Status {
+      return get_per_payload(body, s, 9, "hooks", true, who, [](Reader& e, PayloadRecord& p) -> Status {
         io_hooks(e, p);
         return {};
       });
     case kExtCallSites:
-      return get_per_payload(body, s, 8, "call sites", true, [](Reader& e, PayloadRecord& p) -> Status {
+      return get_per_payload(body, s, 8, "call sites", true, who, [who](Reader& e, PayloadRecord& p) -> Status {
         u64 nf = e.count(8);
         if (!e.ok() || nf != p.funcs.size())
-          return fail(ErrorKind::Corrupt,
-                      "registry is corrupt: call sites for {} functions of payload '{}', expected {}", nf, p.name,
-                      p.funcs.size());
+          return fail(ErrorKind::Corrupt, "{} is corrupt: call sites for {} functions of payload '{}', expected {}",
+                      who, nf, p.name, p.funcs.size());
         for (auto& f : p.funcs) io_call_sites(e, f);
         return {};
       });
+    case kExtGeneration: {
+      Reader e(body);
+      s.generation = e.u64_();
+      if (!e.ok() || !e.at_end() || s.generation == 0)
+        return fail(ErrorKind::Corrupt, "{} is corrupt: a generation record of {} bytes holding {}", who,
+                    body.size(), s.generation);
+      return {};
+    }
   }
   return {};  // a later extension: skipped
 }
 
-Status get_extensions(Reader& r, RegistryState& s) {
+Status get_extensions(Reader& r, RegistryState& s, std::string_view who) {
   while (r.ok() && !r.at_end()) {
     u32 tag = r.u32_();
     Bytes body = r.bytes();
     if (!r.ok()) break;
-    HS_CHECK(get_extension(tag, body, s));
+    HS_CHECK(get_extension(tag, body, s, who));
   }
   return {};
 }
 
 }  // namespace
 
-Bytes serialize(const RegistryState& s) {
+Bytes serialize(const RegistryState& s, u64 generation) {
   Writer w;
   w.u32_(kFormatVersion);
   w.u64_(s.next_seq);
@@ -365,32 +385,39 @@ Bytes serialize(const RegistryState& s) {
   for (const auto& p : s.payloads) io_payload(w, p);
   w.u8_(s.journal.has_value());
   if (s.journal) io_journal(w, *s.journal);
-  put_extensions(w, s);
+  put_extensions(w, s, generation);
   return w.take();
 }
 
-Result<RegistryState> deserialize(ByteView data) {
+Result<RegistryState> deserialize(ByteView data, std::string_view who) {
   RegistryState s;
   if (data.empty()) return s;  // a fresh registry
   Reader r(data);
   u32 version = r.u32_();
   if (r.ok() && (version < kOldestReadable || version > kFormatVersion))
-    return fail(ErrorKind::BadTarget, "registry format version {} is not supported (expected {} to {})", version,
+    return fail(ErrorKind::BadTarget, "{} format version {} is not supported (expected {} to {})", who, version,
                 kOldestReadable, kFormatVersion);
   s.next_seq = r.u64_();
   u64 n = r.count(16);
   for (u64 i = 0; i < n && r.ok(); i++) {
     PayloadRecord p;
     io_payload(r, p);
-    if (p.state != PayloadState::Checked && p.state != PayloadState::Applied)
-      return fail(ErrorKind::Corrupt, "registry is corrupt: payload '{}' has state {}", p.name,
+    if (r.ok() && p.state != PayloadState::Checked && p.state != PayloadState::Applied)
+      return fail(ErrorKind::Corrupt, "{} is corrupt: payload '{}' has state {}", who, p.name,
                   static_cast<int>(p.state));
     s.payloads.push_back(std::move(p));
   }
-  if (r.u8_()) io_journal(r, s.journal.emplace());
-  if (!r.ok()) return fail(ErrorKind::Corrupt, "registry is corrupt: truncated state");
-  HS_CHECK(get_extensions(r, s));
-  if (!r.ok()) return fail(ErrorKind::Corrupt, "registry is corrupt: truncated state");
+  bool has_journal = false;
+  if (r.ok()) {
+    u8 j = r.u8_();
+    if (r.ok() && j > 1) return fail(ErrorKind::Corrupt, "{} is corrupt: journal flag {}", who, j);
+    has_journal = j == 1;
+  }
+  if (has_journal) io_journal(r, s.journal.emplace());
+  if (!r.ok()) return fail(ErrorKind::Corrupt, "{} is corrupt: truncated state", who);
+  HS_CHECK(get_extensions(r, s, who));
+  if (!r.ok()) return fail(ErrorKind::Corrupt, "{} is corrupt: truncated state", who);
+  HS_CHECK(check_state(s, who));
   return s;
 }
 
@@ -398,25 +425,29 @@ Result<RegistryState> deserialize(ByteView data) {
 
 namespace {
 
-constexpr char kMagic[8] = {'H', 'S', 'P', 'L', 'R', 'E', 'G', '1'};
-constexpr u64 kHeaderSize = 4096;
+bool is_registry_path(std::string_view path) { return is_memfd_named(path, Registry::kMemfdName); }
 
-struct Header {
-  char magic[8];
-  u32 version;
-  u32 header_size;
-  u64 capacity;
-  u64 self;
-  u64 commit;  // generation << 1 | active slot
-};
+constexpr u64 kSlotCapacity = (Registry::kCapacity - kRegistryHeaderSize) / 2;
 
-struct SlotHeader {
-  u64 length;
-  u64 checksum;
-};
+// What is wrong with a registry header page (the header and the zeros that
+// follow it) of a mapping at `self`; empty if nothing is.
+std::string header_problem(ByteView page, u64 self) {
+  if (page.size() != kRegistryHeaderSize) return "header unreadable";
+  auto h = load_le<RegistryHeader>(page.data());
+  if (std::memcmp(h.magic, kRegistryMagic, sizeof kRegistryMagic) != 0) return "bad magic";
+  if (h.version != 1) return fmt::format("header version {}", h.version);
+  if (h.header_size != kRegistryHeaderSize) return fmt::format("header size {:#x}", h.header_size);
+  if (h.capacity != Registry::kCapacity) return fmt::format("capacity {:#x}", h.capacity);
+  if (h.self != self) return fmt::format("header says it is at {:#x}", h.self);
+  for (size_t i = sizeof h; i < page.size(); i++)
+    if (page[i] != 0) return fmt::format("byte {:#x} of the header page is {:#04x}, not 0", i, page[i]);
+  return {};
+}
 
-u64 fnv1a(ByteView d) {
-  u64 h = 0xcbf29ce484222325ull;
+}  // namespace
+
+u64 registry_checksum(ByteView d) {
+  u64 h = 0xcbf29ce484222325ull;  // FNV-1a
   for (u8 c : d) {
     h ^= c;
     h *= 0x100000001b3ull;
@@ -424,22 +455,92 @@ u64 fnv1a(ByteView d) {
   return h;
 }
 
-u64 slot_capacity() { return (Registry::kCapacity - kHeaderSize) / 2; }
-u64 slot_offset(u64 slot) { return kHeaderSize + slot * slot_capacity(); }
+u64 registry_slot_capacity() { return kSlotCapacity; }
+u64 registry_slot_offset(u64 slot) { return kRegistryHeaderSize + slot * kSlotCapacity; }
 
-bool is_registry_path(std::string_view path) { return is_memfd_named(path, Registry::kMemfdName); }
+Bytes registry_slot_image(const RegistryState& s, u64 generation) {
+  Bytes data = serialize(s, generation);
+  RegistrySlotHeader sh{data.size(), registry_checksum(data)};
+  Bytes out(sizeof sh + data.size());
+  std::memcpy(out.data(), &sh, sizeof sh);
+  std::memcpy(out.data() + sizeof sh, data.data(), data.size());
+  return out;
+}
 
-}  // namespace
+RegistryHeader registry_header(u64 self) {
+  RegistryHeader h{};
+  std::memcpy(h.magic, kRegistryMagic, sizeof kRegistryMagic);
+  h.version = 1;
+  h.header_size = kRegistryHeaderSize;
+  h.capacity = Registry::kCapacity;
+  h.self = self;
+  h.commit = 0;  // generation 0, slot 0, whose length is 0: the empty state
+  return h;
+}
+
+Result<RegistryState> read_registry(const RegistryReader& read, u64 self, std::string_view who) {
+  Bytes page = HS_TRY(read(0, kRegistryHeaderSize));
+  if (auto why = header_problem(page, self); !why.empty())
+    return fail(ErrorKind::Corrupt, "{} at {:#x} is corrupt: {}", who, self, why);
+  auto h = load_le<RegistryHeader>(page.data());
+  const u64 slot = h.commit & 1, generation = h.commit >> 1;
+  Bytes shb = HS_TRY(read(registry_slot_offset(slot), sizeof(RegistrySlotHeader)));
+  if (shb.size() != sizeof(RegistrySlotHeader))
+    return fail(ErrorKind::Corrupt, "{} is corrupt: slot {} unreadable", who, slot);
+  auto sh = load_le<RegistrySlotHeader>(shb.data());
+  if (sh.length > kSlotCapacity - sizeof(RegistrySlotHeader))
+    return fail(ErrorKind::Corrupt, "{} is corrupt: slot {} length {:#x} exceeds {:#x}", who, slot, sh.length,
+                kSlotCapacity - sizeof(RegistrySlotHeader));
+  if (generation == 0) {
+    // Only the fresh registry has generation 0: slot 0, empty.
+    if (slot != 0 || sh.length != 0 || sh.checksum != 0)
+      return fail(ErrorKind::Corrupt, "{} is corrupt: generation 0 with slot {} of length {:#x}", who, slot,
+                  sh.length);
+    return RegistryState{};
+  }
+  Bytes data = HS_TRY(read(registry_slot_offset(slot) + sizeof(RegistrySlotHeader), sh.length));
+  if (data.size() != sh.length) return fail(ErrorKind::Corrupt, "{} is corrupt: slot {} unreadable", who, slot);
+  if (registry_checksum(data) != sh.checksum)
+    return fail(ErrorKind::Corrupt, "{} is corrupt: checksum mismatch in slot {}", who, slot);
+  if (data.empty()) return fail(ErrorKind::Corrupt, "{} is corrupt: slot {} of generation {} is empty", who, slot,
+                                generation);
+  RegistryState s = HS_TRY(deserialize(data, who));
+  if (s.generation != 0 && s.generation != generation)
+    return fail(ErrorKind::Corrupt, "{} is corrupt: the active slot {} holds generation {}, the header says {}", who,
+                slot, s.generation, generation);
+  return s;
+}
+
+Result<std::optional<MapEntry>> Registry::find_mapping(const Process& proc) {
+  auto maps = HS_TRY(proc.maps());
+  std::optional<MapEntry> found;
+  for (const auto& m : maps) {
+    if (!is_registry_path(m.path)) continue;
+    if (found)
+      return fail(ErrorKind::Corrupt, "registry of PID {} is corrupt: two registry mappings, at {} and {}",
+                  proc.pid(), found->range.begin, m.range.begin);
+    found = m;
+  }
+  return found;
+}
 
 Result<std::optional<Registry>> Registry::find(const Process& proc) {
-  auto maps = HS_TRY(proc.maps());
-  for (const auto& m : maps) {
-    if (!is_registry_path(m.path) || m.range.size() != kCapacity || !m.shared) continue;
-    auto h = HS_TRY(proc.read_value<Header>(m.range.begin));
-    if (std::memcmp(h.magic, kMagic, sizeof kMagic) != 0 || h.self != m.range.begin.value()) continue;
-    return std::optional<Registry>(Registry(&proc, m.range.begin));
-  }
-  return std::optional<Registry>();
+  auto m = HS_TRY(find_mapping(proc));
+  if (!m) return std::optional<Registry>();
+  // MAP_SHARED or MAP_PRIVATE: both are ours (a forked child's is private).
+  auto corrupt = [&](std::string_view why) {
+    return fail(ErrorKind::Corrupt, "registry of PID {} at {} is corrupt: {}", proc.pid(), m->range.begin, why);
+  };
+  if (m->range.size() != kCapacity)
+    return corrupt(fmt::format("mapping of {:#x} bytes, expected {:#x}", m->range.size(), kCapacity));
+  if (m->prot != (PROT_READ | PROT_WRITE))
+    return corrupt(fmt::format("mapping protection {}{}{}, expected rw-", m->prot & PROT_READ ? 'r' : '-',
+                               m->prot & PROT_WRITE ? 'w' : '-', m->prot & PROT_EXEC ? 'x' : '-'));
+  if (m->range.begin.value() % 4096 != 0 || m->offset != 0)
+    return corrupt(fmt::format("mapping at file offset {:#x}", m->offset));
+  Bytes page = HS_TRY(proc.read(m->range.begin, kRegistryHeaderSize));
+  if (auto why = header_problem(page, m->range.begin.value()); !why.empty()) return corrupt(why);
+  return std::optional<Registry>(Registry(&proc, m->range.begin));
 }
 
 // Closes registry memfds that a killed tool left open in the target (it dies
@@ -474,44 +575,29 @@ Result<Registry> Registry::create(const Process& proc, ThreadGroup& group) {
   }
   HS_CHECK(group.resume_all());
 
-  Header h{};
-  std::memcpy(h.magic, kMagic, sizeof kMagic);
-  h.version = 1;
-  h.header_size = kHeaderSize;
-  h.capacity = kCapacity;
-  h.self = addr.value();
-  h.commit = 0;  // generation 0, slot 0, whose length is 0: the empty state
+  RegistryHeader h = registry_header(addr.value());
   HS_CHECK(proc.write(addr, ByteView(reinterpret_cast<const u8*>(&h), sizeof h)));
   return Registry(&proc, addr);
 }
 
 Result<RegistryState> Registry::load() const {
-  auto h = HS_TRY(proc_->read_value<Header>(base_));
-  if (std::memcmp(h.magic, kMagic, sizeof kMagic) != 0)
-    return fail(ErrorKind::Corrupt, "registry at {} in PID {} has a bad magic", base_, proc_->pid());
-  u64 slot = h.commit & 1;
-  auto sh = HS_TRY(proc_->read_value<SlotHeader>(base_ + static_cast<i64>(slot_offset(slot))));
-  if (sh.length > slot_capacity() - sizeof(SlotHeader))
-    return fail(ErrorKind::Corrupt, "registry in PID {} is corrupt: slot length {:#x}", proc_->pid(), sh.length);
-  Bytes data = HS_TRY(proc_->read(base_ + static_cast<i64>(slot_offset(slot) + sizeof(SlotHeader)), sh.length));
-  if (fnv1a(data) != sh.checksum && !(h.commit == 0 && sh.length == 0))
-    return fail(ErrorKind::Corrupt, "registry in PID {} is corrupt: checksum mismatch", proc_->pid());
-  return deserialize(data);
+  const Process* proc = proc_;
+  const RemoteAddr base = base_;
+  return read_registry(
+      [proc, base](u64 offset, size_t len) { return proc->read(base + static_cast<i64>(offset), len); },
+      base_.value(), fmt::format("registry of PID {}", proc_->pid()));
 }
 
 Status Registry::commit(const RegistryState& s) {
-  auto h = HS_TRY(proc_->read_value<Header>(base_));
+  auto h = HS_TRY(proc_->read_value<RegistryHeader>(base_));
   u64 slot = (h.commit & 1) ^ 1;
-  Bytes data = serialize(s);
-  if (data.size() > slot_capacity() - sizeof(SlotHeader))
-    return fail(ErrorKind::Internal, "registry state of {:#x} bytes does not fit the registry", data.size());
-  SlotHeader sh{data.size(), fnv1a(data)};
-  Bytes out(sizeof sh + data.size());
-  std::memcpy(out.data(), &sh, sizeof sh);
-  std::memcpy(out.data() + sizeof sh, data.data(), data.size());
-  HS_CHECK(proc_->write(base_ + static_cast<i64>(slot_offset(slot)), out));
-  u64 commit = (((h.commit >> 1) + 1) << 1) | slot;
-  return proc_->write(base_ + static_cast<i64>(offsetof(Header, commit)),
+  u64 generation = (h.commit >> 1) + 1;
+  Bytes out = registry_slot_image(s, generation);
+  if (out.size() > kSlotCapacity)
+    return fail(ErrorKind::Internal, "registry state of {:#x} bytes does not fit the registry", out.size());
+  HS_CHECK(proc_->write(base_ + static_cast<i64>(registry_slot_offset(slot)), out));
+  u64 commit = (generation << 1) | slot;
+  return proc_->write(base_ + static_cast<i64>(offsetof(RegistryHeader, commit)),
                       ByteView(reinterpret_cast<const u8*>(&commit), sizeof commit));
 }
 

@@ -21,6 +21,7 @@
 // (see Engine::repair).
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -116,6 +117,10 @@ struct Journal {
 
 struct RegistryState {
   u64 next_seq = 1;
+  // The commit generation this state was written as (kExtGeneration), so a
+  // reader can tell the active slot from a stale one; 0: not recorded (a
+  // registry written before it was).
+  u64 generation = 0;
   std::vector<PayloadRecord> payloads;
   std::optional<Journal> journal;
 
@@ -127,8 +132,53 @@ struct RegistryState {
   std::vector<const PayloadRecord*> applied_stack(std::string_view object_path) const;
 };
 
-Bytes serialize(const RegistryState& s);
-Result<RegistryState> deserialize(ByteView data);
+// `generation` (0: none) is recorded in the state, see RegistryState.
+Bytes serialize(const RegistryState& s, u64 generation = 0);
+// Parses and checks (check_state) a state read back from a target. Errors
+// are Corrupt (BadTarget for a format version this tool does not know) and
+// read "<who> is corrupt: <what is wrong>".
+Result<RegistryState> deserialize(ByteView data, std::string_view who = "registry");
+
+// What a payload may be called (1 to 64 of [A-Za-z0-9_.-]).
+bool valid_payload_name(std::string_view name);
+// Everything a state read back from a target must satisfy before any verb
+// acts on it (registry_check.cc): names, states, counts, byte-string lengths,
+// addresses, sequence numbers and the journal. A Corrupt error
+// "<who> is corrupt: <what>" otherwise.
+Status check_state(const RegistryState& s, std::string_view who = "registry");
+
+// The raw layout of the mapping: a header page, then two slots, each a
+// SlotHeader and the serialised state. Exposed for the fuzzer and for tests
+// that forge a registry the way a target could.
+struct RegistryHeader {
+  char magic[8];
+  u32 version;
+  u32 header_size;
+  u64 capacity;
+  u64 self;    // the mapping's own address
+  u64 commit;  // generation << 1 | active slot
+};
+struct RegistrySlotHeader {
+  u64 length;
+  u64 checksum;  // registry_checksum of the `length` bytes that follow
+};
+inline constexpr char kRegistryMagic[8] = {'H', 'S', 'P', 'L', 'R', 'E', 'G', '1'};
+inline constexpr u64 kRegistryHeaderSize = 4096;
+u64 registry_checksum(ByteView data);
+u64 registry_slot_offset(u64 slot);  // from the mapping's start
+u64 registry_slot_capacity();        // the slot header included
+// A slot's bytes (header and data) holding `s` as written by commit
+// `generation`.
+Bytes registry_slot_image(const RegistryState& s, u64 generation);
+// A fresh header for a mapping at `self`.
+RegistryHeader registry_header(u64 self);
+
+// Reads `len` bytes at `offset` from the start of a registry mapping.
+using RegistryReader = std::function<Result<Bytes>(u64 offset, size_t len)>;
+// The state a registry mapping at `self` holds, with the header, the active
+// slot (length, checksum, generation) and the contents checked. Errors are
+// Corrupt and name `who` ("registry of PID 123").
+Result<RegistryState> read_registry(const RegistryReader& read, u64 self, std::string_view who);
 
 // The registry mapping inside one target.
 class Registry {
@@ -136,7 +186,13 @@ class Registry {
   static constexpr std::string_view kMemfdName = "hotsplice-registry";
   static constexpr u64 kCapacity = 32ull << 20;  // virtual; pages are used as written
 
-  // Finds the registry of a process; nullopt if it has none yet.
+  // The mapping named as the registry (its memfd name), whatever it holds;
+  // nullopt if there is none; a Corrupt error if there are several.
+  static Result<std::optional<MapEntry>> find_mapping(const Process& proc);
+  // Finds the registry of a process; nullopt if it has none yet. A mapping
+  // named as the registry whose size, protection or header is wrong is a
+  // Corrupt error ("registry of PID 123 at 0x7f.. is corrupt: bad magic"),
+  // never "none": no second registry is created beside it.
   static Result<std::optional<Registry>> find(const Process& proc);
   // Creates it (remote syscalls on one borrowed thread; the rest keeps running).
   static Result<Registry> create(const Process& proc, ThreadGroup& group);

@@ -22,17 +22,6 @@
 
 namespace hs {
 
-namespace {
-
-bool valid_name(std::string_view n) {
-  if (n.empty() || n.size() > 64) return false;
-  return std::all_of(n.begin(), n.end(), [](char c) {
-    return isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
-  });
-}
-
-}  // namespace
-
 Result<std::unique_ptr<Session>> Session::open(pid_t pid, EngineOptions opts) {
   HS_FAULT_TARGET(pid);
   PhaseTimer timer("open");
@@ -89,7 +78,7 @@ Result<PayloadRecord*> Session::need(std::string_view name) {
 }
 
 Status Session::upload(std::string_view name, const std::string& file) {
-  if (!valid_name(name))
+  if (!valid_payload_name(name))
     return fail(ErrorKind::Usage, "invalid payload name '{}': use 1 to 64 of [A-Za-z0-9_.-]", name);
   if (state_.find(name))
     return fail(ErrorKind::State, "a payload named '{}' is already loaded in PID {}", name, proc_->pid());

@@ -70,7 +70,6 @@ class Session {
  private:
   Session() = default;
   Status repair();
-  Result<bool> payload_mapped(const Journal& j);
   Status ensure_registry();
   Status commit();
   Result<const std::vector<MappedObject>*> objects();

@@ -5,7 +5,10 @@
 
 #include <algorithm>
 
+#include <cstring>
+
 #include "engine/registry.h"
+#include "engine/repair.h"
 
 namespace hs {
 namespace {
@@ -30,9 +33,13 @@ RegistryState sample_state() {
     f.new_addr = p.base + 0x10;
     f.new_size = 8;
     f.insn = {0xe9, 1, 2, 3, 4};
+    if (i == 0) {
+      f.applied = true;
+      f.undo = {0x55, 0x48, 0x89, 0xe5, 0x90};
+    }
     if (i == 0) f.call_sites = {0x400100, 0x400240};
     p.funcs.push_back(f);
-    p.exports.emplace_back("g", 0x1234);
+    p.exports.emplace_back("g", p.base + 0x1234);
     p.modinfo.emplace_back("cve", "x");
     p.upload_seq = 3 + i;
     p.apply_seq = i == 0 ? 5 : 0;
@@ -137,6 +144,111 @@ TEST(Registry, UnwindInformationOutsideThePayloadIsCorrupt) {
   EXPECT_EQ(back.error().message(),
             "registry is corrupt: payload 'p1' has .eh_frame at 0x2ff0+0x38 outside its 0x3000 bytes");
   EXPECT_EQ(back.error().kind(), ErrorKind::Corrupt);
+}
+
+// A state read back from a target is bounded (registry_check.cc): a journal
+// write must be at a patch site or a call site of a payload.
+TEST(Registry, JournalWriteOutsidePatchAndCallSitesIsCorrupt) {
+  RegistryState s = sample_state();
+  s.journal = Journal{JournalOp::Revert, "p0", 1, {{0x400008, Bytes(5, 0xcc), Bytes(5, 0x90)}}, 0, 0};
+  auto back = deserialize(serialize(s), "registry of PID 7");
+  ASSERT_FALSE(back.has_value());
+  EXPECT_EQ(back.error().message(),
+            "registry of PID 7 is corrupt: journal writes 5 bytes at 0x400008, neither a patch site nor a call site "
+            "of a payload");
+  EXPECT_EQ(back.error().kind(), ErrorKind::Corrupt);
+  s.journal->writes = {{0x400000, Bytes(5, 0xcc), s.payloads[0].funcs[0].undo}};  // the patch site: fits
+  EXPECT_TRUE(deserialize(serialize(s)).has_value());
+}
+
+TEST(Registry, InconsistentFieldsAreCorrupt) {
+  struct Case {
+    void (*spoil)(RegistryState&);
+    std::string message;
+  };
+  const Case cases[] = {
+      {[](RegistryState& s) { s.payloads[1].name = "p0"; }, "two payloads named 'p0'"},
+      {[](RegistryState& s) { s.payloads[1].name = "../x"; }, "a payload named '../x'"},
+      {[](RegistryState& s) {
+         s.payloads[1].base = 0x11000;
+         s.payloads[1].funcs[0].new_addr = 0x11010;
+         s.payloads[1].exports[0].second = 0x11000;
+       },
+       "payloads overlap at 0x11000"},
+      {[](RegistryState& s) { s.payloads[0].funcs[0].undo.pop_back(); },
+       "payload 'p0': function 'f' at 0x400000 saved 4 bytes for a 5-byte patch"},
+      {[](RegistryState& s) { s.payloads[0].funcs[0].new_addr = 0x400000; },
+       "payload 'p0': function 'f' at 0x400000 is replaced by code at 0x400000, outside the payload"},
+      {[](RegistryState& s) { s.payloads[1].apply_seq = 5; }, "payload 'p1' is CHECKED with apply sequence 5 (next 7)"},
+      {[](RegistryState& s) { s.next_seq = 5; }, "payload 'p0' is APPLIED with apply sequence 5 (next 5)"},
+      {[](RegistryState& s) { s.payloads[0].exports[0].second = 0x1234; },
+       "payload 'p0' exports 'g' at 0x1234, outside it"},
+      {[](RegistryState& s) { s.journal = Journal{JournalOp::Unload, "p1", 1, {}, 0x20000, 0x1000}; },
+       "journal unload of 'p1' names the mapping 0x20000+0x1000"},
+      {[](RegistryState& s) { s.journal = Journal{JournalOp::Apply, "nobody", 1, {}, 0, 0}; },
+       "journal apply names payload 'nobody', which is not in the registry"},
+  };
+  for (const auto& c : cases) {
+    RegistryState s = sample_state();
+    c.spoil(s);
+    auto back = deserialize(serialize(s));
+    ASSERT_FALSE(back.has_value()) << c.message;
+    EXPECT_EQ(back.error().message(), "registry is corrupt: " + c.message);
+    EXPECT_EQ(back.error().kind(), ErrorKind::Corrupt);
+  }
+}
+
+// The active slot must hold the generation the header names: a header
+// pointing at the other (older) slot is corruption, not an older state.
+TEST(Registry, ASlotOfAnotherGenerationIsCorrupt) {
+  const u64 self = 0x7f0000000000;
+  Bytes header(kRegistryHeaderSize, 0);
+  RegistryHeader h = registry_header(self);
+  h.commit = 5 << 1 | 1;  // generation 5, slot 1
+  std::memcpy(header.data(), &h, sizeof h);
+  Bytes slot = registry_slot_image(sample_state(), 4);
+  RegistryReader read = [&](u64 off, size_t len) -> Result<Bytes> {
+    if (off < kRegistryHeaderSize) return Bytes(header.begin() + off, header.begin() + off + len);
+    Bytes out(len, 0);
+    const u64 at = off - registry_slot_offset(1);
+    for (size_t i = 0; i < len && at + i < slot.size(); i++) out[i] = slot[at + i];
+    return out;
+  };
+  auto st = read_registry(read, self, "registry of PID 9");
+  ASSERT_FALSE(st.has_value());
+  EXPECT_EQ(st.error().message(),
+            "registry of PID 9 is corrupt: the active slot 1 holds generation 4, the header says 5");
+  slot = registry_slot_image(sample_state(), 5);
+  st = read_registry(read, self, "registry of PID 9");
+  ASSERT_TRUE(st.has_value()) << st.error().message();
+  EXPECT_EQ(st->payloads.size(), 2u);
+  h.self = self + 0x1000;
+  std::memcpy(header.data(), &h, sizeof h);
+  st = read_registry(read, self, "registry of PID 9");
+  ASSERT_FALSE(st.has_value());
+  EXPECT_EQ(st.error().message(),
+            "registry of PID 9 at 0x7f0000000000 is corrupt: header says it is at 0x7f0000001000");
+}
+
+// A repair writes a journal write back only over its own before or after.
+TEST(Registry, RepairRefusesBytesThatAreNeitherTheJournalsBeforeNorAfter) {
+  RegistryState s = sample_state();
+  const Bytes& insn = s.payloads[0].funcs[0].insn;
+  const Bytes& undo = s.payloads[0].funcs[0].undo;
+  s.journal = Journal{JournalOp::Revert, "p0", 1, {{0x400000, insn, undo}}, 0, 0};  // p0 still APPLIED: roll back
+  ASSERT_TRUE(check_state(s).has_value());
+  Bytes there = {1, 2, 3, 4, 5};
+  MemoryReader mem = [&](RemoteAddr, size_t) -> Result<Bytes> { return there; };
+  auto plan = plan_repair(s, mem, {}, 9);
+  ASSERT_FALSE(plan.has_value());
+  EXPECT_EQ(plan.error().message(),
+            "registry of PID 9 is corrupt: its journal would write at 0x400000, which holds 0102030405, neither the "
+            "journal's before (e901020304) nor after (554889e590)");
+  there = undo;  // the revert's write was made: rolled back to the patch
+  plan = plan_repair(s, mem, {}, 9);
+  ASSERT_TRUE(plan.has_value()) << plan.error().message();
+  ASSERT_EQ(plan->writes.size(), 1u);
+  EXPECT_EQ(plan->writes[0].after, insn);
 }
 
 }  // namespace
