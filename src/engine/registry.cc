@@ -434,7 +434,7 @@ bool is_registry_path(std::string_view path) { return is_memfd_named(path, Regis
 Result<std::optional<Registry>> Registry::find(const Process& proc) {
   auto maps = HS_TRY(proc.maps());
   for (const auto& m : maps) {
-    if (!is_registry_path(m.path) || m.range.size() != kCapacity || !m.shared) continue;
+    if (!is_registry_path(m.path) || m.range.size() != kCapacity) continue;
     auto h = HS_TRY(proc.read_value<Header>(m.range.begin));
     if (std::memcmp(h.magic, kMagic, sizeof kMagic) != 0 || h.self != m.range.begin.value()) continue;
     return std::optional<Registry>(Registry(&proc, m.range.begin));
@@ -468,8 +468,12 @@ Result<Registry> Registry::create(const Process& proc, ThreadGroup& group) {
   {
     auto rs = HS_TRY(RemoteSyscalls::create(group, *t, proc));
     HS_CHECK(close_stray_fds(proc, rs));
+    // Private: a child forked later gets a copy-on-write copy, its own state
+    // (it inherits the patched code, so it inherits the state that describes
+    // it, and from then on each process changes alone). No swap space is
+    // reserved for the 32 MiB: only the pages written are ever used.
     addr = HS_TRY(map_named_memfd(proc, rs, *t, kMemfdName, RemoteAddr(), kCapacity, PROT_READ | PROT_WRITE,
-                                  MAP_SHARED));
+                                  MAP_PRIVATE | MAP_NORESERVE));
     HS_CHECK(rs.finish());
   }
   HS_CHECK(group.resume_all());
