@@ -569,8 +569,12 @@ Result<Registry> Registry::create(const Process& proc, ThreadGroup& group) {
   {
     auto rs = HS_TRY(RemoteSyscalls::create(group, *t, proc));
     HS_CHECK(close_stray_fds(proc, rs));
+    // Private: a child forked later gets a copy-on-write copy, its own state
+    // (it inherits the patched code, so it inherits the state that describes
+    // it, and from then on each process changes alone). No swap space is
+    // reserved for the 32 MiB: only the pages written are ever used.
     addr = HS_TRY(map_named_memfd(proc, rs, *t, kMemfdName, RemoteAddr(), kCapacity, PROT_READ | PROT_WRITE,
-                                  MAP_SHARED));
+                                  MAP_PRIVATE | MAP_NORESERVE));
     HS_CHECK(rs.finish());
   }
   HS_CHECK(group.resume_all());

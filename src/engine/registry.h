@@ -1,10 +1,15 @@
 // The registry: hotsplice's state, kept inside the target process.
 //
-// Where it lives. A shared memfd mapping named "hotsplice-registry", created
+// Where it lives. A private memfd mapping named "hotsplice-registry", created
 // in the target the first time a payload is uploaded (memfd_create + mmap run
 // as remote system calls). It shows in /proc/PID/maps as
 // "/memfd:hotsplice-registry (deleted)", which is how every later invocation,
-// and any second copy of the tool, finds it; it dies with the process.
+// and any second copy of the tool, finds it; it dies with the process. Being
+// private (written through /proc/PID/mem, which copies a page on write), it
+// is copied by fork like the rest of the process's memory: a child forked
+// after a patch inherits the patched code and a registry that describes it,
+// and from then on parent and child each change their own. exec drops it
+// with the old image.
 //
 // How it is written. The mapping holds a header and two slots. A commit
 // serialises the whole state into the slot that is not active, then flips

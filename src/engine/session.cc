@@ -308,14 +308,22 @@ Status Session::unload(std::string_view name) {
 Status Session::load(std::string_view name, const std::string& file) {
   HS_CHECK(upload(name, file));
   auto st = apply(name);
-  if (!st) {
-    auto un = unload(name);
-    if (!un)
-      return std::unexpected(Error(st.error().kind(), fmt::format("{} (and unloading it again failed: {})",
-                                                                   st.error().message(), un.error().message())));
-    return st;
-  }
-  return {};
+  if (st) return {};
+  auto un = unload(name);
+  if (un) return st;
+  // Both failed: say what the process holds now and how to finish, from the
+  // state last committed (the unload may have got part of the way).
+  const PayloadRecord* p = state_.find(name);
+  std::string left;
+  if (!p)
+    left = fmt::format("payload '{}' is no longer in PID {}", name, proc_->pid());
+  else
+    left = fmt::format("payload '{}' stays loaded in PID {}, {}{}; to remove it: hotsplice {} {} {}", name,
+                       proc_->pid(), state_name(p->state),
+                       p->unload_hooks_started ? " (its unload hooks have run and will not run again)" : "",
+                       p->state == PayloadState::Applied ? "revert" : "unload", proc_->pid(), name);
+  return std::unexpected(Error(st.error().kind(), fmt::format("{}; unloading it again failed too: {}; {}",
+                                                              st.error().message(), un.error().message(), left)));
 }
 
 Result<ListResult> list_state(pid_t pid) {

@@ -20,7 +20,7 @@ Result<RemoteAddr> map_named_memfd(const Process& proc, RemoteSyscalls& rs, cons
   std::string z(name);
   HS_CHECK(proc.write(name_at, ByteView(reinterpret_cast<const u8*>(z.c_str()), z.size() + 1)));
   // Executable memfds must say so on kernels that know MFD_EXEC (6.3+).
-  unsigned flags_mfd = MFD_CLOEXEC | ((prot & PROT_EXEC) || (flags & MAP_PRIVATE) ? MFD_EXEC : 0);
+  unsigned flags_mfd = MFD_CLOEXEC | (prot & PROT_EXEC ? MFD_EXEC : 0);
   long fd = HS_TRY(rs.syscall(SYS_memfd_create, name_at.value(), flags_mfd));
   if (fd == -EINVAL && (flags_mfd & MFD_EXEC)) fd = HS_TRY(rs.syscall(SYS_memfd_create, name_at.value(), MFD_CLOEXEC));
   if (fd < 0)

@@ -356,3 +356,29 @@ TEST(Hooks, KilledWhileAHookRunsTheTargetCarriesOn) {
   EXPECT_EQ(t.ask("bump"), "bump=1002");
   EXPECT_EQ(global(t), 1002);
 }
+
+// Issue 9, defect 6: `load` whose apply fails and whose clean-up unload fails
+// too says what is left in the process and the command that finishes it.
+TEST(LoadCleanup, FailedUnloadSaysWhatIsLeftAndHowToFinish) {
+  std::string bin = target_bin("calc");
+  std::string lp = build("hooks_load_stuck.c", bin, "hooks_load_stuck.lp");
+  Target t(bin);
+  HsRun r = hotsplice({"load", P(t), lp, "--name", "stuck"});
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_EQ(r.err_line(),
+            "hotsplice: error: payload 'stuck': preapply hook 'refuse' returned 7; apply refused; unloading it again "
+            "failed too: payload 'stuck': unload hook 'crash_on_unload_stuck' crashed with SIGSEGV at "
+            "crash_on_unload_stuck+0x0 (fault address 0x20); the payload stays loaded (its unload hooks will not run "
+            "again); payload 'stuck' stays loaded in PID " +
+                P(t) + ", CHECKED (its unload hooks have run and will not run again); to remove it: hotsplice unload " +
+                P(t) + " stuck");
+  // That is what the process holds: the payload, not applied.
+  ASSERT_TRUE(t.alive());
+  EXPECT_EQ(state_of(t, "stuck"), "CHECKED");
+  EXPECT_TRUE(mapped(t, "stuck"));
+  EXPECT_EQ(t.ask("bump"), "bump=1");
+  // And the command it names finishes the job.
+  OK({"unload", P(t), "stuck"});
+  expect_absent(t, "stuck");
+  EXPECT_EQ(t.ask("bump"), "bump=2");
+}
