@@ -5,10 +5,11 @@
 //
 // The journal comes back from the target, which may have forged it:
 // check_state has already bounded every write to a patch site or a recorded
-// call site of a payload, and the plan makes a write only where the bytes
-// there now are the write's `before` or `after` (anything else is refused
-// as corruption, naming the address and the bytes found); an upload's
-// mapping is unmapped only when all of it is that payload's named memfd.
+// call site of a payload, and the plan makes the writes only if the bytes
+// there now are what some number of the journal's writes, made in order,
+// leave there (anything else is refused as corruption, naming the address
+// and the bytes found); an upload's mapping is unmapped only when all of it
+// is that payload's named memfd.
 #pragma once
 
 #include <sys/types.h>

@@ -13,6 +13,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdint>
+#include <optional>
 
 #include "engine/placement.h"
 #include "engine/repair.h"
@@ -22,18 +24,52 @@ namespace hs {
 
 namespace {
 
-// Plans one write of the journal (its `before`, or its `after` going
-// forward) against what the memory holds once the writes planned so far
-// are made.
-Status plan_write(Overlay& mem, const JournalWrite& w, bool forward, pid_t pid) {
-  Bytes cur = HS_TRY(mem.read(w.addr, w.after.size()));
-  if (cur != w.before && cur != w.after)
-    return fail(ErrorKind::Corrupt,
-                "registry of PID {} is corrupt: its journal would write at {:#x}, which holds {}, neither the "
-                "journal's before ({}) nor after ({})",
-                pid, w.addr, to_hex(cur), to_hex(w.before), to_hex(w.after));
-  mem.write(w.addr, std::move(cur), forward ? w.after : w.before);
-  return {};
+// The journal's writes were made in order, and the tool died after some
+// number k of them (0 to all): the bytes each write covers must be what k
+// writes leave there, for some k (a byte takes the `after` of the last write
+// up to k that covers it, or else the `before` of the first later one).
+// Several writes may cover one place (a replace reverts one payload's patch
+// and writes another's), so one write's before or after alone says nothing.
+// Returns the bytes found at each write, or a Corrupt error naming the
+// address, what is there and what the journal says should be.
+Result<std::vector<Bytes>> check_journal_bytes(const std::vector<JournalWrite>& writes, const MemoryReader& read,
+                                               pid_t pid) {
+  std::vector<Bytes> found;
+  for (const auto& w : writes)
+    if (w.before.size() != w.after.size())
+      return fail(ErrorKind::Corrupt, "registry of PID {} is corrupt: its journal writes {} bytes over {} at {:#x}", pid,
+                  w.after.size(), w.before.size(), w.addr);
+  for (const auto& w : writes) found.push_back(HS_TRY(read(RemoteAddr(w.addr), w.after.size())));
+  // What byte `b` of write `i` should be after the first k writes.
+  auto expected = [&](size_t k, size_t i, size_t b) -> u8 {
+    const u64 a = writes[i].addr + b;
+    std::optional<u8> last_done, first_pending;
+    for (size_t n = 0; n < writes.size(); n++) {
+      const auto& w = writes[n];
+      if (a < w.addr || a - w.addr >= w.after.size()) continue;
+      if (n < k)
+        last_done = w.after[a - w.addr];
+      else if (!first_pending)
+        first_pending = w.before[a - w.addr];
+    }
+    return last_done ? *last_done : *first_pending;  // write i covers a, so one is set
+  };
+  size_t best_k = 0, best_bad = SIZE_MAX;
+  for (size_t k = 0; k <= writes.size() && best_bad != 0; k++) {
+    size_t bad = 0;
+    for (size_t i = 0; i < writes.size(); i++)
+      for (size_t b = 0; b < found[i].size(); b++) bad += found[i][b] != expected(k, i, b);
+    if (bad < best_bad) best_bad = bad, best_k = k;
+  }
+  if (best_bad == 0) return found;
+  for (size_t i = 0; i < writes.size(); i++)
+    for (size_t b = 0; b < found[i].size(); b++)
+      if (found[i][b] != expected(best_k, i, b))
+        return fail(ErrorKind::Corrupt,
+                    "registry of PID {} is corrupt: its journal would write at {:#x}, which holds {}, neither the "
+                    "journal's before ({}) nor after ({})",
+                    pid, writes[i].addr, to_hex(found[i]), to_hex(writes[i].before), to_hex(writes[i].after));
+  return found;
 }
 
 // The mapping of a half-made upload, if it is there: every mapping in
@@ -88,14 +124,25 @@ Result<RepairPlan> plan_repair(const RegistryState& s, const MemoryReader& read,
       // operation is completed, never undone.
       const PayloadRecord* target = s.find(j.payload);
       if (target && target->state == (j.op == JournalOp::Revert ? PayloadState::Checked : PayloadState::Applied)) {
-        for (const auto& w : j.writes) HS_CHECK(plan_write(mem, w, true, pid));
+        HS_CHECK(check_journal_bytes(j.writes, read, pid));
+        for (const auto& w : j.writes) {
+          Bytes cur = HS_TRY(mem.read(w.addr, w.after.size()));
+          mem.write(w.addr, std::move(cur), w.after);
+        }
         plan.note = fmt::format(
             "repaired: completed an interrupted {} of '{}' (tool PID {}): {} hook had run", op_name(j.op), j.payload,
             j.tool_pid,
             j.op == JournalOp::Apply ? "its apply" : j.op == JournalOp::Revert ? "its revert" : "an apply or revert");
         break;
       }
-      for (size_t k = j.writes.size(); k-- > 0;) HS_CHECK(plan_write(mem, j.writes[k], false, pid));
+      // Writing each change's `before`, newest first, restores every byte to
+      // what it was before the first change touched it, however many of the
+      // writes had happened.
+      HS_CHECK(check_journal_bytes(j.writes, read, pid));
+      for (size_t k = j.writes.size(); k-- > 0;) {
+        Bytes cur = HS_TRY(mem.read(j.writes[k].addr, j.writes[k].before.size()));
+        mem.write(j.writes[k].addr, std::move(cur), j.writes[k].before);
+      }
       plan.note = fmt::format("repaired: rolled back an interrupted {} of '{}' (tool PID {})", op_name(j.op),
                               j.payload, j.tool_pid);
       break;

@@ -251,5 +251,27 @@ TEST(Registry, RepairRefusesBytesThatAreNeitherTheJournalsBeforeNorAfter) {
   EXPECT_EQ(plan->writes[0].after, insn);
 }
 
+// A replace journals two writes at one site (the old patch reverted, the
+// new one written): killed before either, the site holds the old patch,
+// which is neither the second write's before nor its after, and that is fine.
+TEST(Registry, RepairOfAReplaceKilledBeforeItsWritesFindsTheOldPatch) {
+  RegistryState s = sample_state();
+  const Bytes old_patch = s.payloads[0].funcs[0].insn, orig = s.payloads[0].funcs[0].undo;
+  s.payloads[1].funcs[0].insn = {0xe9, 9, 9, 9, 9};
+  s.journal = Journal{JournalOp::Replace, "p1", 1,
+                      {{0x400000, old_patch, orig}, {0x400000, orig, s.payloads[1].funcs[0].insn}}, 0, 0};
+  ASSERT_TRUE(check_state(s).has_value()) << check_state(s).error().message();
+  for (const Bytes& there : {old_patch, orig, s.payloads[1].funcs[0].insn}) {
+    MemoryReader mem = [&](RemoteAddr, size_t) -> Result<Bytes> { return there; };
+    auto plan = plan_repair(s, mem, {}, 9);  // p1 is CHECKED: rolled back
+    ASSERT_TRUE(plan.has_value()) << plan.error().message();
+    ASSERT_EQ(plan->writes.size(), 2u);
+    EXPECT_EQ(plan->writes.back().after, old_patch);
+  }
+  Bytes other = {0xcc, 0xcc, 0xcc, 0xcc, 0xcc};
+  MemoryReader mem = [&](RemoteAddr, size_t) -> Result<Bytes> { return other; };
+  EXPECT_FALSE(plan_repair(s, mem, {}, 9).has_value());
+}
+
 }  // namespace
 }  // namespace hs
