@@ -3,9 +3,9 @@
 // Reader to parse with every count, length and bound checked (the bytes come
 // back from a target, which may have changed them); finding it in a process
 // (a mapping named as the registry is one: if anything about it is wrong,
-// that is corruption, never "no registry"), reading it back with its header,
-// active slot, checksum and generation checked (read_registry; the contents
-// are bounded by check_state, registry_check.cc), creating it, and
+// that is corruption, never "no registry"), loading it (read_registry in
+// registry_layout.cc checks the header, slot, checksum and generation;
+// check_state in registry_check.cc bounds the contents), creating it, and
 // committing a new state atomically.
 #include "engine/registry.h"
 
@@ -427,89 +427,7 @@ namespace {
 
 bool is_registry_path(std::string_view path) { return is_memfd_named(path, Registry::kMemfdName); }
 
-constexpr u64 kSlotCapacity = (Registry::kCapacity - kRegistryHeaderSize) / 2;
-
-// What is wrong with a registry header page (the header and the zeros that
-// follow it) of a mapping at `self`; empty if nothing is.
-std::string header_problem(ByteView page, u64 self) {
-  if (page.size() != kRegistryHeaderSize) return "header unreadable";
-  auto h = load_le<RegistryHeader>(page.data());
-  if (std::memcmp(h.magic, kRegistryMagic, sizeof kRegistryMagic) != 0) return "bad magic";
-  if (h.version != 1) return fmt::format("header version {}", h.version);
-  if (h.header_size != kRegistryHeaderSize) return fmt::format("header size {:#x}", h.header_size);
-  if (h.capacity != Registry::kCapacity) return fmt::format("capacity {:#x}", h.capacity);
-  if (h.self != self) return fmt::format("header says it is at {:#x}", h.self);
-  for (size_t i = sizeof h; i < page.size(); i++)
-    if (page[i] != 0) return fmt::format("byte {:#x} of the header page is {:#04x}, not 0", i, page[i]);
-  return {};
-}
-
 }  // namespace
-
-u64 registry_checksum(ByteView d) {
-  u64 h = 0xcbf29ce484222325ull;  // FNV-1a
-  for (u8 c : d) {
-    h ^= c;
-    h *= 0x100000001b3ull;
-  }
-  return h;
-}
-
-u64 registry_slot_capacity() { return kSlotCapacity; }
-u64 registry_slot_offset(u64 slot) { return kRegistryHeaderSize + slot * kSlotCapacity; }
-
-Bytes registry_slot_image(const RegistryState& s, u64 generation) {
-  Bytes data = serialize(s, generation);
-  RegistrySlotHeader sh{data.size(), registry_checksum(data)};
-  Bytes out(sizeof sh + data.size());
-  std::memcpy(out.data(), &sh, sizeof sh);
-  std::memcpy(out.data() + sizeof sh, data.data(), data.size());
-  return out;
-}
-
-RegistryHeader registry_header(u64 self) {
-  RegistryHeader h{};
-  std::memcpy(h.magic, kRegistryMagic, sizeof kRegistryMagic);
-  h.version = 1;
-  h.header_size = kRegistryHeaderSize;
-  h.capacity = Registry::kCapacity;
-  h.self = self;
-  h.commit = 0;  // generation 0, slot 0, whose length is 0: the empty state
-  return h;
-}
-
-Result<RegistryState> read_registry(const RegistryReader& read, u64 self, std::string_view who) {
-  Bytes page = HS_TRY(read(0, kRegistryHeaderSize));
-  if (auto why = header_problem(page, self); !why.empty())
-    return fail(ErrorKind::Corrupt, "{} at {:#x} is corrupt: {}", who, self, why);
-  auto h = load_le<RegistryHeader>(page.data());
-  const u64 slot = h.commit & 1, generation = h.commit >> 1;
-  Bytes shb = HS_TRY(read(registry_slot_offset(slot), sizeof(RegistrySlotHeader)));
-  if (shb.size() != sizeof(RegistrySlotHeader))
-    return fail(ErrorKind::Corrupt, "{} is corrupt: slot {} unreadable", who, slot);
-  auto sh = load_le<RegistrySlotHeader>(shb.data());
-  if (sh.length > kSlotCapacity - sizeof(RegistrySlotHeader))
-    return fail(ErrorKind::Corrupt, "{} is corrupt: slot {} length {:#x} exceeds {:#x}", who, slot, sh.length,
-                kSlotCapacity - sizeof(RegistrySlotHeader));
-  if (generation == 0) {
-    // Only the fresh registry has generation 0: slot 0, empty.
-    if (slot != 0 || sh.length != 0 || sh.checksum != 0)
-      return fail(ErrorKind::Corrupt, "{} is corrupt: generation 0 with slot {} of length {:#x}", who, slot,
-                  sh.length);
-    return RegistryState{};
-  }
-  Bytes data = HS_TRY(read(registry_slot_offset(slot) + sizeof(RegistrySlotHeader), sh.length));
-  if (data.size() != sh.length) return fail(ErrorKind::Corrupt, "{} is corrupt: slot {} unreadable", who, slot);
-  if (registry_checksum(data) != sh.checksum)
-    return fail(ErrorKind::Corrupt, "{} is corrupt: checksum mismatch in slot {}", who, slot);
-  if (data.empty()) return fail(ErrorKind::Corrupt, "{} is corrupt: slot {} of generation {} is empty", who, slot,
-                                generation);
-  RegistryState s = HS_TRY(deserialize(data, who));
-  if (s.generation != 0 && s.generation != generation)
-    return fail(ErrorKind::Corrupt, "{} is corrupt: the active slot {} holds generation {}, the header says {}", who,
-                slot, s.generation, generation);
-  return s;
-}
 
 Result<std::optional<MapEntry>> Registry::find_mapping(const Process& proc) {
   auto maps = HS_TRY(proc.maps());
@@ -539,7 +457,7 @@ Result<std::optional<Registry>> Registry::find(const Process& proc) {
   if (m->range.begin.value() % 4096 != 0 || m->offset != 0)
     return corrupt(fmt::format("mapping at file offset {:#x}", m->offset));
   Bytes page = HS_TRY(proc.read(m->range.begin, kRegistryHeaderSize));
-  if (auto why = header_problem(page, m->range.begin.value()); !why.empty()) return corrupt(why);
+  if (auto why = registry_header_problem(page, m->range.begin.value()); !why.empty()) return corrupt(why);
   return std::optional<Registry>(Registry(&proc, m->range.begin));
 }
 
@@ -597,7 +515,7 @@ Status Registry::commit(const RegistryState& s) {
   u64 slot = (h.commit & 1) ^ 1;
   u64 generation = (h.commit >> 1) + 1;
   Bytes out = registry_slot_image(s, generation);
-  if (out.size() > kSlotCapacity)
+  if (out.size() > registry_slot_capacity())
     return fail(ErrorKind::Internal, "registry state of {:#x} bytes does not fit the registry", out.size());
   HS_CHECK(proc_->write(base_ + static_cast<i64>(registry_slot_offset(slot)), out));
   u64 commit = (generation << 1) | slot;

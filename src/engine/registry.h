@@ -177,6 +177,10 @@ u64 registry_slot_capacity();        // the slot header included
 Bytes registry_slot_image(const RegistryState& s, u64 generation);
 // A fresh header for a mapping at `self`.
 RegistryHeader registry_header(u64 self);
+// What is wrong with a registry's header page (the header and the zeros
+// after it) for a mapping at `self`, as a few words ("bad magic"); empty if
+// nothing is.
+std::string registry_header_problem(ByteView page, u64 self);
 
 // Reads `len` bytes at `offset` from the start of a registry mapping.
 using RegistryReader = std::function<Result<Bytes>(u64 offset, size_t len)>;
