@@ -21,6 +21,7 @@
 #include "process/named_memfd.h"
 #include "process/remote_syscall.h"
 #include "process/thread_group.h"
+#include "support/text.h"
 
 namespace hs {
 
@@ -336,7 +337,8 @@ Status get_extension(u32 tag, ByteView body, RegistryState& s, std::string_view 
                                  return fail(ErrorKind::Corrupt,
                                              "{} is corrupt: payload '{}' has .eh_frame at {:#x}+{:#x} outside its "
                                              "{:#x} bytes",
-                                             who, p.name, p.eh_frame_offset, p.eh_frame_size, p.size);
+                                             who, escape_for_terminal(p.name), p.eh_frame_offset,
+                                             p.eh_frame_size, p.size);
                                return {};
                              });
     case kExtHooks:
@@ -349,7 +351,7 @@ Status get_extension(u32 tag, ByteView body, RegistryState& s, std::string_view 
         u64 nf = e.count(8);
         if (!e.ok() || nf != p.funcs.size())
           return fail(ErrorKind::Corrupt, "{} is corrupt: call sites for {} functions of payload '{}', expected {}",
-                      who, nf, p.name, p.funcs.size());
+                      who, nf, escape_for_terminal(p.name), p.funcs.size());
         for (auto& f : p.funcs) io_call_sites(e, f);
         return {};
       });
@@ -403,7 +405,7 @@ Result<RegistryState> deserialize(ByteView data, std::string_view who) {
     PayloadRecord p;
     io_payload(r, p);
     if (r.ok() && p.state != PayloadState::Checked && p.state != PayloadState::Applied)
-      return fail(ErrorKind::Corrupt, "{} is corrupt: payload '{}' has state {}", who, p.name,
+      return fail(ErrorKind::Corrupt, "{} is corrupt: payload '{}' has state {}", who, escape_for_terminal(p.name),
                   static_cast<int>(p.state));
     s.payloads.push_back(std::move(p));
   }

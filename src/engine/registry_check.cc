@@ -16,6 +16,7 @@
 
 #include "arch/x86_64.h"
 #include "engine/registry.h"
+#include "support/text.h"
 
 namespace hs {
 
@@ -96,7 +97,9 @@ class Checker {
  private:
   template <class... A>
   Status bad(fmt::format_string<A...> f, A&&... a) const {
-    return fail(ErrorKind::Corrupt, "{} is corrupt: {}", who_, fmt::format(f, std::forward<A>(a)...));
+    // Names and kinds come from the target: escaped, so the message stays one line.
+    return fail(ErrorKind::Corrupt, "{} is corrupt: {}", who_,
+                escape_for_terminal(fmt::format(f, std::forward<A>(a)...)));
   }
   static bool inside(const PayloadRecord& p, u64 a, u64 n) { return a >= p.base && fits(a, n) && a + n <= p.base + p.size; }
   bool in_a_payload(u64 a, u64 n) const {
