@@ -60,6 +60,8 @@ struct LinkedPayload {
   RemoteAddr funcs_addr;              // where .livepatch.funcs lives in the target
   // The relocated .eh_frame, as an offset into the image (size 0: none).
   u64 eh_frame_offset = 0, eh_frame_size = 0;
+  // The image descriptor (payload/descriptor.h), at the start of the R region.
+  u64 descriptor_offset = 0;
 };
 
 // Total bytes the payload needs (page multiple), including the GOT slots and
