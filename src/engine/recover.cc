@@ -197,6 +197,10 @@ Result<std::optional<Found>> read_payload(const Process& proc, const std::vector
   std::vector<u64> replaced;
   for (const FuncState& fs : rec.funcs)
     if (fs.new_addr) replaced.push_back(fs.old_addr);
+  if (rec.funcs.empty())
+    notes.push_back(fmt::format("payload '{}' patches no function, so the code cannot say whether it was applied: "
+                                "recovered as CHECKED",
+                                m.name));
   const auto sites = HS_TRY(find_call_sites(*f.obj, replaced));
   for (FuncState& fs : rec.funcs)
     if (auto it = sites.find(fs.old_addr); it != sites.end() && fs.new_addr)

@@ -4,14 +4,16 @@
 //               type supported, does it need a GOT slot, may it need a veneer
 //   2. layout   text | rodata | data, each starting on a page; sections in
 //               index order with their alignment; veneers end the text
-//               region, the GOT ends the rodata region
+//               region; the image descriptor (descriptor.h) opens the
+//               rodata region and the GOT ends it
 //   3. copy     section bytes into the image (NOBITS stay zero)
 //   4. resolve  symbol values: payload symbols from the layout, undefined
 //               ones through the SymbolResolver (weak ones may stay 0)
 //   5. relocate every relocation, through src/arch/x86_64.cc
 //   6. fill     GOT slots and veneers
 //   7. model    livepatch_funcs (old_addr resolved and written back into the
-//               image), hooks (read from the relocated image), exports
+//               image), hooks (read from the relocated image), exports,
+//               and the image descriptor written
 //
 // Passes 1-2 are all image_size() needs, so it and link_payload() agree on
 // the size by construction.

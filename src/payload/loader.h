@@ -1,7 +1,8 @@
 // The loader links a parsed payload at a chosen address in the target:
 // lays out text | rodata | data (each page-aligned, so each gets one
 // protection: RX / R / RW), resolves symbols through a SymbolResolver,
-// applies relocations (src/arch/x86_64.cc) and resolves each livepatch_func.
+// applies relocations (src/arch/x86_64.cc) and resolves each livepatch_func;
+// the image starts its R region with a descriptor of itself (descriptor.h).
 // It produces the exact bytes to write; it never touches a process itself, so
 // everything here runs before any thread of the target is stopped.
 #pragma once

@@ -306,6 +306,46 @@ TEST(Recover, AHalfAppliedPayloadIsRefusedAndRevertAllRestoresIt) {
   expect_absent(t, "c");
 }
 
+// Hooks are read back from the image (named by address), so unload still
+// runs the unload hook; a payload without functions is said to be
+// recovered as CHECKED, since no code shows whether it was applied.
+TEST(Recover, HooksAreKeptByAddressAndUnloadRunsThem) {
+  std::string bin = target_bin("calc");
+  std::string lp = build("hooks.c", bin, "rechooks.lp");
+  Target t(bin);
+  auto global = [&t] {
+    int g = -1000000, st = 0;
+    std::string a = t.ask("get");
+    EXPECT_EQ(sscanf(a.c_str(), "global=%d static=%d", &g, &st), 2) << a;
+    return g;
+  };
+  OK({"upload", P(t), "h", lp});
+  EXPECT_EQ(global(), 1000) << "load hook";
+  ASSERT_NO_FATAL_FAILURE(zero_registry(t));
+
+  HsRun r = hotsplice({"recover", P(t), "--json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.err, "hotsplice: payload 'h' patches no function, so the code cannot say whether it was applied: "
+                   "recovered as CHECKED\n");
+  EXPECT_EQ(global(), 1000) << "recover runs no hook";
+  json l = list_json(t);
+  const json* p = find_payload(l, "h");
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ((*p)["state"], "CHECKED");
+  ASSERT_EQ((*p)["hooks"]["load"].size(), 1u);
+  EXPECT_TRUE((*p)["hooks"]["load"][0].get<std::string>().starts_with("0x")) << p->dump();
+  ASSERT_EQ((*p)["hooks"]["unload"].size(), 1u);
+  EXPECT_TRUE((*p)["hooks"].contains("postapply"));
+  EXPECT_TRUE((*p)["hooks"].contains("postrevert"));
+  OK({"apply", P(t), "h"});
+  EXPECT_EQ(global(), 1100) << "postapply hook, found by address";
+  OK({"revert", P(t), "h"});
+  EXPECT_EQ(global(), 1000) << "postrevert hook";
+  OK({"unload", P(t), "h"});
+  EXPECT_EQ(global(), 0) << "unload hook";
+  expect_absent(t, "h");
+}
+
 TEST(Recover, AProcessNeverPatchedHasNothingToRecover) {
   Target t(target_bin("hello"));
   HsRun r = hotsplice({"recover", P(t)});
