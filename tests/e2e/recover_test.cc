@@ -158,6 +158,11 @@ TEST(Recover, RebuildsTwoStackedPayloadsFromAZeroedRegistry) {
   EXPECT_NE(r.out.find("not known from the process"), std::string::npos) << r.out;
   EXPECT_EQ(registries(t).size(), 1u) << "never two registries";
   EXPECT_EQ(t.ask("call"), "hello=3 count=2") << "recover changes no code";
+  // On a sound registry it rebuilds the same state (and says the old one was valid).
+  r = hotsplice({"recover", P(t)});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("old registry valid, 2 payloads"), std::string::npos) << r.out;
+  EXPECT_EQ(registries(t).size(), 1u);
 
   json l = list_json(t);
   EXPECT_EQ(state_of(l, "a"), "APPLIED");
@@ -224,6 +229,26 @@ TEST(Recover, RevertAllPutsTheObjectFilesBytesBack) {
   OK({"unload", P(t), "b"});
   OK({"unload", P(t), "a"});
   EXPECT_EQ(t.ask("call"), "hello=1 count=3");
+  ASSERT_NO_FATAL_FAILURE(expect_text_is_the_files(t, bin));
+}
+
+// A function that starts with endbr64: the patch site is 4 bytes in, and
+// the rebuilt undo bytes are the file's bytes there.
+TEST(Recover, AnEndbr64FunctionIsPatchedAfterIt) {
+  std::string bin = target_bin("cet");
+  std::string lp = build("cet_v2.c", bin, "reccet.lp");
+  Target t(bin);
+  const u64 fn = std::stoull(hs::test::key_values(t.ask("addr"))["cet_value"], nullptr, 16);
+  OK({"load", P(t), lp, "--name", "cet"});
+  EXPECT_EQ(t.ask("call"), "value=2");
+  ASSERT_NO_FATAL_FAILURE(zero_registry(t));
+  HsRun r = hotsplice({"recover", P(t)});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find(fmt::format("[x] cet_value site {:#x} -> ", fn + 4)), std::string::npos) << r.out;
+  EXPECT_EQ(state_of(t, "cet"), "APPLIED");
+  EXPECT_EQ(t.ask("call"), "value=2");
+  OK({"revert", P(t), "cet"});
+  EXPECT_EQ(t.ask("call"), "value=1");
   ASSERT_NO_FATAL_FAILURE(expect_text_is_the_files(t, bin));
 }
 
