@@ -215,10 +215,19 @@ bool overlaps(u64 a, size_t alen, u64 b, size_t blen) { return a < b + blen && b
 // at its site. An inconsistency is an error naming the function and address.
 Status decide(std::vector<Found>& ps, const Overlay& mem, pid_t pid, u64& seq) {
   const std::string hint = fmt::format("; `hotsplice recover {} --revert-all` puts the original bytes back", pid);
+  // Showing: a patch site holds its patch, or a direct call is pointed at
+  // one of its replacements (a payload whose entry jump is gone but whose
+  // calls are still redirected is in use, and half-applied).
   std::vector<bool> shows(ps.size());
   for (size_t i = 0; i < ps.size(); i++)
-    for (const FuncState& f : ps[i].out.record.funcs)
+    for (const FuncState& f : ps[i].out.record.funcs) {
       if (HS_TRY(mem.read(f.site(), f.insn.size())) == f.insn) shows[i] = true;
+      for (u64 cs : f.call_sites) {
+        const Bytes b = HS_TRY(mem.read(cs, x86_64::kBranchRel32Size));
+        if (x86_64::is_branch_rel32_opcode(b[0]) && x86_64::branch_rel32_target(cs, ByteView(b).subspan(1)) == f.new_addr)
+          shows[i] = true;
+      }
+    }
 
   std::map<std::string, std::vector<size_t>> by_object;
   for (size_t i = 0; i < ps.size(); i++) by_object[ps[i].out.record.object_path].push_back(i);
@@ -313,8 +322,11 @@ Status decide(std::vector<Found>& ps, const Overlay& mem, pid_t pid, u64& seq) {
   return {};
 }
 
-// What is at each function's patch site now, for the report.
-Status describe_sites(std::vector<Found>& ps, const Overlay& mem) {
+// What is at each function's patch site now, for the report; a site holding
+// bytes that are neither the original nor a payload's patch is noted
+// (`note_foreign`: --revert-all notes it itself).
+Status describe_sites(std::vector<Found>& ps, const Overlay& mem, bool note_foreign,
+                      std::vector<std::string>& notes) {
   for (Found& p : ps) {
     p.out.sites.clear();
     for (const FuncState& f : p.out.record.funcs) {
@@ -327,6 +339,11 @@ Status describe_sites(std::vector<Found>& ps, const Overlay& mem) {
       if (s.found.empty()) {
         auto o = original_at(p, f, f.site(), f.insn.size());
         s.found = o && *o == now ? "the original bytes" : fmt::format("bytes {}", to_hex(now));
+        if (note_foreign && !(o && *o == now))
+          notes.push_back(fmt::format("payload '{}': function '{}' at {:#x} holds {}, neither {} nor a payload's patch; "
+                                      "left as it is",
+                                      p.out.record.name, f.name, f.site(), to_hex(now),
+                                      o ? "its original bytes " + to_hex(*o) : std::string("its original bytes")));
       }
       p.out.sites.push_back(std::move(s));
     }
@@ -420,7 +437,7 @@ Result<RecoveryReport> recover(pid_t pid, const RecoverOptions& opts) {
 
   u64 seq = 1;
   Overlay mem(memory_of(*proc));
-  HS_CHECK(describe_sites(found, mem));  // as they are before anything is written
+  HS_CHECK(describe_sites(found, mem, !opts.revert_all, report.notes));  // as they are before anything is written
   if (opts.revert_all) HS_CHECK(plan_revert_all(found, mem, report.notes));
   HS_CHECK(decide(found, mem, pid, seq));
 

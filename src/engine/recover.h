@@ -11,7 +11,8 @@
 // an endbr64), and the direct call sites, found again in the object's file.
 //
 // What it decides. A payload is APPLIED when one of its patch sites holds
-// its patch, or a payload stacked on it (its `depends`) is APPLIED; the
+// its patch, or a direct call site is pointed at one of its replacements, or
+// a payload stacked on it (its `depends`) is APPLIED; the
 // applied stack of an object is ordered by the depends chain. Every applied
 // payload's sites must then hold its patch, or the patch of one above it in
 // the stack at the same site; anything else (a half-applied payload, bytes

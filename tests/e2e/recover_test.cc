@@ -334,6 +334,54 @@ TEST(Recover, AHalfAppliedPayloadIsRefusedAndRevertAllRestoresIt) {
 // Hooks are read back from the image (named by address), so unload still
 // runs the unload hook; a payload without functions is said to be
 // recovered as CHECKED, since no code shows whether it was applied.
+// Bytes at a patch site that no payload wrote (the target's own doing):
+// named, and left as they are, by recover and by --revert-all.
+TEST(Recover, ForeignBytesAtASiteAreNamedAndLeftAlone) {
+  std::string bin = target_bin("hello");
+  std::string a = build("hello_v2.c", bin, "recforeign.lp");
+  Target t(bin);
+  OK({"load", P(t), a, "--name", "a"});
+  json l = list_json(t);
+  const u64 hello = std::stoull(l["payloads"][0]["funcs"][0]["old_addr"].get<std::string>(), nullptr, 16);
+  ASSERT_NO_FATAL_FAILURE(zero_registry(t));
+  const Bytes foreign(5, 0x90);
+  ASSERT_NO_FATAL_FAILURE(write_mem(t, hello, foreign));
+  TextSegment seg = text_segment(t, bin);
+  const Bytes orig(seg.file.begin() + static_cast<long>(hello - seg.addr),
+                   seg.file.begin() + static_cast<long>(hello - seg.addr + 5));
+
+  // The direct calls to hello still go to a's replacement: a is in use,
+  // half-applied, and recover refuses.
+  HsRun r = hotsplice({"recover", P(t)});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err_line().find(fmt::format("payload 'a' is applied in PID {}, but function 'hello' at {:#x} holds "
+                                          "9090909090, not e9",
+                                          t.pid(), hello)),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(t.ask("call"), "hello=2 count=1") << "calls still reach the replacement";
+  r = hotsplice({"recover", P(t), "--revert-all"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.err, fmt::format("hotsplice: payload 'a': function 'hello' at {:#x}: left as it is: it holds "
+                               "9090909090, which no payload here wrote\n",
+                               hello));
+  EXPECT_EQ(read_mem(t, hello, 5), foreign);
+  EXPECT_EQ(t.ask("world"), "world=10") << "the target carries on";
+  EXPECT_EQ(state_of(t, "a"), "CHECKED");
+  // Now a plain recover names the foreign bytes, and leaves them.
+  r = hotsplice({"recover", P(t)});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.err, fmt::format("hotsplice: payload 'a': function 'hello' at {:#x} holds 9090909090, neither its "
+                               "original bytes {} nor a payload's patch; left as it is\n",
+                               hello, hs::to_hex(orig)));
+  EXPECT_NE(r.out.find("a  CHECKED"), std::string::npos) << r.out;
+  EXPECT_EQ(read_mem(t, hello, 5), foreign);
+  // Every direct call is back as in the file; only hello's entry differs.
+  Bytes text = read_mem(t, seg.addr, seg.file.size());
+  std::copy(orig.begin(), orig.end(), text.begin() + static_cast<long>(hello - seg.addr));
+  EXPECT_TRUE(text == seg.file);
+}
+
 TEST(Recover, HooksAreKeptByAddressAndUnloadRunsThem) {
   std::string bin = target_bin("calc");
   std::string lp = build("hooks.c", bin, "rechooks.lp");
