@@ -156,9 +156,11 @@ struct Guard {
   // guardian is for, so it must outlive them. SIGTERM (a deliberate kill)
   // still ends it.
   for (int sig : {SIGINT, SIGQUIT, SIGHUP, SIGPIPE}) ::signal(sig, SIG_IGN);
-  // Fault injection (test builds) is for the tool, not for its guardian.
+  // Fault injection (test builds) and phase timings are for the tool, not
+  // for its guardian, which prints one line.
   for (const char* v : {"HOTSPLICE_FAULT_STEP", "HOTSPLICE_FAULT_KILL_TARGET", "HOTSPLICE_FAULT_LIST",
-                        "HOTSPLICE_FAULT_STAMP"}) ::unsetenv(v);
+                        "HOTSPLICE_FAULT_STAMP", "HOTSPLICE_TIMING"})
+    ::unsetenv(v);
   // Only stderr stays: a pipe reading the tool's stdout is not held open.
   if (int null = ::open("/dev/null", O_RDWR | O_CLOEXEC); null >= 0) {
     ::dup2(null, 0);
