@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "builder/builder.h"
+#include "cli/guardian.h"
 #include "engine/recover.h"
 #include "engine/session.h"
 #include "payload/payload.h"
@@ -369,6 +370,8 @@ int main(int argc, char** argv) {
   eopt.redirect_calls = !entry_only;
   eopt.release_when_done = true;  // one operation per invocation
   if (force) fmt::print(stderr, "hotsplice: warning: --force skips the activeness check; the process may crash\n");
+  // Repairs the target at once if this tool dies mid-operation (guardian.h).
+  start_guardian(pid);
   auto session = check(Session::open(pid, eopt));
   print_notes(session->notes());
   const size_t notes_shown = session->notes().size();
