@@ -102,15 +102,19 @@ Result<std::map<u64, std::vector<CallSite>>> find_call_sites(const MappedObject&
   return out;
 }
 
-std::vector<u64> recorded_call_sites(const RegistryState& state, std::string_view object, u64 fn) {
-  std::vector<u64> sites;
+std::map<u64, std::vector<u64>> recorded_call_sites(const RegistryState& state, std::string_view object) {
+  std::map<u64, std::vector<u64>> out;
   for (const PayloadRecord& q : state.payloads)
     if (q.object_path == object)
-      for (const FuncState& g : q.funcs)
-        if (g.old_addr == fn) sites.insert(sites.end(), g.call_sites.begin(), g.call_sites.end());
-  std::ranges::sort(sites);
-  sites.erase(std::unique(sites.begin(), sites.end()), sites.end());
-  return sites;
+      for (const FuncState& g : q.funcs) {
+        auto& sites = out[g.old_addr];
+        sites.insert(sites.end(), g.call_sites.begin(), g.call_sites.end());
+      }
+  for (auto& [fn, sites] : out) {
+    std::ranges::sort(sites);
+    sites.erase(std::unique(sites.begin(), sites.end()), sites.end());
+  }
+  return out;
 }
 
 }  // namespace hs

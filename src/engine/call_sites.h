@@ -53,10 +53,10 @@ struct CallSite {
 // has no sites (not an error: the entry jumps do the work).
 Result<std::map<u64, std::vector<CallSite>>> find_call_sites(const MappedObject& obj, std::span<const u64> targets);
 
-// The call sites of the function at `fn` in `object`, as recorded at upload
-// by any payload of `state` that replaces it (one that NOPs it out records
-// none, but may be stacked on one whose sites point at its replacement):
-// ascending, each once.
-std::vector<u64> recorded_call_sites(const RegistryState& state, std::string_view object, u64 fn);
+// Every function of `object` that a payload of `state` replaces, with its
+// call sites as recorded at upload by any payload that replaces it (one that
+// NOPs it out records none, but may be stacked on one whose sites point at
+// its replacement): ascending, each once. One pass over the registry.
+std::map<u64, std::vector<u64>> recorded_call_sites(const RegistryState& state, std::string_view object);
 
 }  // namespace hs

@@ -97,12 +97,21 @@ std::map<u64, std::vector<Claim>> claims_by_site(const RegistryState& state) {
   return sites;
 }
 
-// Each (object, function) that some payload replaces, once.
-std::set<std::pair<std::string_view, u64>> replaced_functions(const RegistryState& state) {
-  std::set<std::pair<std::string_view, u64>> fns;
-  for (const PayloadRecord& p : state.payloads)
-    for (const FuncState& f : p.funcs) fns.emplace(p.object_path, f.old_addr);
-  return fns;
+// A replaced function and its recorded call sites.
+struct Calls {
+  std::string_view object;
+  u64 fn;
+  std::vector<u64> sites;
+};
+
+// Every replaced function of every object, with its recorded call sites.
+std::vector<Calls> all_call_sites(const RegistryState& state) {
+  std::set<std::string_view> objects;
+  for (const PayloadRecord& p : state.payloads) objects.insert(p.object_path);
+  std::vector<Calls> out;
+  for (const std::string_view object : objects)
+    for (auto& [fn, sites] : recorded_call_sites(state, object)) out.push_back({object, fn, std::move(sites)});
+  return out;
 }
 
 // How many bytes at a patch site its records speak of.
@@ -188,14 +197,7 @@ Status check_code(const RegistryState& state, const MemoryReader& read, pid_t pi
       top_of[top->f->old_addr] = top;
       patched.push_back({RemoteAddr(site), RemoteAddr(site + top->f->insn.size())});
     }
-  struct Calls {
-    std::string_view object;
-    u64 fn;
-    std::vector<u64> sites;
-  };
-  std::vector<Calls> calls;
-  for (const auto& [object, fn] : replaced_functions(state))
-    calls.push_back({object, fn, recorded_call_sites(state, object, fn)});
+  const std::vector<Calls> calls = all_call_sites(state);
 
   Snapshot snap;
   for (const auto& [site, claims] : sites) snap.want(site, span_of(claims));
@@ -288,15 +290,11 @@ Status check_unreferenced(const RegistryState& state, const PayloadRecord& p, st
     return fail(ErrorKind::State, "PID {}: cannot unload '{}': {} points into it at {:#x}", pid, p.name, what, dest);
   };
   const auto sites = claims_by_site(state);
-  std::vector<std::pair<Claim, std::vector<u64>>> calls;
-  for (const auto& [object, fn] : replaced_functions(state)) {
-    auto list = recorded_call_sites(state, object, fn);
-    if (!list.empty()) calls.emplace_back(recorder(state, object, fn, list.front()), std::move(list));
-  }
+  const std::vector<Calls> calls = all_call_sites(state);
   Snapshot snap;
   for (const auto& [site, claims] : sites) snap.want(site, kBranchSize);
-  for (const auto& [who, list] : calls)
-    for (const u64 at : list) snap.want(at, kBranchSize);
+  for (const Calls& c : calls)
+    for (const u64 at : c.sites) snap.want(at, kBranchSize);
   HS_CHECK(snap.read(read));
 
   // The bytes at every known site, whatever the registry says they are.
@@ -310,12 +308,12 @@ Status check_unreferenced(const RegistryState& state, const PayloadRecord& p, st
       return refuse(fmt::format("the patch site of '{}' at {:#x} ({})", claims.front().f->name, site,
                                 spaced_hex(snap.at(site, kBranchSize))),
                     *dest);
-  for (const auto& [who, list] : calls)
+  for (const auto& [object, fn, list] : calls)
     for (const u64 at : list)
       if (const auto dest = lands_in(at))
-        return refuse(
-            fmt::format("the call site of '{}' at {:#x} ({})", who.f->name, at, spaced_hex(snap.at(at, kBranchSize))),
-            *dest);
+        return refuse(fmt::format("the call site of '{}' at {:#x} ({})", recorder(state, object, fn, at).f->name, at,
+                                  spaced_hex(snap.at(at, kBranchSize))),
+                      *dest);
 
   for (const PayloadRecord& q : state.payloads) {
     if (&q == &p) continue;

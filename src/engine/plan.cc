@@ -85,6 +85,7 @@ Status plan_call_sites(const RegistryState& state, std::span<const PayloadRecord
         entries.push_back({RemoteAddr(g.old_addr),
                            RemoteAddr(g.old_addr + std::max<u64>(g.patch_offset + g.insn.size(), g.expect.size()))});
 
+  const auto recorded = recorded_call_sites(state, object);
   for (const u64 fn : fns) {
     u64 dest = fn;
     std::vector<u64> known{fn};
@@ -96,7 +97,9 @@ Status plan_call_sites(const RegistryState& state, std::span<const PayloadRecord
         if (redirect_calls && HS_TRY(mem.read(g.site(), g.insn.size())) == g.insn) dest = g.new_addr;
       }
     }
-    for (const u64 site : recorded_call_sites(state, object, fn)) {
+    const auto it = recorded.find(fn);
+    if (it == recorded.end()) continue;
+    for (const u64 site : it->second) {
       const RemoteRange bytes{RemoteAddr(site), RemoteAddr(site + x86_64::kBranchRel32Size)};
       if (std::ranges::any_of(entries, [&](const RemoteRange& e) { return e.overlaps(bytes); })) continue;
       const Bytes cur = HS_TRY(mem.read(site, x86_64::kBranchRel32Size));
