@@ -146,6 +146,11 @@ u64 branch_rel32_target(u64 at, ByteView rel32) {
   return at + kBranchRel32Size + static_cast<u64>(static_cast<i64>(load_le<i32>(rel32.data())));
 }
 
+std::optional<u64> branch_rel32_destination(u64 at, ByteView insn) {
+  if (insn.size() < kBranchRel32Size || !is_branch_rel32_opcode(insn[0])) return std::nullopt;
+  return branch_rel32_target(at, insn.subspan(1, 4));
+}
+
 std::optional<i32> branch_rel32_displacement(u64 at, u64 to) {
   const i64 rel = diff(to, at + kBranchRel32Size);
   if (!fits_s32(rel)) return std::nullopt;

@@ -86,6 +86,10 @@ constexpr bool is_branch_rel32_opcode(u8 b) { return b == kCallRel32 || b == kJm
 // displacement (the bytes after the opcode).
 u64 branch_rel32_target(u64 at, ByteView rel32);
 
+// Where the bytes at `at` go if they start with a call/jmp rel32 (`insn`:
+// at least kBranchRel32Size bytes); nullopt if they are no such instruction.
+std::optional<u64> branch_rel32_destination(u64 at, ByteView insn);
+
 // The displacement that makes a 5-byte call/jmp rel32 at `at` reach `to`, or
 // nullopt if it is out of range (±2 GiB).
 std::optional<i32> branch_rel32_displacement(u64 at, u64 to);

@@ -10,6 +10,8 @@
 #include <nlohmann/json.hpp>
 
 #include "builder/builder.h"
+#include "cli/guardian.h"
+#include "engine/recover.h"
 #include "engine/session.h"
 #include "payload/payload.h"
 #include "support/text.h"
@@ -179,6 +181,65 @@ void print_state(pid_t pid, const ListResult& l) {
   }
 }
 
+// ---- recover --------------------------------------------------------------
+
+json recovery_json(pid_t pid, const RecoveryReport& r) {
+  json j;
+  j["pid"] = pid;
+  j["old_registry"] = exact(r.registry);
+  j["registry"] = fmt::format("{:#x}", r.registry_base);
+  j["payloads"] = json::array();
+  for (const RecoveredPayload& rp : r.payloads) {
+    const PayloadRecord& p = rp.record;
+    json pj;
+    pj["name"] = exact(p.name);
+    pj["state"] = state_name(p.state);
+    pj["object"] = exact(p.object_path);
+    pj["build_id"] = to_hex(p.build_id);
+    pj["depends"] = to_hex(p.depends);
+    pj["base"] = fmt::format("{:#x}", p.base);
+    pj["funcs"] = json::array();
+    for (size_t i = 0; i < p.funcs.size() && i < rp.sites.size(); i++) {
+      const FuncState& f = p.funcs[i];
+      json fj = {{"name", exact(f.name)},
+                 {"site", fmt::format("{:#x}", f.site())},
+                 {"new_addr", fmt::format("{:#x}", f.new_addr)},
+                 {"applied", f.applied},
+                 {"found", exact(rp.sites[i].found)}};
+      if (!rp.sites[i].restored.empty()) fj["restored"] = exact(rp.sites[i].restored);
+      pj["funcs"].push_back(fj);
+    }
+    j["payloads"].push_back(pj);
+  }
+  j["notes"] = json::array();
+  for (const auto& n : r.notes) j["notes"].push_back(exact(n));
+  j["not_known"] = json::array();
+  for (const auto& n : r.unknown) j["not_known"].push_back(n);
+  return j;
+}
+
+void print_recovery(pid_t pid, const RecoveryReport& r) {
+  fmt::print("PID {}: old registry {}; new registry at {:#x} with {} payload{}\n", pid, shown(r.registry),
+             r.registry_base, r.payloads.size(), r.payloads.size() == 1 ? "" : "s");
+  for (const RecoveredPayload& rp : r.payloads) {
+    const PayloadRecord& p = rp.record;
+    fmt::print("{}  {}  {}  {} function{}\n", shown(p.name), state_name(p.state), shown(p.object_path), p.funcs.size(),
+               p.funcs.size() == 1 ? "" : "s");
+    fmt::print("  build-id {}  depends {}\n", to_hex(p.build_id), to_hex(p.depends));
+    for (size_t i = 0; i < p.funcs.size() && i < rp.sites.size(); i++) {
+      const FuncState& f = p.funcs[i];
+      fmt::print("  [{}] {} site {:#x} -> {}: {}{}\n", f.applied ? "x" : " ", shown(f.name), f.site(),
+                 f.new_addr ? fmt::format("{:#x}", f.new_addr) : std::string("nop"), shown(rp.sites[i].found),
+                 rp.sites[i].restored.empty() ? "" : "; " + shown(rp.sites[i].restored));
+    }
+  }
+  if (!r.payloads.empty()) {
+    fmt::print("not known from the process (not in the new registry):");
+    for (size_t i = 0; i < r.unknown.size(); i++) fmt::print("{} {}", i ? ";" : "", r.unknown[i]);
+    fmt::print("\n");
+  }
+}
+
 void print_notes(const std::vector<std::string>& notes) {
   for (const auto& n : notes) fmt::print(stderr, "hotsplice: {}\n", shown(n));
 }
@@ -243,6 +304,12 @@ int main(int argc, char** argv) {
   list->add_option("pid", pid)->required();
   list->add_flag("--json", json_out);
 
+  bool revert_all = false;
+  auto* recover_cmd = app.add_subcommand("recover", "rebuild a process's registry from its payload mappings and code");
+  recover_cmd->add_option("pid", pid)->required();
+  recover_cmd->add_flag("--revert-all", revert_all, "first put the original bytes back at every patch site");
+  recover_cmd->add_flag("--json", json_out);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {
@@ -285,12 +352,26 @@ int main(int argc, char** argv) {
     return 0;
   }
 
+  if (recover_cmd->parsed()) {
+    auto r = recover(pid, RecoverOptions{.revert_all = revert_all});
+    if (!r && r.error().kind() != ErrorKind::NoProcess) check_op(pid, std::unexpected(r.error()));
+    const RecoveryReport rep = check(std::move(r));
+    print_notes(rep.notes);
+    if (json_out)
+      fmt::print("{}\n", recovery_json(pid, rep).dump(2, ' ', false, json::error_handler_t::replace));
+    else
+      print_recovery(pid, rep);
+    return 0;
+  }
+
   EngineOptions eopt;
   eopt.timeout = check(parse_duration(timeout_s));
   eopt.force = force;
   eopt.redirect_calls = !entry_only;
   eopt.release_when_done = true;  // one operation per invocation
   if (force) fmt::print(stderr, "hotsplice: warning: --force skips the activeness check; the process may crash\n");
+  // Repairs the target at once if this tool dies mid-operation (guardian.h).
+  start_guardian(pid);
   auto session = check(Session::open(pid, eopt));
   print_notes(session->notes());
   const size_t notes_shown = session->notes().size();

@@ -72,10 +72,9 @@ Result<std::map<u64, std::vector<CallSite>>> find_call_sites(const MappedObject&
     if (ph.p_offset > file.size() || ph.p_filesz > file.size() - ph.p_offset) continue;
     const ByteView seg = file.subspan(ph.p_offset, ph.p_filesz);
     for (size_t i = 0; i + kSiteSize <= seg.size(); i++) {
-      if (!is_branch_rel32_opcode(seg[i])) continue;
       const u64 at = ph.p_vaddr + i + bias;
-      const u64 target = x86_64::branch_rel32_target(at, seg.subspan(i + 1, 4));
-      if (std::ranges::binary_search(want, target)) cands.push_back({at, target});
+      const auto target = x86_64::branch_rel32_destination(at, seg.subspan(i, kSiteSize));
+      if (target && std::ranges::binary_search(want, *target)) cands.push_back({at, *target});
     }
   }
   if (cands.empty()) return out;
@@ -99,6 +98,21 @@ Result<std::map<u64, std::vector<CallSite>>> find_call_sites(const MappedObject&
       if (!starts) starts.emplace();  // nothing in it is taken
     }
     if (std::ranges::binary_search(*starts, c.addr)) out[c.target].push_back({c.addr});
+  }
+  return out;
+}
+
+std::map<u64, std::vector<u64>> recorded_call_sites(const RegistryState& state, std::string_view object) {
+  std::map<u64, std::vector<u64>> out;
+  for (const PayloadRecord& q : state.payloads)
+    if (q.object_path == object)
+      for (const FuncState& g : q.funcs) {
+        auto& sites = out[g.old_addr];
+        sites.insert(sites.end(), g.call_sites.begin(), g.call_sites.end());
+      }
+  for (auto& [fn, sites] : out) {
+    std::ranges::sort(sites);
+    sites.erase(std::unique(sites.begin(), sites.end()), sites.end());
   }
   return out;
 }

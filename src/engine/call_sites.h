@@ -37,6 +37,7 @@
 #include <span>
 #include <vector>
 
+#include "engine/registry.h"
 #include "process/objects.h"
 #include "support/error.h"
 
@@ -51,5 +52,11 @@ struct CallSite {
 // Targets without sites are absent. An object whose symbols cannot be read
 // has no sites (not an error: the entry jumps do the work).
 Result<std::map<u64, std::vector<CallSite>>> find_call_sites(const MappedObject& obj, std::span<const u64> targets);
+
+// Every function of `object` that a payload of `state` replaces, with its
+// call sites as recorded at upload by any payload that replaces it (one that
+// NOPs it out records none, but may be stacked on one whose sites point at
+// its replacement): ascending, each once. One pass over the registry.
+std::map<u64, std::vector<u64>> recorded_call_sites(const RegistryState& state, std::string_view object);
 
 }  // namespace hs

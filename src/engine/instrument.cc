@@ -42,10 +42,14 @@ void fault_point(const char* name) {
   static const long kill_tool_at = env_number("HOTSPLICE_FAULT_STEP");
   static const long kill_target_at = env_number("HOTSPLICE_FAULT_KILL_TARGET");
   static const bool list = std::getenv("HOTSPLICE_FAULT_LIST") != nullptr;
+  static const bool stamp = std::getenv("HOTSPLICE_FAULT_STAMP") != nullptr;
   static long reached = 0;
   reached++;
   if (list) fmt::print(stderr, "hotsplice: fault point {} {}\n", reached, name);
-  if (reached == kill_tool_at) raise(SIGKILL);
+  if (reached == kill_tool_at) {
+    if (stamp) fmt::print(stderr, "hotsplice: killed at fault point {} {} at {} ns\n", reached, name, PhaseTimer::now());
+    raise(SIGKILL);
+  }
   if (reached == kill_target_at && fault_target_pid > 0) kill_target(fault_target_pid);
 }
 

@@ -5,7 +5,9 @@
 // -DHS_FAULT_INJECTION=ON (scripts/test.sh does): there, when the
 // environment variable HOTSPLICE_FAULT_STEP=N is set, the N-th fault point
 // reached kills the tool with SIGKILL (HOTSPLICE_FAULT_LIST=1 prints each
-// point's number and name to stderr as it is passed), and
+// point's number and name to stderr as it is passed; HOTSPLICE_FAULT_STAMP=1
+// prints "hotsplice: killed at fault point N NAME at T ns", T on
+// CLOCK_MONOTONIC, just before the kill, so a test can time what follows), and
 // HOTSPLICE_FAULT_KILL_TARGET=N instead SIGKILLs the target process at the
 // N-th point and waits until it has died, for the tests of a target that
 // dies in the middle of an operation. In every other build the fault points

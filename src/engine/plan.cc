@@ -5,9 +5,10 @@
 #include <sys/mman.h>
 
 #include <algorithm>
-#include <map>
+#include <set>
 
 #include "arch/x86_64.h"
+#include "engine/call_sites.h"
 #include "process/process.h"
 
 namespace hs {
@@ -71,18 +72,10 @@ Status plan_revert(const PayloadRecord& p, Overlay& mem, Plan& plan) {
 
 Status plan_call_sites(const RegistryState& state, std::span<const PayloadRecord* const> involved,
                        bool redirect_calls, Overlay& mem) {
-  // Function -> its call sites, as recorded at upload by any payload that
-  // replaces it (one that NOPs it out records none, but may be stacked on
-  // one whose sites point at its replacement).
   const std::string& object = involved.front()->object_path;
-  std::map<u64, std::vector<u64>> sites;
+  std::set<u64> fns;
   for (const PayloadRecord* p : involved)
-    for (const FuncState& f : p->funcs) sites.try_emplace(f.old_addr);
-  for (const PayloadRecord& q : state.payloads)
-    if (q.object_path == object)
-      for (const FuncState& g : q.funcs)
-        if (auto it = sites.find(g.old_addr); it != sites.end())
-          it->second.insert(it->second.end(), g.call_sites.begin(), g.call_sites.end());
+    for (const FuncState& f : p->funcs) fns.insert(f.old_addr);
 
   // Every function entry's patched or expected bytes, of any payload here.
   std::vector<RemoteRange> entries;
@@ -92,9 +85,8 @@ Status plan_call_sites(const RegistryState& state, std::span<const PayloadRecord
         entries.push_back({RemoteAddr(g.old_addr),
                            RemoteAddr(g.old_addr + std::max<u64>(g.patch_offset + g.insn.size(), g.expect.size()))});
 
-  for (auto& [fn, list] : sites) {
-    std::ranges::sort(list);
-    list.erase(std::unique(list.begin(), list.end()), list.end());
+  const auto recorded = recorded_call_sites(state, object);
+  for (const u64 fn : fns) {
     u64 dest = fn;
     std::vector<u64> known{fn};
     for (const PayloadRecord& q : state.payloads) {
@@ -105,13 +97,14 @@ Status plan_call_sites(const RegistryState& state, std::span<const PayloadRecord
         if (redirect_calls && HS_TRY(mem.read(g.site(), g.insn.size())) == g.insn) dest = g.new_addr;
       }
     }
-    for (const u64 site : list) {
+    const auto it = recorded.find(fn);
+    if (it == recorded.end()) continue;
+    for (const u64 site : it->second) {
       const RemoteRange bytes{RemoteAddr(site), RemoteAddr(site + x86_64::kBranchRel32Size)};
       if (std::ranges::any_of(entries, [&](const RemoteRange& e) { return e.overlaps(bytes); })) continue;
       const Bytes cur = HS_TRY(mem.read(site, x86_64::kBranchRel32Size));
-      if (!x86_64::is_branch_rel32_opcode(cur[0])) continue;
-      const u64 now = x86_64::branch_rel32_target(site, ByteView(cur).subspan(1));
-      if (now == dest || std::ranges::find(known, now) == known.end()) continue;
+      const auto now = x86_64::branch_rel32_destination(site, cur);
+      if (!now || *now == dest || std::ranges::find(known, *now) == known.end()) continue;
       const auto want = x86_64::branch_rel32_displacement(site, dest);
       if (!want) continue;
       Bytes after(sizeof *want);

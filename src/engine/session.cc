@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "engine/code_check.h"
 #include "engine/instrument.h"
 #include "engine/placement.h"
 #include "engine/record.h"
@@ -186,6 +187,7 @@ Status Session::upload(std::string_view name, const std::string& file) {
 }
 
 Status Session::apply(std::string_view name) {
+  HS_CHECK(check_code(state_, memory_of(*proc_), proc_->pid()));
   PayloadRecord* p = HS_TRY(need(name));
   if (p->state == PayloadState::Applied) return fail(ErrorKind::State, "payload '{}' is already APPLIED", name);
   const PayloadRecord* top = state_.top_of_stack(p->object_path);
@@ -201,6 +203,7 @@ Status Session::apply(std::string_view name) {
 }
 
 Status Session::revert(std::string_view name) {
+  HS_CHECK(check_code(state_, memory_of(*proc_), proc_->pid()));
   PayloadRecord* p = HS_TRY(need(name));
   if (p->state != PayloadState::Applied) return fail(ErrorKind::State, "payload '{}' is not APPLIED", name);
   const PayloadRecord* top = state_.top_of_stack(p->object_path);
@@ -231,6 +234,7 @@ Status Session::switch_payload(JournalOp op, const PayloadRecord& p) {
 }
 
 Status Session::replace(std::string_view name) {
+  HS_CHECK(check_code(state_, memory_of(*proc_), proc_->pid()));
   PayloadRecord* p = HS_TRY(need(name));
   if (p->state == PayloadState::Applied) return fail(ErrorKind::State, "payload '{}' is already APPLIED", name);
   if (p->depends != p->object_depends)
@@ -268,9 +272,13 @@ Status Session::replace(std::string_view name) {
 }
 
 Status Session::unload(std::string_view name) {
+  HS_CHECK(check_code(state_, memory_of(*proc_), proc_->pid()));
   PayloadRecord* p = HS_TRY(need(name));
   if (p->state != PayloadState::Checked)
     return fail(ErrorKind::State, "payload '{}' is {}; revert it before unloading", name, state_name(p->state));
+  // Nothing may refer into it; checked again with every thread stopped.
+  const auto gots = got_areas(*HS_TRY(objects()));
+  HS_CHECK(check_unreferenced(state_, *p, gots, memory_of(*proc_), proc_->pid()));
   Journal j;
   j.op = JournalOp::Unload;
   j.payload = p->name;
@@ -286,6 +294,12 @@ Status Session::unload(std::string_view name) {
   std::vector<GuardedRange> guards{{p->range(), fmt::format("payload '{}'", name)}};
   PhaseTimer timer("unload");
   HS_CHECK(enter_stop_window(JournalOp::Unload, name, guards, timer));
+  if (auto st = check_unreferenced(state_, *p, gots, memory_of(*proc_), proc_->pid()); !st) {
+    state_.journal.reset();
+    (void)commit();
+    (void)group_->resume_all();
+    return st;
+  }
   TracedThread* t = nullptr;
   for (auto& th : group_->threads())
     if (th.stopped && th.pending_signal == 0) t = &th;
@@ -297,6 +311,7 @@ Status Session::unload(std::string_view name) {
   }
   HS_FAULT_POINT("unload:unmapped");
   // Committed with the threads still stopped; detaching resumes them.
+  forget_patches_of(state_, *p);
   std::erase_if(state_.payloads, [&](const PayloadRecord& r) { return r.name == name; });
   state_.journal.reset();
   HS_CHECK(commit());
@@ -306,6 +321,7 @@ Status Session::unload(std::string_view name) {
 }
 
 Status Session::load(std::string_view name, const std::string& file) {
+  HS_CHECK(check_code(state_, memory_of(*proc_), proc_->pid()));  // before there is anything to clean up
   HS_CHECK(upload(name, file));
   auto st = apply(name);
   if (st) return {};

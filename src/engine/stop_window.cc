@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <thread>
 
+#include "engine/code_check.h"
 #include "engine/session.h"
 
 namespace hs {
@@ -85,6 +86,15 @@ Status Session::execute(JournalOp op, std::string_view name, const Plan& plan) {
   HS_FAULT_POINT(op_name(op));
 
   HS_CHECK(enter_stop_window(op, name, plan.guards, timer));
+  // The code is the truth: nothing may have changed the bytes since they
+  // were checked and planned (code_check.h).
+  if (auto st = check_writes(writes, memory_of(*proc_), proc_->pid()); !st) {
+    (void)group_->resume_all();
+    state_.journal.reset();
+    (void)commit();
+    return st;
+  }
+  timer.mark("verify");
   for (size_t i = 0; i < writes.size(); i++) {
     auto st = proc_->write(RemoteAddr(writes[i].addr), writes[i].after);
     if (!st) {

@@ -4,14 +4,16 @@
 //               type supported, does it need a GOT slot, may it need a veneer
 //   2. layout   text | rodata | data, each starting on a page; sections in
 //               index order with their alignment; veneers end the text
-//               region, the GOT ends the rodata region
+//               region; the image descriptor (descriptor.h) opens the
+//               rodata region and the GOT ends it
 //   3. copy     section bytes into the image (NOBITS stay zero)
 //   4. resolve  symbol values: payload symbols from the layout, undefined
 //               ones through the SymbolResolver (weak ones may stay 0)
 //   5. relocate every relocation, through src/arch/x86_64.cc
 //   6. fill     GOT slots and veneers
 //   7. model    livepatch_funcs (old_addr resolved and written back into the
-//               image), hooks (read from the relocated image), exports
+//               image), hooks (read from the relocated image), exports,
+//               and the image descriptor written
 //
 // Passes 1-2 are all image_size() needs, so it and link_payload() agree on
 // the size by construction.
@@ -25,6 +27,7 @@
 #include <optional>
 
 #include "arch/x86_64.h"
+#include "payload/descriptor.h"
 
 namespace hs {
 namespace {
@@ -63,6 +66,7 @@ struct Layout {
   u64 got_off = 0;                          // the GOT, from the base
   std::map<u32, u64> got_slot;              // symbol index -> slot offset from the GOT
   std::map<u32, u64> veneer_off;            // symbol index -> veneer offset from the base
+  u64 desc_off = 0, desc_size = 0;          // the image descriptor (payload/descriptor.h)
   u64 size = 0;
 };
 
@@ -123,6 +127,8 @@ Status place_sections(const ElfFile& elf, Layout& lay) {
       return at;
     };
 
+    // The image descriptor opens the read-only region (so there always is one).
+    if (kind == kRodata) lay.desc_off = HS_TRY(grow(8, lay.desc_size, "image descriptor"));
     for (size_t i = 1; i < shdrs.size(); ++i) {
       const Elf64_Shdr& sh = shdrs[i];
       if (!(sh.sh_flags & SHF_ALLOC) || region_of(elf, i) != kind) continue;
@@ -155,8 +161,18 @@ Status place_sections(const ElfFile& elf, Layout& lay) {
   return {};
 }
 
+// The descriptor's fields that do not depend on the layout.
+ImageDescriptor descriptor_of(const Payload& p) {
+  ImageDescriptor d;
+  d.build_id = p.build_id;
+  d.depends = p.depends;
+  d.object_depends = p.object_depends;
+  return d;
+}
+
 Result<Layout> compute_layout(const Payload& p) {
   Layout lay;
+  lay.desc_size = descriptor_size(descriptor_of(p));
   HS_CHECK(scan_relocations(p.elf, lay));
   HS_CHECK(place_sections(p.elf, lay));
   return lay;
@@ -188,6 +204,7 @@ class Linker {
       out_.eh_frame_offset = *off;
       out_.eh_frame_size = elf_.sections()[eh].sh_size;
     }
+    HS_CHECK(write_descriptor());
     return std::move(out_);
   }
 
@@ -390,6 +407,28 @@ class Linker {
     h.prerevert = single_hook(".livepatch.hooks.prerevert");
     h.revert = single_hook(".livepatch.hooks.revert");
     h.postrevert = single_hook(".livepatch.hooks.postrevert");
+  }
+
+  // The image descriptor: where the relocated function entries, hooks,
+  // .eh_frame and .modinfo are, and the build-ids (payload/descriptor.h).
+  Status write_descriptor() {
+    ImageDescriptor d = descriptor_of(p_);
+    auto section = [&](std::string_view name, u64 unit) {
+      size_t i = 0;
+      std::optional<u64> off = loaded_section(name, &i);
+      if (!off || elf_.sections()[i].sh_type == SHT_NOBITS) return ImageSpan{};
+      return ImageSpan{*off, elf_.sections()[i].sh_size / unit};
+    };
+    d.funcs = section(".livepatch.funcs", kFuncSize);
+    d.eh_frame = {out_.eh_frame_offset, out_.eh_frame_size};
+    d.modinfo = section(".modinfo", 1);
+    for (size_t k = 0; k < kHookKinds.size(); k++)
+      d.hooks[k] = section(fmt::format(".livepatch.hooks.{}", kHookKinds[k]), kHookSlotSize);
+    Bytes b = HS_TRY(encode_descriptor(d));
+    if (b.size() != lay_.desc_size) return fail(ErrorKind::Internal, "image descriptor size changed");
+    std::copy(b.begin(), b.end(), out_.image.begin() + static_cast<std::ptrdiff_t>(lay_.desc_off));
+    out_.descriptor_offset = lay_.desc_off;
+    return {};
   }
 
   // Global definitions, for payloads loaded later; hotsplice's own

@@ -1,7 +1,8 @@
 // The loader links a parsed payload at a chosen address in the target:
 // lays out text | rodata | data (each page-aligned, so each gets one
 // protection: RX / R / RW), resolves symbols through a SymbolResolver,
-// applies relocations (src/arch/x86_64.cc) and resolves each livepatch_func.
+// applies relocations (src/arch/x86_64.cc) and resolves each livepatch_func;
+// the image starts its R region with a descriptor of itself (descriptor.h).
 // It produces the exact bytes to write; it never touches a process itself, so
 // everything here runs before any thread of the target is stopped.
 #pragma once
@@ -60,6 +61,8 @@ struct LinkedPayload {
   RemoteAddr funcs_addr;              // where .livepatch.funcs lives in the target
   // The relocated .eh_frame, as an offset into the image (size 0: none).
   u64 eh_frame_offset = 0, eh_frame_size = 0;
+  // The image descriptor (payload/descriptor.h), at the start of the R region.
+  u64 descriptor_offset = 0;
 };
 
 // Total bytes the payload needs (page multiple), including the GOT slots and

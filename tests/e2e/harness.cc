@@ -2,10 +2,13 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <sstream>
@@ -28,18 +31,16 @@ std::string slurp_fd(int fd) {
 
 std::string HsRun::err_line() const { return err.substr(0, err.find('\n')); }
 
-HsRun hotsplice(const std::vector<std::string>& args, const std::vector<std::string>& env) {
+namespace {
+
+// Forks and execs the tool with stdout/stderr on `out`/`err`; its PID.
+pid_t spawn_tool(const std::vector<std::string>& args, const std::vector<std::string>& env, int out, int err) {
   std::vector<std::string> argv{HS_BIN};
   argv.insert(argv.end(), args.begin(), args.end());
   std::vector<char*> cargv;
   for (auto& a : argv) cargv.push_back(a.data());
   cargv.push_back(nullptr);
   std::vector<std::string> envs = env;
-  char out_tmpl[] = "/tmp/hs-out-XXXXXX", err_tmpl[] = "/tmp/hs-err-XXXXXX";
-  int out = mkstemp(out_tmpl), err = mkstemp(err_tmpl);
-  unlink(out_tmpl);
-  unlink(err_tmpl);
-  const auto t0 = std::chrono::steady_clock::now();
   pid_t pid = fork();
   if (pid == 0) {
     dup2(out, 1);
@@ -58,18 +59,78 @@ HsRun hotsplice(const std::vector<std::string>& args, const std::vector<std::str
     execv(cargv[0], cargv.data());
     _exit(127);
   }
-  int status = 0;
-  waitpid(pid, &status, 0);
+  return pid;
+}
+
+}  // namespace
+
+HsRun hotsplice(const std::vector<std::string>& args, const std::vector<std::string>& env) {
+  using Clock = std::chrono::steady_clock;
+  char out_tmpl[] = "/tmp/hs-out-XXXXXX";
+  int out = mkstemp(out_tmpl);
+  unlink(out_tmpl);
+  int errp[2];
+  if (pipe2(errp, O_CLOEXEC) != 0) {
+    ADD_FAILURE() << "pipe: " << std::strerror(errno);
+    return {};
+  }
+  const auto t0 = Clock::now();
   HsRun r;
-  r.ms = ms_since(t0);
+  r.pid = spawn_tool(args, env, out, errp[1]);
+  close(errp[1]);
+  const int pidfd = static_cast<int>(syscall(SYS_pidfd_open, r.pid, 0));
+  EXPECT_GE(pidfd, 0) << "pidfd_open: " << std::strerror(errno);
+  // The tool's exit (its pidfd) and the end of stderr (every writer gone),
+  // whichever comes first, each timed.
+  // A guardian that has not let go of stderr 30 s after the tool's exit
+  // is a test failure (guardian_us stays -1).
+  std::optional<Clock::time_point> exited, eof;
+  while (!eof && (!exited || Clock::now() < *exited + std::chrono::seconds(30))) {
+    pollfd p[2] = {{.fd = errp[0], .events = POLLIN, .revents = 0},
+                   {.fd = exited ? -1 : pidfd, .events = POLLIN, .revents = 0}};
+    if (poll(p, 2, 100) < 0) continue;
+    const auto now = Clock::now();
+    if (p[1].revents) exited = now;
+    if (p[0].revents) {
+      char buf[4096];
+      ssize_t n = read(errp[0], buf, sizeof buf);
+      if (n > 0) r.err.append(buf, static_cast<size_t>(n));
+      if (n == 0) eof = now;
+    }
+  }
+  int status = 0;
+  waitpid(r.pid, &status, 0);
+  if (!exited) exited = Clock::now();
+  r.ms = std::chrono::duration_cast<std::chrono::milliseconds>(*exited - t0).count();
+  if (eof) {
+    r.guardian_us =
+        std::max<long long>(0, std::chrono::duration_cast<std::chrono::microseconds>(*eof - *exited).count());
+    r.stderr_closed_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(eof->time_since_epoch()).count();
+  }
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   lseek(out, 0, SEEK_SET);
-  lseek(err, 0, SEEK_SET);
   r.out = slurp_fd(out);
-  r.err = slurp_fd(err);
   close(out);
-  close(err);
+  close(errp[0]);
+  if (pidfd >= 0) close(pidfd);
   return r;
+}
+
+long long kill_to_guardian_exit_us(const HsRun& r) {
+  const std::string tag = "hotsplice: killed at fault point ";
+  const size_t at = r.err.find(tag);
+  if (at == std::string::npos || r.stderr_closed_ns < 0) return -1;
+  const std::string line = r.err.substr(at, r.err.find('\n', at) - at);
+  long long killed = -1;
+  if (sscanf(line.c_str() + line.rfind(" at ") + 4, "%lld ns", &killed) != 1) return -1;
+  return (r.stderr_closed_ns - killed) / 1000;
+}
+
+std::string guardian_line(const HsRun& r) {
+  const std::string tag = "hotsplice: guardian: ";
+  size_t at = r.err.rfind(tag);
+  if (at == std::string::npos || (at > 0 && r.err[at - 1] != '\n')) return "";
+  return r.err.substr(at, r.err.find('\n', at) - at);
 }
 
 std::string target_bin(const std::string& name) { return std::string(HS_TARGET_DIR) + "/" + name; }

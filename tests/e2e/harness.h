@@ -26,10 +26,28 @@ struct HsRun {
   std::string out, err;
   long long ms = 0;              // how long it ran (wall time)
   std::string err_line() const;  // first line of stderr, without the newline
+  pid_t pid = -1;                // the tool's PID
+  // Microseconds from the tool's exit to the end of its stderr, i.e. until
+  // its guardian (src/cli/guardian.h, which keeps a copy of stderr) has
+  // exited too; -1 if that did not happen within 30 s.
+  long long guardian_us = -1;
+  long long stderr_closed_ns = -1;  // when (steady clock), -1 if it was not
 };
 
-// Runs HS_BIN with args; never throws. Extra environment "K=V" entries allowed.
+// With HOTSPLICE_FAULT_STAMP=1 in a run killed at a fault point: the
+// microseconds from the kill (the time the tool printed just before it) to
+// the end of its stderr (its guardian's exit, after the repair); an upper
+// bound on how long the target was left half-done. -1 without the stamp.
+long long kill_to_guardian_exit_us(const HsRun& r);
+
+// Runs HS_BIN with args; never throws. Extra environment "K=V" entries
+// allowed. Returns once the tool AND its guardian have exited (stderr is a
+// pipe read until every copy of it is closed), so a tool killed mid-operation
+// has been repaired by its guardian by then; `err` holds what both wrote.
 HsRun hotsplice(const std::vector<std::string>& args, const std::vector<std::string>& env = {});
+
+// The line a guardian wrote ("hotsplice: guardian: ..."), or "".
+std::string guardian_line(const HsRun& r);
 
 std::string target_bin(const std::string& name);  // HS_TARGET_DIR/name
 std::string patch_src(const std::string& name);   // HS_PATCH_DIR/name

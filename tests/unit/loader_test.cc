@@ -23,6 +23,7 @@
 #include <gtest/gtest.h>
 
 #include "arch/x86_64.h"
+#include "payload/descriptor.h"
 #include "payload/loader.h"
 #include "payload/payload.h"
 #include "support/sample_payload.h"
@@ -1163,6 +1164,70 @@ LT_FUNC(f0, "hs_lt_hello", fixed_hello, 0x10, 0);
   auto bad = link_payload(*p, RemoteAddr((u64{32} << 40) + 8), resolver);
   ASSERT_FALSE(bad);
   EXPECT_EQ(bad.error().kind(), ErrorKind::Internal);
+}
+
+// The image descriptor (payload/descriptor.h) opens the read-only region and
+// says where the relocated function entries, .eh_frame and .modinfo are,
+// with the build-ids: what `hotsplice recover` reads back from a target.
+TEST_F(LoaderTest, ImageDescriptorOpensTheReadOnlyRegion) {
+  auto p = payload(kMainPatch);
+  ASSERT_TRUE(p);
+  auto size = image_size(*p);
+  ASSERT_TRUE(size) << size.error().message();
+  Mapping m = map_near(*size);
+  ASSERT_TRUE(m);
+  std::optional<LinkedPayload> lp;
+  ASSERT_NO_FATAL_FAILURE(link_and_install(*p, m, &lp));
+  ASSERT_EQ(lp->regions.size(), 3u);
+  EXPECT_EQ(lp->descriptor_offset, lp->regions[1].offset);
+  auto d = parse_descriptor(ByteView(lp->image).subspan(lp->descriptor_offset), lp->image.size());
+  ASSERT_TRUE(d) << d.error().message();
+  ASSERT_TRUE(*d);
+  EXPECT_EQ((*d)->build_id, p->build_id);
+  EXPECT_EQ((*d)->depends, p->depends);
+  EXPECT_EQ((*d)->object_depends, p->object_depends);
+  EXPECT_EQ(m.addr() + (*d)->funcs.offset, lp->funcs_addr.value());
+  EXPECT_EQ((*d)->funcs.count, lp->funcs.size());
+  EXPECT_EQ((*d)->eh_frame.offset, lp->eh_frame_offset);
+  EXPECT_EQ((*d)->eh_frame.count, lp->eh_frame_size);
+  // The entries there are the relocated ones: old_addr filled in.
+  const u8* e = lp->image.data() + (*d)->funcs.offset;
+  EXPECT_EQ(load_le<u64>(e + kFuncOldAddrOff), lp->funcs[0].old_addr.value());
+  EXPECT_EQ(load_le<u64>(e + kFuncNewAddrOff), lp->funcs[0].new_addr.value());
+}
+
+TEST(ImageDescriptor, CorruptionIsNamedNotTrusted) {
+  ImageDescriptor d;
+  d.funcs = {0x1000, 2};
+  d.build_id = Bytes(20, 0xab);
+  d.depends = Bytes(20, 0xcd);
+  d.object_depends = d.depends;
+  auto b = encode_descriptor(d);
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->size() % 8, 0u);
+  auto back = parse_descriptor(*b, 0x2000);
+  ASSERT_TRUE(back && *back);
+  EXPECT_EQ((*back)->build_id, d.build_id);
+  EXPECT_EQ((*back)->funcs.count, 2u);
+
+  Bytes other(b->size(), 0);
+  auto none = parse_descriptor(other, 0x2000);
+  ASSERT_TRUE(none);
+  EXPECT_FALSE(*none) << "no magic: no descriptor";
+  auto past = parse_descriptor(*b, 0x1000 + 104);
+  ASSERT_FALSE(past);
+  EXPECT_EQ(past.error().message(),
+            "image descriptor: .livepatch.funcs at 0x1000 (0x2 x 0x68 bytes) is past the image (0x1068)");
+  Bytes short_len = *b;
+  store_le<u32>(short_len.data() + 8, 0x20);
+  auto bad = parse_descriptor(short_len, 0x2000);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().kind(), ErrorKind::Corrupt);
+  Bytes long_id = *b;
+  long_id[kDescriptorFixedSize] = 0xff;  // the build-id's length byte
+  bad = parse_descriptor(long_id, 0x2000);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().message(), fmt::format("image descriptor: build-ids run past its size {:#x}", b->size()));
 }
 
 }  // namespace
