@@ -6,6 +6,7 @@
 // call, then the state without the journal committed.
 #include <fmt/format.h>
 
+#include "engine/code_check.h"
 #include "engine/repair.h"
 #include "engine/session.h"
 #include "process/remote_syscall.h"
@@ -37,6 +38,14 @@ Status Session::repair() {
   }
   if (writes) HS_CHECK(group_->resume_all());
   if (plan->unmap) {
+    // The journal is the target's word: a forged one could name a live
+    // payload whose record it deleted. Nothing known may refer into what
+    // is unmapped (code_check.h).
+    PayloadRecord gone;
+    gone.name = j.payload;
+    gone.base = plan->unmap->begin.value();
+    gone.size = plan->unmap->size();
+    HS_CHECK(check_unreferenced(state_, gone, got_areas(*HS_TRY(objects())), memory_of(*proc_), proc_->pid()));
     TracedThread* t = HS_TRY(group_->stop_one());
     {
       auto rs = HS_TRY(RemoteSyscalls::create(*group_, *t, *proc_));
@@ -47,6 +56,7 @@ Status Session::repair() {
   }
   if (plan->drop_payload) {
     const std::string name = j.payload;
+    if (const PayloadRecord* p = state_.find(name)) forget_patches_of(state_, *p);
     std::erase_if(state_.payloads, [&](const PayloadRecord& p) { return p.name == name; });
   }
   notes_.push_back(std::move(plan->note));
