@@ -239,7 +239,8 @@ TEST_F(Faults, SignalsSentWhileApplyRevertRunAreNeitherLostNorDuplicated) {
 }
 
 // A seccomp filter that fails mmap/mprotect with PROT_EXEC: the payload
-// cannot be mapped. One clear line naming the cause; nothing is left behind.
+// cannot be mapped. One clear line naming the cause (the filter's EPERM: the
+// mmap is not even made); nothing is left behind.
 TEST_F(Faults, SeccompFilterForbiddingExecutableMemoryIsReported) {
   Target t(target_bin("awkward"));
   ASSERT_EQ(t.ask("seccomp"), "seccomp on");
@@ -251,7 +252,8 @@ TEST_F(Faults, SeccompFilterForbiddingExecutableMemoryIsReported) {
     EXPECT_EQ(r.code, 1);
     std::regex want(fmt::format(
         "hotsplice: error: PID {0} refuses executable memory \\(seccomp or MDWE\\): mmap of 0x[0-9a-f]+ bytes at "
-        "0x[0-9a-f]+ in PID {0} failed: Operation not permitted\n",
+        "0x[0-9a-f]+ in PID {0} failed: Operation not permitted \\(EPERM from PID {0}'s seccomp filter; the call "
+        "was not made\\)\n",
         t.pid()));
     EXPECT_TRUE(std::regex_match(r.err, want)) << r.err;
     EXPECT_EQ(t.maps().find("hotsplice:fix"), std::string::npos) << t.maps();
