@@ -258,6 +258,7 @@ TEST_F(Faults, SeccompFilterForbiddingExecutableMemoryIsReported) {
     EXPECT_TRUE(std::regex_match(r.err, want)) << r.err;
     EXPECT_EQ(t.maps().find("hotsplice:fix"), std::string::npos) << t.maps();
     EXPECT_EQ(t.maps().find("hotsplice:faults_awkward"), std::string::npos) << t.maps();
+    EXPECT_EQ(t.maps().find("hotsplice-registry"), std::string::npos) << t.maps();
     EXPECT_EQ(list_json(t)["payloads"].size(), 0u);
     EXPECT_EQ(t.ask("call"), "value=1");
   }
@@ -265,8 +266,9 @@ TEST_F(Faults, SeccompFilterForbiddingExecutableMemoryIsReported) {
 }
 
 // A process that refuses every mprotect: the image is mapped and written,
-// then narrowing its rodata fails. The mapping is removed again and the
-// journal dropped at once: no mapping, no payload, nothing left to repair.
+// then narrowing its rodata fails (the filter's EPERM: the mprotect is not
+// made). The mapping is removed again and the journal dropped at once (and
+// the registry this upload made): no mapping, no payload, nothing to repair.
 TEST_F(Faults, MprotectRefusedAfterMappingLeavesNothingBehind) {
   Target t(target_bin("awkward"));
   ASSERT_EQ(t.ask("no-mprotect"), "no-mprotect on");
@@ -274,11 +276,12 @@ TEST_F(Faults, MprotectRefusedAfterMappingLeavesNothingBehind) {
   HsRun r = hotsplice({"upload", P(t), "fix", awk_});
   EXPECT_EQ(r.code, 1);
   std::regex want(fmt::format(
-      "hotsplice: error: mprotect of 0x[0-9a-f]+ bytes at 0x[0-9a-f]+ to 0x1 in PID {} failed: Operation not "
-      "permitted\n",
+      "hotsplice: error: mprotect of 0x[0-9a-f]+ bytes at 0x[0-9a-f]+ to 0x1 in PID {0} failed: Operation not "
+      "permitted \\(EPERM from PID {0}'s seccomp filter; the call was not made\\)\n",
       t.pid()));
   EXPECT_TRUE(std::regex_match(r.err, want)) << r.err;
   EXPECT_EQ(t.maps().find("hotsplice:fix"), std::string::npos) << t.maps();
+  EXPECT_EQ(t.maps().find("hotsplice-registry"), std::string::npos) << t.maps();
   HsRun l = hotsplice({"list", P(t), "--json"});
   EXPECT_EQ(l.code, 0);
   EXPECT_EQ(l.err, "") << "nothing should be left to repair";

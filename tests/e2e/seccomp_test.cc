@@ -118,10 +118,12 @@ TEST_F(Seccomp, ErrnoOnMemfdCreateIsReportedAsTheFiltersAndTheTargetIsFine) {
 
 // A filter that kills on executable memory (mmap or mprotect with
 // PROT_EXEC): the payload's mmap is refused, naming it and "kill the
-// process"; no payload mapping is left and the target runs unpatched.
+// process". The registry this upload had made goes again: the target has
+// exactly the mappings it had, and runs unpatched.
 TEST_F(Seccomp, KillOnExecutableMemoryRefusesTheMappingAndTheTargetLives) {
   Target t(target_bin("filtered"), {"noexec"});
   ASSERT_EQ(t.ask("mode"), "mode=noexec");
+  const std::string before = maps_without_stack(t);
   const std::string want = fmt::format(
       "PID {}: its seccomp filter would kill the process on mmap\\({}, {}, 5, {}, (\\d|{}), 0\\); the call was not made",
       t.pid(), kHex, kHex, kHex, kHex);
@@ -129,12 +131,8 @@ TEST_F(Seccomp, KillOnExecutableMemoryRefusesTheMappingAndTheTargetLives) {
                                                std::vector<std::string>{"load", P(t), lp_, "--name", "fix"}}) {
     SCOPED_TRACE(args[0]);
     expect_refused(args, want);
-    EXPECT_TRUE(t.alive());
-    EXPECT_FALSE(mapped(t, "fix")) << t.maps();
-    EXPECT_EQ(t.maps().find("hotsplice-trampoline"), std::string::npos) << t.maps();
+    expect_untouched(t, before);
     EXPECT_EQ(list_json(t)["payloads"].size(), 0u);
-    EXPECT_EQ(t.ask("call"), "value=1");
-    EXPECT_EQ(t.ask("hooks"), "hooks=0");
   }
 }
 
