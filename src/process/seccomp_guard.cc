@@ -60,10 +60,10 @@ void SeccompGuard::borrowed(pid_t tid) {
 }
 
 Status SeccompGuard::refresh(pid_t pid, pid_t tid, Thread& th) {
-  const int mode = HS_TRY(seccomp_mode(pid, tid));
-  if (mode == 2 && th.mode == 2 && !th.unreadable) {
-    // Filters are only ever added, as the newest: index `size` answers
-    // ENOENT while there is none newer than what we have.
+  if (th.mode == 2 && !th.unreadable) {
+    // Filter mode is for life, and filters are only ever added, as the
+    // newest: index `size` answers ENOENT while there is none newer than
+    // what we have (no /proc read needed).
     errno = 0;
     long n = ptrace(PTRACE_SECCOMP_GET_FILTER, tid, reinterpret_cast<void*>(th.programs.size()), nullptr);
     if (n < 0 && errno == ENOENT) {
@@ -71,6 +71,7 @@ Status SeccompGuard::refresh(pid_t pid, pid_t tid, Thread& th) {
       return {};
     }
   }
+  const int mode = HS_TRY(seccomp_mode(pid, tid));
   th.mode = mode;
   th.programs.clear();
   th.unreadable.reset();

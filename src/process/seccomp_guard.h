@@ -2,9 +2,10 @@
 // what would the borrowed thread's seccomp filters do with this exact call?
 //
 // A thread's seccomp mode is read from /proc once each time it is borrowed
-// (it can only change while the thread runs); in filter mode its programs
-// are read with PTRACE_SECCOMP_GET_FILTER once per session and kept, and a
-// later borrowing only asks whether a newer filter has appeared (one ptrace
+// (it can only change while the thread runs) until it is found in filter
+// mode, which is for life; then its programs are read with
+// PTRACE_SECCOMP_GET_FILTER once per session and kept, and a later
+// borrowing only asks whether a newer filter has appeared (one ptrace
 // request). Each call is then evaluated on its number, its six arguments and
 // the instruction pointer the kernel will see (the address after the
 // `syscall` instruction actually used), so a filter that tests any of them
