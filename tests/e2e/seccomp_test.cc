@@ -11,6 +11,10 @@
 // The target is `filtered MODE` (targets/filtered.c), which installs its
 // filter before it serves; the payload patches/filtered_v2.c (value() 1 -> 2,
 // a load hook adding 1 to hook_count and an unload hook adding 10).
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
 #include <regex>
 #include <sstream>
 #include <string>
@@ -176,5 +180,38 @@ TEST_F(Seccomp, StrictModeRefusesEveryCall) {
                  fmt::format("PID {}: it is in seccomp strict mode, which would kill the thread on memfd_create\\({}, "
                              "(\\d|{})\\); the call was not made",
                              t.pid(), kHex, kHex));
+  expect_untouched(t, before);
+}
+
+// Filters that cannot be read (PTRACE_SECCOMP_GET_FILTER needs
+// CAP_SYS_ADMIN): hotsplice, run as an unprivileged user on a target of the
+// same user, refuses rather than guess, naming why; the target is untouched.
+TEST_F(Seccomp, FiltersThatCannotBeReadRefuseRatherThanRiskTheProcess) {
+  if (geteuid() != 0 || access("/usr/bin/setpriv", X_OK) != 0) GTEST_SKIP() << "needs root and setpriv";
+  const std::string as_nobody =
+      "/usr/bin/setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all --bounding-set=-all";
+  std::vector<std::string> argv;
+  std::istringstream words(as_nobody);
+  for (std::string w; words >> w;) argv.push_back(w);
+  argv.push_back(target_bin("filtered"));
+  argv.push_back("lenient");
+  Target t(argv[0], std::vector<std::string>(argv.begin() + 1, argv.end()));
+  ASSERT_EQ(t.ask("mode"), "mode=lenient");
+  const std::string before = maps_without_stack(t);
+  const std::string cmd = fmt::format("{} {} upload {} fix {} 2>&1", as_nobody, HS_BIN, t.pid(), lp_);
+  FILE* f = popen(cmd.c_str(), "r");
+  ASSERT_NE(f, nullptr);
+  std::string out;
+  char buf[512];
+  while (size_t n = fread(buf, 1, sizeof buf, f)) out.append(buf, n);
+  const int status = pclose(f);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << status;
+  EXPECT_TRUE(std::regex_match(
+      out, std::regex(fmt::format("hotsplice: error: PID {0} has seccomp filters that hotsplice cannot read \\(cannot "
+                                  "read seccomp filter 0 of thread {0} \\(PTRACE_SECCOMP_GET_FILTER\\): Permission "
+                                  "denied\\); memfd_create\\({1}, (\\d|{1})\\) was not made rather than risk the "
+                                  "process\n",
+                                  t.pid(), kHex))))
+      << out;
   expect_untouched(t, before);
 }
