@@ -208,6 +208,7 @@ class Registry {
 
   Result<RegistryState> load() const;
   Status commit(const RegistryState& s);
+  RemoteAddr base() const { return base_; }
 
  private:
   Registry(const Process* proc, RemoteAddr base) : proc_(proc), base_(base) {}

@@ -113,11 +113,19 @@ Status Session::upload(std::string_view name, const std::string& file) {
   // Now the target changes. Creating the registry maps memory, and the
   // process maps memory of its own while we work: the range must still be
   // free when we map it, or we link again elsewhere.
+  const bool made_registry = !registry_;
   HS_CHECK(ensure_registry());
   timer.mark("registry");
   TracedThread* t = HS_TRY(group_->stop_one());
   auto rs = HS_TRY(RemoteSyscalls::create(*group_, *t, *proc_));
   timer.mark("borrow");
+  // A registry this upload made holds nothing else: a refused upload (a
+  // seccomp filter, MDWE) takes it away again, leaving the process as it was.
+  auto drop_made_registry = [&] {
+    if (made_registry && state_.payloads.empty() && !state_.journal &&
+        rs.munmap(registry_->base(), Registry::kCapacity))
+      registry_.reset();
+  };
   // The image is mapped with the text's protection (RX) and the other
   // regions are narrowed afterwards: a process under MDWE (PR_SET_MDWE) may
   // map new memory executable but not make memory executable later. It is
@@ -143,7 +151,10 @@ Status Session::upload(std::string_view name, const std::string& file) {
     int err = got.error().sys_errno();
     if ((err == EPERM || err == EACCES) && (map_prot & PROT_EXEC))
       got.error().context(fmt::format("PID {} refuses executable memory (seccomp or MDWE)", proc_->pid()));
-    if (err != EEXIST || attempt == 3) return std::unexpected(got.error());
+    if (err != EEXIST || attempt == 3) {
+      drop_made_registry();
+      return std::unexpected(got.error());
+    }
     HS_CHECK(link_somewhere());
   }
   HS_FAULT_POINT("upload:mapped");
@@ -154,6 +165,7 @@ Status Session::upload(std::string_view name, const std::string& file) {
     if (rs.munmap(linked.base, rec.size)) {
       state_.journal.reset();
       (void)commit();
+      drop_made_registry();
     }
     (void)rs.finish();
     (void)group_->resume_all();

@@ -23,17 +23,22 @@ Result<RemoteAddr> map_named_memfd(const Process& proc, RemoteSyscalls& rs, cons
   unsigned flags_mfd = MFD_CLOEXEC | (prot & PROT_EXEC ? MFD_EXEC : 0);
   long fd = HS_TRY(rs.syscall(SYS_memfd_create, name_at.value(), flags_mfd));
   if (fd == -EINVAL && (flags_mfd & MFD_EXEC)) fd = HS_TRY(rs.syscall(SYS_memfd_create, name_at.value(), MFD_CLOEXEC));
-  if (fd < 0)
-    return fail_errno(kind_for_errno(static_cast<int>(-fd), ErrorKind::BadTarget), static_cast<int>(-fd),
-                      "memfd_create in PID {} failed", proc.pid());
-  Result<RemoteAddr> mapped = RemoteAddr();
-  long r = HS_TRY(rs.syscall(SYS_ftruncate, fd, size));
-  if (r < 0)
-    mapped = fail_errno(ErrorKind::BadTarget, static_cast<int>(-r), "ftruncate of a memfd in PID {} failed",
-                        proc.pid());
-  else
-    mapped = rs.mmap(hint, size, prot, flags, static_cast<int>(fd), 0);
-  HS_CHECK(rs.syscall(SYS_close, fd));
+  if (fd < 0) return std::unexpected(rs.failure(fd, fmt::format("memfd_create in PID {} failed", proc.pid())));
+  // From here the fd is closed whatever happens (a call the seccomp filter
+  // refuses is an error like any other), and a mapping made is undone if
+  // the fd cannot be closed: nothing half-made stays in the process.
+  auto map = [&]() -> Result<RemoteAddr> {
+    long r = HS_TRY(rs.syscall(SYS_ftruncate, fd, size));
+    if (r < 0) return std::unexpected(rs.failure(r, fmt::format("ftruncate of a memfd in PID {} failed", proc.pid())));
+    return rs.mmap(hint, size, prot, flags, static_cast<int>(fd), 0);
+  };
+  Result<RemoteAddr> mapped = map();
+  if (!mapped && mapped.error().kind() == ErrorKind::TargetGone) return mapped;
+  auto closed = rs.syscall(SYS_close, fd);
+  if (!closed) {
+    if (mapped) (void)rs.syscall(SYS_munmap, mapped->value(), size);
+    return std::unexpected(std::move(closed.error()).consequence(fmt::format("fd {} stays open in PID {}", fd, proc.pid())));
+  }
   return mapped;
 }
 

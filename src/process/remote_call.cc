@@ -67,6 +67,29 @@ bool is_fault(int sig, const siginfo_t& si, pid_t pid) {
   }
 }
 
+// Thread `t` is at a syscall-entry-stop that we are about to step past, and
+// what the call does no longer matters (our getpid, or a callee's call being
+// abandoned after a time-out). The kernel runs the seccomp filters after
+// this stop on whatever number orig_rax then holds, even -1 (skipped): pick
+// one they answer harmlessly, trying `first`, then -1, getpid, sched_yield;
+// if none is harmless (or the filters cannot be read) the call is left as
+// the program itself made it.
+Status settle_entry_for_seccomp(ThreadGroup& group, TracedThread& t, long first) {
+  const user_regs_struct& r = t.regs;
+  SyscallProbe probe{.nr = 0, .ip = r.rip, .args = {r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9}};
+  for (long nr : {first, -1L, static_cast<long>(SYS_getpid), static_cast<long>(SYS_sched_yield)}) {
+    probe.nr = static_cast<int>(nr);
+    auto v = group.seccomp().verdict(group.pid(), t.tid, probe);
+    if (!v) return v.error().kind() == ErrorKind::TargetGone ? Status(std::unexpected(std::move(v.error()))) : Status();
+    if (v->harmful()) continue;
+    if (static_cast<long>(r.orig_rax) == nr) return {};
+    user_regs_struct changed = r;
+    changed.orig_rax = static_cast<unsigned long long>(nr);
+    return group.set_regs(t, changed);
+  }
+  return {};
+}
+
 }  // namespace
 
 struct RemoteCall::Outcome {
@@ -162,13 +185,22 @@ Result<u64> RemoteCall::call_raw(RemoteAddr fn, std::span<const u64> args) {
   using RT = RecoveryTrampoline;
   const RecoveryTrampoline& trampoline = group_->trampoline();
   const RemoteAddr tr = trampoline.base();
-  const bool guarded = !tr.is_null() && saved_fp_.size() <= RT::kVectorRoom;
+  const u64 entry = fp_regset_ == NT_X86_XSTATE ? RT::kReturnXsave : RT::kReturnFxsave;
+  bool guarded = !tr.is_null() && saved_fp_.size() <= RT::kVectorRoom;
+  if (guarded) {
+    // The trampoline's return path makes a getpid in the thread: not if its
+    // seccomp filters would answer it harmfully (or cannot be read). The
+    // return to address 0 makes no system call.
+    SyscallProbe probe{.nr = SYS_getpid, .ip = tr.value() + entry + x86_64::kCallReturnSyscallEnd, .args = {}};
+    auto v = group_->seccomp().verdict(group_->pid(), tid_, probe);
+    if (!v && v.error().kind() == ErrorKind::TargetGone) return std::unexpected(std::move(v.error()));
+    guarded = v && !v->harmful();
+  }
   u64 return_address = 0;
   returned_at_ = 0;
   resume_ = PTRACE_CONT;
   if (guarded) {
     HS_CHECK(trampoline.write_state(*group_, *proc_, tid_, saved_, saved_fp_));
-    const u64 entry = fp_regset_ == NT_X86_XSTATE ? RT::kReturnXsave : RT::kReturnFxsave;
     return_address = tr.value() + entry;
     returned_at_ = return_address + x86_64::kCallReturnSyscallEnd;
     resume_ = PTRACE_SYSCALL;
@@ -319,11 +351,9 @@ Result<RemoteCall::Outcome> RemoteCall::run_until_return(u64 ret_sp) {
         const bool at_entry =
             n > 0 ? info.op == PTRACE_SYSCALL_INFO_ENTRY : ours || static_cast<long>(t->regs.rax) == -ENOSYS;
         if (at_entry) {
-          if (!ours) {
-            user_regs_struct skip = t->regs;
-            skip.orig_rax = static_cast<unsigned long long>(-1);
-            HS_CHECK(group_->set_regs(*t, skip));
-          }
+          // Ours is checked exactly here (a filter may test its leftover
+          // arguments); a callee's call is skipped (-1) if the filters allow.
+          HS_CHECK(settle_entry_for_seccomp(*group_, *t, ours ? static_cast<long>(SYS_getpid) : -1L));
           HS_CHECK(group_->syscall_step(*t));
           t = group_->find(tid_);
           if (!t) return fail(ErrorKind::TargetGone, "{}", group_->gone_message());

@@ -31,6 +31,8 @@
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 
+#include <cstring>
+
 #include "arch/x86_64.h"
 #include "process/trampoline.h"
 
@@ -83,6 +85,8 @@ Result<RemoteSyscalls> RemoteSyscalls::create(ThreadGroup& group, TracedThread& 
   rs.saved_ = t.regs;
   normalise(rs.saved_);
   rs.done_ = false;
+  // It may have installed a filter since it was last borrowed.
+  group.seccomp().borrowed(t.tid);
 
   HS_CHECK(trampoline.look_for(group, proc, t.tid));
   // A thread stopped inside the trampoline is one a killed hotsplice left
@@ -104,13 +108,41 @@ Result<long> RemoteSyscalls::syscall_raw(long nr, const unsigned long (&args)[6]
   if (!t || !t->stopped)
     return fail(ErrorKind::TargetGone, "process {} exited during the operation", group_->pid());
 
+  // What the thread's seccomp filters will see: this call, made from the
+  // `syscall` at `rip` (the kernel reports the address after it). A filter
+  // may test that address: if it would refuse the call from the trampoline
+  // but not from the target's own `syscall`, that one is used (without the
+  // trampoline's recovery for this call).
+  SyscallProbe probe{.nr = static_cast<int>(nr), .ip = 0, .args = {}};
+  for (size_t i = 0; i < 6; i++) probe.args[i] = args[i];
+  auto verdict_at = [&](u64 at) {
+    probe.ip = at + sizeof x86_64::kSyscall;
+    return group_->seccomp().check(group_->pid(), tid_, probe);
+  };
+  bool use_trampoline = !trampoline_.is_null();
+  u64 rip = use_trampoline ? trampoline_.value() + RecoveryTrampoline::kSyscall : syscall_insn_.value();
+  auto refused = verdict_at(rip);
+  if (use_trampoline && (!refused || *refused != 0)) {
+    auto own = verdict_at(syscall_insn_.value());
+    if (own && *own == 0) {
+      use_trampoline = false;
+      rip = syscall_insn_.value();
+      refused = std::move(own);
+    }
+  }
+  refused_ = false;
+  if (!refused) return std::unexpected(std::move(refused.error()));
+  if (*refused != 0) {
+    refused_ = true;
+    return -static_cast<long>(*refused);
+  }
+
   user_regs_struct r = saved_;
-  r.rip = syscall_insn_.value();
-  if (!trampoline_.is_null()) {
+  r.rip = rip;
+  if (use_trampoline) {
     // The thread's own registers first, for the recovery tail; then the
     // `syscall` that the tail follows.
     HS_CHECK(group_->trampoline().write_state(*group_, *proc_, tid_, saved_));
-    r.rip = trampoline_.value() + RecoveryTrampoline::kSyscall;
   }
   r.rax = static_cast<unsigned long long>(nr);
   r.orig_rax = static_cast<unsigned long long>(-1);
@@ -145,27 +177,37 @@ Result<long> RemoteSyscalls::syscall_raw(long nr, const unsigned long (&args)[6]
   return result;
 }
 
+Error RemoteSyscalls::failure(long result, std::string_view what) const {
+  const int err = static_cast<int>(-result);
+  std::string by;
+  if (refused_) {
+    const char* name = strerrorname_np(err);
+    by = fmt::format(" ({} from PID {}'s seccomp filter; the call was not made)", name ? name : "errno",
+                     group_->pid());
+  }
+  return Error(kind_for_errno(err, ErrorKind::BadTarget), fmt::format("{}: {}{}", what, errno_text(err), by), err);
+}
+
 Result<RemoteAddr> RemoteSyscalls::mmap(RemoteAddr hint, u64 len, int prot, int flags, int fd, u64 off) {
   long r = HS_TRY(syscall(SYS_mmap, hint.value(), len, prot, flags, fd, off));
   if (is_error_result(r))
-    return fail_errno(kind_for_errno(static_cast<int>(-r), ErrorKind::BadTarget), static_cast<int>(-r),
-                      "mmap of {:#x} bytes at {} in PID {} failed", len, hint, group_->pid());
+    return std::unexpected(failure(r, fmt::format("mmap of {:#x} bytes at {} in PID {} failed", len, hint, group_->pid())));
   return RemoteAddr(static_cast<u64>(r));
 }
 
 Status RemoteSyscalls::munmap(RemoteAddr addr, u64 len) {
   long r = HS_TRY(syscall(SYS_munmap, addr.value(), len));
   if (is_error_result(r))
-    return fail_errno(kind_for_errno(static_cast<int>(-r), ErrorKind::BadTarget), static_cast<int>(-r),
-                      "munmap of {:#x} bytes at {} in PID {} failed", len, addr, group_->pid());
+    return std::unexpected(
+        failure(r, fmt::format("munmap of {:#x} bytes at {} in PID {} failed", len, addr, group_->pid())));
   return {};
 }
 
 Status RemoteSyscalls::mprotect(RemoteAddr addr, u64 len, int prot) {
   long r = HS_TRY(syscall(SYS_mprotect, addr.value(), len, prot));
   if (is_error_result(r))
-    return fail_errno(kind_for_errno(static_cast<int>(-r), ErrorKind::BadTarget), static_cast<int>(-r),
-                      "mprotect of {:#x} bytes at {} to {:#x} in PID {} failed", len, addr, prot, group_->pid());
+    return std::unexpected(failure(
+        r, fmt::format("mprotect of {:#x} bytes at {} to {:#x} in PID {} failed", len, addr, prot, group_->pid())));
   return {};
 }
 

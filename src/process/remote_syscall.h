@@ -10,6 +10,13 @@
 // written on the thread's stack (including the red zone) and none of the
 // program's memory is changed (the trampoline is a mapping of its own).
 //
+// Seccomp: before each call, the borrowed thread's filters are asked what
+// they would do with it (seccomp_guard.h), on the exact number, arguments
+// and instruction pointer. A call they would fail with an errno is not made
+// and that errno is its result (`refused()` says so); a call they would
+// answer in any harmful way (kill, SIGSYS, ...) is not made and is an error
+// naming it and the verdict.
+//
 // Crash safety: each call runs the `syscall` of the recovery trampoline
 // (trampoline.h), with the thread's own registers written to its data area
 // first, so that a hotsplice killed mid-call leaves a thread that puts them
@@ -59,6 +66,14 @@ class RemoteSyscalls {
   }
   Result<long> syscall_raw(long nr, const unsigned long (&args)[6]);
 
+  // True if the last call was not made because the seccomp filter fails it
+  // with the errno that was returned.
+  bool refused() const { return refused_; }
+  // The error for a call that returned `result` (a negative errno): "WHAT:
+  // <strerror>", plus, when the seccomp filter refused it, "(EPERM from PID
+  // N's seccomp filter; the call was not made)".
+  Error failure(long result, std::string_view what) const;
+
   // Convenience wrappers returning an error naming the call on failure.
   Result<RemoteAddr> mmap(RemoteAddr hint, u64 len, int prot, int flags, int fd, u64 off);
   Status munmap(RemoteAddr addr, u64 len);
@@ -83,6 +98,7 @@ class RemoteSyscalls {
   RemoteAddr syscall_insn_;
   RemoteAddr trampoline_;
   user_regs_struct saved_{};
+  bool refused_ = false;
   DoneFlag done_;  // set by default and in a moved-from object
 };
 

@@ -9,9 +9,10 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
-#include <fstream>
 
 #include <fmt/format.h>
+
+#include "support/file.h"
 
 namespace hs {
 
@@ -266,15 +267,18 @@ Result<std::vector<SeccompProgram>> read_seccomp_filters(pid_t tid) {
 
 Result<int> seccomp_mode(pid_t pid, pid_t tid) {
   const std::string path = fmt::format("/proc/{}/task/{}/status", pid, tid);
-  std::ifstream in(path);
-  if (!in) return fail_errno(kind_for_errno(errno, ErrorKind::TargetGone), errno, "cannot read {}", path);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (!line.starts_with("Seccomp:")) continue;
-    const std::string_view v = std::string_view(line).substr(8);
-    const size_t digit = v.find_first_of("0123456789");
-    if (digit == std::string_view::npos) break;
-    return v[digit] - '0';
+  auto text = read_whole_file(path);
+  if (!text) {
+    const int err = text.error().err;
+    return fail_errno(kind_for_errno(err, ErrorKind::TargetGone), err, "cannot read {}", path);
+  }
+  std::string_view rest(reinterpret_cast<const char*>(text->data()), text->size());
+  constexpr std::string_view kKey = "\nSeccomp:";
+  const size_t at = rest.find(kKey);
+  if (at != std::string_view::npos) {
+    const std::string_view v = rest.substr(at + kKey.size());
+    const size_t digit = v.find_first_not_of(" \t");
+    if (digit != std::string_view::npos && v[digit] >= '0' && v[digit] <= '9') return v[digit] - '0';
   }
   return fail(ErrorKind::BadTarget, "{} has no Seccomp: line", path);
 }

@@ -11,7 +11,8 @@
 // made. The programs come from the target and are treated as untrusted input:
 // every jump, load and scratch slot is checked, and a program that could not
 // have passed the kernel's own check is answered as "unknown", which callers
-// must treat as fatal.
+// must treat as fatal. SeccompGuard (seccomp_guard.h) is how the remote
+// calls use it.
 #pragma once
 
 #include <linux/filter.h>

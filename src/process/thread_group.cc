@@ -46,7 +46,8 @@ ThreadGroup::ThreadGroup(ThreadGroup&& o) noexcept
       attached_(o.attached_),
       leader_exited_(o.leader_exited_),
       requeue_(std::move(o.requeue_)),
-      trampoline_(o.trampoline_) {
+      trampoline_(o.trampoline_),
+      seccomp_(std::move(o.seccomp_)) {
   o.attached_ = false;
   o.threads_.clear();
   o.requeue_.clear();

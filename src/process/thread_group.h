@@ -44,6 +44,7 @@
 #include <vector>
 
 #include "process/process.h"
+#include "process/seccomp_guard.h"
 #include "process/trampoline.h"
 
 namespace hs {
@@ -161,6 +162,9 @@ class ThreadGroup {
   // instruction: found (or made) once per attachment, used by every
   // RemoteSyscalls and RemoteCall on this group.
   RecoveryTrampoline& trampoline() { return trampoline_; }
+  // What each thread's seccomp filters make of the calls we make in it
+  // (read once per attachment, checked before every remote system call).
+  SeccompGuard& seccomp() { return seccomp_; }
 
  private:
   enum class Mode : u8 { Stop, StopOne, Run };
@@ -193,6 +197,7 @@ class ThreadGroup {
   bool leader_exited_ = false;             // leader called pthread_exit; process lives on
   std::vector<std::pair<pid_t, int>> requeue_;  // extra signals seen while a thread was borrowed
   RecoveryTrampoline trampoline_;
+  SeccompGuard seccomp_;
 };
 
 }  // namespace hs

@@ -19,7 +19,9 @@
 // close: once per process) use a `syscall` instruction found in the target's
 // code (the vDSO's, else libc's), with the old microsecond window. If the
 // trampoline cannot be created (e.g. a seccomp filter refusing PROT_EXEC),
-// every call uses that instruction.
+// every call uses that instruction; so does a call that the thread's seccomp
+// filter would refuse from the trampoline's address but not from that one
+// (remote_syscall.h).
 //
 // What an earlier, killed invocation may have left is settled before
 // anything writes the data area (settle_previous_invocation in

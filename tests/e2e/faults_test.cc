@@ -239,7 +239,8 @@ TEST_F(Faults, SignalsSentWhileApplyRevertRunAreNeitherLostNorDuplicated) {
 }
 
 // A seccomp filter that fails mmap/mprotect with PROT_EXEC: the payload
-// cannot be mapped. One clear line naming the cause; nothing is left behind.
+// cannot be mapped. One clear line naming the cause (the filter's EPERM: the
+// mmap is not even made); nothing is left behind.
 TEST_F(Faults, SeccompFilterForbiddingExecutableMemoryIsReported) {
   Target t(target_bin("awkward"));
   ASSERT_EQ(t.ask("seccomp"), "seccomp on");
@@ -251,11 +252,13 @@ TEST_F(Faults, SeccompFilterForbiddingExecutableMemoryIsReported) {
     EXPECT_EQ(r.code, 1);
     std::regex want(fmt::format(
         "hotsplice: error: PID {0} refuses executable memory \\(seccomp or MDWE\\): mmap of 0x[0-9a-f]+ bytes at "
-        "0x[0-9a-f]+ in PID {0} failed: Operation not permitted\n",
+        "0x[0-9a-f]+ in PID {0} failed: Operation not permitted \\(EPERM from PID {0}'s seccomp filter; the call "
+        "was not made\\)\n",
         t.pid()));
     EXPECT_TRUE(std::regex_match(r.err, want)) << r.err;
     EXPECT_EQ(t.maps().find("hotsplice:fix"), std::string::npos) << t.maps();
     EXPECT_EQ(t.maps().find("hotsplice:faults_awkward"), std::string::npos) << t.maps();
+    EXPECT_EQ(t.maps().find("hotsplice-registry"), std::string::npos) << t.maps();
     EXPECT_EQ(list_json(t)["payloads"].size(), 0u);
     EXPECT_EQ(t.ask("call"), "value=1");
   }
@@ -263,8 +266,9 @@ TEST_F(Faults, SeccompFilterForbiddingExecutableMemoryIsReported) {
 }
 
 // A process that refuses every mprotect: the image is mapped and written,
-// then narrowing its rodata fails. The mapping is removed again and the
-// journal dropped at once: no mapping, no payload, nothing left to repair.
+// then narrowing its rodata fails (the filter's EPERM: the mprotect is not
+// made). The mapping is removed again and the journal dropped at once (and
+// the registry this upload made): no mapping, no payload, nothing to repair.
 TEST_F(Faults, MprotectRefusedAfterMappingLeavesNothingBehind) {
   Target t(target_bin("awkward"));
   ASSERT_EQ(t.ask("no-mprotect"), "no-mprotect on");
@@ -272,11 +276,12 @@ TEST_F(Faults, MprotectRefusedAfterMappingLeavesNothingBehind) {
   HsRun r = hotsplice({"upload", P(t), "fix", awk_});
   EXPECT_EQ(r.code, 1);
   std::regex want(fmt::format(
-      "hotsplice: error: mprotect of 0x[0-9a-f]+ bytes at 0x[0-9a-f]+ to 0x1 in PID {} failed: Operation not "
-      "permitted\n",
+      "hotsplice: error: mprotect of 0x[0-9a-f]+ bytes at 0x[0-9a-f]+ to 0x1 in PID {0} failed: Operation not "
+      "permitted \\(EPERM from PID {0}'s seccomp filter; the call was not made\\)\n",
       t.pid()));
   EXPECT_TRUE(std::regex_match(r.err, want)) << r.err;
   EXPECT_EQ(t.maps().find("hotsplice:fix"), std::string::npos) << t.maps();
+  EXPECT_EQ(t.maps().find("hotsplice-registry"), std::string::npos) << t.maps();
   HsRun l = hotsplice({"list", P(t), "--json"});
   EXPECT_EQ(l.code, 0);
   EXPECT_EQ(l.err, "") << "nothing should be left to repair";
