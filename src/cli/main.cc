@@ -27,8 +27,15 @@ namespace {
 std::string shown(std::string_view s) { return escape_for_terminal(s); }
 std::string exact(std::string_view s) { return escape_for_json(s); }
 
-[[noreturn]] void die(const Error& e) {
-  fmt::print(stderr, "hotsplice: error: {}\n", shown(e.message()));
+// `pid`: the process the command is about (0: none). Its state being
+// corrupt, the line says how to rebuild it (unless that is what failed).
+bool recovering = false;
+[[noreturn]] void die(const Error& e, pid_t pid = 0) {
+  if (e.kind() == ErrorKind::Corrupt && pid > 0 && !recovering)
+    fmt::print(stderr, "hotsplice: error: {}; 'hotsplice recover {}' rebuilds the state from the process's code\n",
+               shown(e.message()), pid);
+  else
+    fmt::print(stderr, "hotsplice: error: {}\n", shown(e.message()));
   std::exit(e.exit_code());
 }
 
@@ -37,9 +44,6 @@ T check(Result<T> r) {
   if (!r) die(r.error());
   return std::move(*r);
 }
-void check(Status s) {
-  if (!s) die(s.error());
-}
 
 // A target that dies under an operation makes whichever step was running
 // fail (a memory access, a remote system call, the unwinder), each in its own
@@ -47,7 +51,14 @@ void check(Status s) {
 void check_op(pid_t pid, Status s) {
   if (!s && s.error().kind() != ErrorKind::Usage && !Process::any_thread_running(pid))
     die(Error(ErrorKind::TargetGone, fmt::format("process {} exited during the operation", pid)));
-  check(std::move(s));
+  if (!s) die(s.error(), pid);
+}
+
+// A result about process `pid`.
+template <class T>
+T check_on(pid_t pid, Result<T> r) {
+  if (!r) die(r.error(), pid);
+  return std::move(*r);
 }
 
 Result<std::chrono::milliseconds> parse_duration(const std::string& s) {
@@ -343,7 +354,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (list->parsed()) {
-    ListResult l = check(list_state(pid));
+    ListResult l = check_on(pid, list_state(pid));
     print_notes(l.notes);
     if (json_out)
       fmt::print("{}\n", state_json(pid, l).dump(2, ' ', false, json::error_handler_t::replace));
@@ -353,6 +364,7 @@ int main(int argc, char** argv) {
   }
 
   if (recover_cmd->parsed()) {
+    recovering = true;
     auto r = recover(pid, RecoverOptions{.revert_all = revert_all});
     if (!r && r.error().kind() != ErrorKind::NoProcess) check_op(pid, std::unexpected(r.error()));
     const RecoveryReport rep = check(std::move(r));
@@ -372,7 +384,7 @@ int main(int argc, char** argv) {
   if (force) fmt::print(stderr, "hotsplice: warning: --force skips the activeness check; the process may crash\n");
   // Repairs the target at once if this tool dies mid-operation (guardian.h).
   start_guardian(pid);
-  auto session = check(Session::open(pid, eopt));
+  auto session = check_on(pid, Session::open(pid, eopt));
   print_notes(session->notes());
   const size_t notes_shown = session->notes().size();
   Status st;

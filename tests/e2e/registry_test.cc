@@ -267,8 +267,9 @@ TEST_F(Registry, ForgedJournalWithAValidChecksumWritesNowhere) {
       HsRun r = hotsplice({"list", P(*t_)});
       EXPECT_EQ(r.code, 1) << what << ": " << r.err;
       EXPECT_EQ(r.err, fmt::format("hotsplice: error: registry of PID {} is corrupt: journal writes 5 bytes at {:#x}, "
-                                   "neither a patch site nor a call site of a payload\n",
-                                   t_->pid(), a))
+                                   "neither a patch site nor a call site of a payload; 'hotsplice recover {}' rebuilds "
+                                   "the state from the process's code\n",
+                                   t_->pid(), a, t_->pid()))
           << what;
       expect_refused({"revert", P(*t_), "fix"}, what + ", revert");
       expect_refused({"upload", P(*t_), "second", lp_}, what + ", upload");
@@ -289,8 +290,9 @@ TEST_F(Registry, ForgedJournalWithAValidChecksumWritesNowhere) {
   HsRun r = hotsplice({"apply", P(*t_), "fix"});
   EXPECT_EQ(r.code, 1) << r.err;
   EXPECT_EQ(r.err, fmt::format("hotsplice: error: registry of PID {} is corrupt: its journal uploads 'ghost' at {:#x}+"
-                               "0x1000, over a mapping at {:#x} that is not that payload's\n",
-                               t_->pid(), exe, exe));
+                               "0x1000, over a mapping at {:#x} that is not that payload's; 'hotsplice recover {}' "
+                               "rebuilds the state from the process's code\n",
+                               t_->pid(), exe, exe, t_->pid()));
   EXPECT_NE(t_->maps().find(target_bin("hello")), std::string::npos);
   reg.forge(*t_, reg.state);
   expect_patched(++count);

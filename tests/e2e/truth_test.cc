@@ -121,8 +121,8 @@ TEST(Truth, OriginalBytesUnderAnAppliedPatchRefuseEveryVerb) {
   ASSERT_NO_FATAL_FAILURE(expect_refusals(
       t, hello,
       fmt::format("hotsplice: error: PID {}: patch site of 'hello' (payload 'fix') at {:#x} holds {}, but the "
-                  "registry says it holds {} (APPLIED)",
-                  t.pid(), site, spaced(original), spaced(jump)),
+                  "registry says it holds {} (APPLIED); 'hotsplice recover {}' rebuilds the state from the process's code",
+                  t.pid(), site, spaced(original), spaced(jump), t.pid()),
       "hello=1"));
 
   // The code back as the registry says: everything works again.
@@ -154,8 +154,8 @@ TEST(Truth, AJumpElsewhereAtAnAppliedPatchSiteRefusesEveryVerb) {
   EXPECT_EQ(t.ask("call"), "hello=10 count=1") << "hello() now runs world()";
   const std::string line = fmt::format(
       "hotsplice: error: PID {}: patch site of 'hello' (payload 'fix') at {:#x} holds {}, but the "
-      "registry says it holds {} (APPLIED)",
-      t.pid(), site, spaced(elsewhere), spaced(jump));
+      "registry says it holds {} (APPLIED); 'hotsplice recover {}' rebuilds the state from the process's code",
+      t.pid(), site, spaced(elsewhere), spaced(jump), t.pid());
   ASSERT_NO_FATAL_FAILURE(expect_refusals(t, hello, line, "hello=10"));
   expect_error({"unload", P(t), "w"}, line);
   EXPECT_TRUE(mapped(t, "w"));
@@ -200,8 +200,8 @@ TEST(Truth, ACallRedirectedIntoACheckedPayloadRefusesRevertAndUnload) {
   const std::string line = fmt::format(
       "hotsplice: error: PID {}: call site of 'scale' (payload 'v2') at {:#x} holds {}, a call to {:#x} in payload "
       "'v3' (CHECKED), but the registry says it goes to 'scale' at {:#x} or to its replacement at {:#x} in payload "
-      "'v2' (APPLIED)",
-      t.pid(), site, spaced(forged), r3, scale, r2);
+      "'v2' (APPLIED); 'hotsplice recover {}' rebuilds the state from the process's code",
+      t.pid(), site, spaced(forged), r3, scale, r2, t.pid());
   expect_error({"revert", P(t), "v2"}, line);
   expect_error({"unload", P(t), "v3"}, line);
   EXPECT_TRUE(t.read_memory(text_begin, text_end - text_begin) == before) << "a refused operation must not write";
