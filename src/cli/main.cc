@@ -138,23 +138,30 @@ void print_info(const Payload& p) {
 
 // ---- list -----------------------------------------------------------------
 
+// What `list --json` and `recover --json` both say of a payload record;
+// each adds its own per-function view.
+json record_json(const PayloadRecord& p) {
+  json pj;
+  pj["name"] = exact(p.name);
+  pj["state"] = state_name(p.state);
+  pj["object"] = exact(p.object_path);
+  pj["file"] = exact(p.file);
+  pj["build_id"] = to_hex(p.build_id);
+  pj["depends"] = to_hex(p.depends);
+  pj["object_depends"] = to_hex(p.object_depends);
+  pj["base"] = fmt::format("{:#x}", p.base);
+  pj["size"] = p.size;
+  pj["funcs"] = json::array();
+  return pj;
+}
+
 json state_json(pid_t pid, const ListResult& l) {
   json j;
   j["pid"] = pid;
   j["in_progress"] = l.in_progress;
   j["payloads"] = json::array();
   for (const auto& p : l.state.payloads) {
-    json pj;
-    pj["name"] = exact(p.name);
-    pj["state"] = state_name(p.state);
-    pj["object"] = exact(p.object_path);
-    pj["file"] = exact(p.file);
-    pj["build_id"] = to_hex(p.build_id);
-    pj["depends"] = to_hex(p.depends);
-    pj["object_depends"] = to_hex(p.object_depends);
-    pj["base"] = fmt::format("{:#x}", p.base);
-    pj["size"] = p.size;
-    pj["funcs"] = json::array();
+    json pj = record_json(p);
     for (const auto& f : p.funcs) {
       pj["funcs"].push_back({{"name", exact(f.name)},
                              {"old_addr", fmt::format("{:#x}", f.old_addr)},
@@ -202,14 +209,7 @@ json recovery_json(pid_t pid, const RecoveryReport& r) {
   j["payloads"] = json::array();
   for (const RecoveredPayload& rp : r.payloads) {
     const PayloadRecord& p = rp.record;
-    json pj;
-    pj["name"] = exact(p.name);
-    pj["state"] = state_name(p.state);
-    pj["object"] = exact(p.object_path);
-    pj["build_id"] = to_hex(p.build_id);
-    pj["depends"] = to_hex(p.depends);
-    pj["base"] = fmt::format("{:#x}", p.base);
-    pj["funcs"] = json::array();
+    json pj = record_json(p);
     for (size_t i = 0; i < p.funcs.size() && i < rp.sites.size(); i++) {
       const FuncState& f = p.funcs[i];
       json fj = {{"name", exact(f.name)},

@@ -22,17 +22,9 @@ using nlohmann::json;
 
 namespace {
 
-// hello() and world() as the target reports them.
-std::pair<int, int> values(Target& t) {
-  int h = -1, w = -1, c = 0;
-  sscanf(t.ask("call").c_str(), "hello=%d count=%d", &h, &c);
-  sscanf(t.ask("world").c_str(), "world=%d", &w);
-  return {h, w};
-}
-
 // The target's behaviour must be exactly one of the states the payloads allow.
 void expect_consistent(Target& t, const json& l) {
-  auto [h, w] = values(t);
+  auto [h, w] = hello_world(t);
   std::string a = state_of(l, "a"), c = state_of(l, "cum");
   if (c == "APPLIED") {
     EXPECT_EQ(h, 4);
@@ -201,7 +193,7 @@ TEST(CrashSafety, KilledAtEveryStepOfEveryOperationTheGuardianLeavesNoHalfPatche
         if (state_of(l, n) == "APPLIED") OK({"revert", P(t), n});
         if (state_of(l, n) != "absent") OK({"unload", P(t), n});
       }
-      EXPECT_EQ(values(t), std::make_pair(1, 10));
+      EXPECT_EQ(hello_world(t), std::make_pair(1, 10));
       EXPECT_FALSE(mapped(t, "a"));
     }
     fmt::print("guardian: {}: kill to repaired (ms):{}\n", op.name, times);

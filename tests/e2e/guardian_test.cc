@@ -23,13 +23,6 @@ using nlohmann::json;
 
 namespace {
 
-std::pair<int, int> values(Target& t) {
-  int h = -1, w = -1, c = 0;
-  sscanf(t.ask("call").c_str(), "hello=%d count=%d", &h, &c);
-  sscanf(t.ask("world").c_str(), "world=%d", &w);
-  return {h, w};
-}
-
 uint64_t addr_of(const json& v) { return std::stoull(v.get<std::string>(), nullptr, 16); }
 
 }  // namespace
@@ -58,7 +51,7 @@ TEST(Guardian, TwoFunctionApplyKilledBetweenItsWritesIsRolledBackWithoutAnotherR
   ASSERT_EQ((*p)["funcs"].size(), 2u);
   std::vector<std::pair<uint64_t, hs::Bytes>> sites;
   for (const auto& f : (*p)["funcs"]) sites.emplace_back(addr_of(f["old_addr"]), t.read_memory(addr_of(f["old_addr"]), 5));
-  EXPECT_EQ(values(t), std::make_pair(1, 10));
+  EXPECT_EQ(hello_world(t), std::make_pair(1, 10));
 
   HsRun r = hotsplice({"apply", P(t), "cum"}, {fmt::format("HOTSPLICE_FAULT_STEP={}", step), "HOTSPLICE_FAULT_STAMP=1"});
   ASSERT_EQ(r.code, 128 + 9) << r.err;
@@ -71,7 +64,7 @@ TEST(Guardian, TwoFunctionApplyKilledBetweenItsWritesIsRolledBackWithoutAnotherR
       << r.err;
   // Every byte back, both functions old, with no other invocation.
   for (const auto& [at, bytes] : sites) EXPECT_EQ(t.read_memory(at, 5), bytes) << std::hex << at;
-  EXPECT_EQ(values(t), std::make_pair(1, 10));
+  EXPECT_EQ(hello_world(t), std::make_pair(1, 10));
   fmt::print("guardian: two-function apply killed between its writes: rolled back {:.2f} ms after the kill\n",
              static_cast<double>(us) / 1000.0);
   EXPECT_LT(us, 2'000'000);
@@ -81,7 +74,7 @@ TEST(Guardian, TwoFunctionApplyKilledBetweenItsWritesIsRolledBackWithoutAnotherR
   EXPECT_EQ(notes, "");
   EXPECT_EQ(state_of(l, "cum"), "CHECKED");
   OK({"apply", P(t), "cum"});
-  EXPECT_EQ(values(t), std::make_pair(4, 40));
+  EXPECT_EQ(hello_world(t), std::make_pair(4, 40));
 }
 
 // A tool that finishes by itself, successfully or not, tells its guardian,
@@ -109,7 +102,7 @@ TEST(Guardian, GoneAsSoonAsTheToolAfterSuccessOrError) {
   }
   ASSERT_NO_FATAL_FAILURE(run({"apply", P(t), "nosuch"}, 1));
   ASSERT_NO_FATAL_FAILURE(run({"unload", P(t), "a"}, 0));
-  EXPECT_EQ(values(t), std::make_pair(1, 10));
+  EXPECT_EQ(hello_world(t), std::make_pair(1, 10));
   fmt::print("guardian: after {} normal runs, gone {:.3f} ms (mean) / {:.3f} ms (most) after the tool\n", runs,
              static_cast<double>(total) / runs / 1000.0, static_cast<double>(most) / 1000.0);
   EXPECT_LT(most, 500'000);

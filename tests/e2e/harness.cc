@@ -179,6 +179,13 @@ void expect_ok(const std::vector<std::string>& args) {
   ASSERT_EQ(r.code, 0) << "hotsplice " << testing::PrintToString(args) << "\nstderr: " << r.err;
 }
 
+std::pair<int, int> hello_world(Target& t) {
+  int h = -1, w = -1, c = 0;
+  sscanf(t.ask("call").c_str(), "hello=%d count=%d", &h, &c);
+  sscanf(t.ask("world").c_str(), "world=%d", &w);
+  return {h, w};
+}
+
 nlohmann::json list_json(const Target& t, std::string* err) {
   HsRun r = hotsplice({"list", P(t), "--json"});
   EXPECT_EQ(r.code, 0) << r.err;

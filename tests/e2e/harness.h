@@ -100,6 +100,9 @@ void expect_answers(Target& t, const std::vector<Ask>& asks);
 
 // `hotsplice list PID --json`, parsed; what it printed to stderr (repair
 // notes) goes to *err.
+// hello() and world() as the hello target reports them ("call", "world").
+std::pair<int, int> hello_world(Target& t);
+
 nlohmann::json list_json(const Target& t, std::string* err = nullptr);
 const nlohmann::json* find_payload(const nlohmann::json& list, const std::string& name);
 // "CHECKED", "APPLIED" or "absent".

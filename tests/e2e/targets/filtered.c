@@ -204,20 +204,10 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "strict") == 0) {
     /* Strict mode allows no getpid: the ready line goes first, then the
      * loop of serve.h, which needs only read and write. */
-    char line[256];
     printf("ready %d\n", (int)getpid());
     fflush(stdout);
     if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_STRICT, 0, 0, 0) != 0) return 1;
-    while (fgets(line, sizeof line, stdin)) {
-      line[strcspn(line, "\r\n")] = 0;
-      if (strcmp(line, "ping") == 0)
-        printf("pong\n");
-      else if (strcmp(line, "quit") == 0)
-        break;
-      else if (!handle(line))
-        printf("error unknown command %s\n", line);
-      fflush(stdout);
-    }
+    serve_lines(handle);
     syscall(SYS_exit, 0); /* exit_group is not allowed either */
   }
   if (install_mode() != 0) {
