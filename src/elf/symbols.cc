@@ -85,11 +85,30 @@ struct DebugFile {
 // The debug file of `elf` under `debug_root`, if there is one and it really
 // is this object's (same build-id) and has a .symtab. A debug file we cannot
 // use is no reason to fail (.dynsym may do): nullopt.
-std::optional<DebugFile> open_debug_file(const ElfFile& elf, const std::string& debug_root) {
+// Where that debug file would be (nullopt: the object has no build-id).
+std::optional<std::string> debug_file_path(const ElfFile& elf, const std::string& debug_root) {
   auto id = elf.build_id();
   if (!id || id->size() < 2) return std::nullopt;
   const std::string hex = to_hex(*id);
-  std::string path = fmt::format("{}/.build-id/{}/{}.debug", debug_root, hex.substr(0, 2), hex.substr(2));
+  return fmt::format("{}/.build-id/{}/{}.debug", debug_root, hex.substr(0, 2), hex.substr(2));
+}
+
+// The file name a .gnu_debuglink section names (empty: none, or unreadable).
+// The section holds a NUL-terminated name, padding and a CRC.
+std::string debuglink_name(const ElfFile& elf) {
+  auto i = elf.find_section(".gnu_debuglink");
+  if (!i) return {};
+  ByteView d = elf.section_data(*i);
+  auto nul = std::find(d.begin(), d.end(), u8{0});
+  if (nul == d.end()) return {};
+  return ElfFile::printable(std::string_view(reinterpret_cast<const char*>(d.data()), static_cast<size_t>(nul - d.begin())));
+}
+
+std::optional<DebugFile> open_debug_file(const ElfFile& elf, const std::string& debug_root) {
+  auto id = elf.build_id();
+  auto where = debug_file_path(elf, debug_root);
+  if (!where) return std::nullopt;
+  std::string path = *where;
   if (::access(path.c_str(), R_OK) != 0) return std::nullopt;
   auto dbg = ElfFile::open(path);
   if (!dbg) return std::nullopt;
@@ -164,6 +183,12 @@ Result<std::shared_ptr<ObjectSymbols>> ObjectSymbols::load(const ElfFile& elf, u
       }
     }
     if (out->source_.empty()) {
+      // Stripped, and no usable debug file: say so in every "not found".
+      const auto dbg_path = debug_file_path(elf, debug_root);
+      out->stripped_ = dbg_path ? fmt::format("stripped: no .symtab, and no debug file with its build-id at {}", *dbg_path)
+                                : std::string("stripped: no .symtab, and no build-id to find a debug file by");
+      if (const std::string link = debuglink_name(elf); !link.empty())
+        out->stripped_ += fmt::format("; its .gnu_debuglink names '{}'", link);
       if (auto dyn = elf.dynsym_index()) {
         HS_CHECK_CTX(add_table(elf, *dyn), elf.path());
         out->source_ = "dynsym";
@@ -230,6 +255,10 @@ Result<TargetSymbol> ObjectSymbols::lookup(std::string_view name) const {
   return lookup_plain(name);
 }
 
+std::string ObjectSymbols::where() const {
+  return stripped_.empty() ? path_ : fmt::format("{} ({})", path_, stripped_);
+}
+
 Result<TargetSymbol> ObjectSymbols::lookup_plain(std::string_view name) const {
   if (auto g = lookup_global(name)) return *g;
   std::vector<const Sym*> locals;
@@ -237,7 +266,7 @@ Result<TargetSymbol> ObjectSymbols::lookup_plain(std::string_view name) const {
     if (syms_[*it].bind == STB_LOCAL) locals.push_back(&syms_[*it]);
   if (locals.size() == 1) return target_symbol(*locals[0]);
   const std::string n = ElfFile::printable(name);
-  if (locals.empty()) return bad_target("symbol '{}' not found in {}", n, path_);
+  if (locals.empty()) return bad_target("symbol '{}' not found in {}", n, where());
   return ambiguous("ambiguous symbol '{}' in {}: {} local definitions ({}), use '{},N' or 'file.c#{}'", n, path_,
                     locals.size(), files_of(locals), n, n);
 }
@@ -246,14 +275,14 @@ Result<TargetSymbol> ObjectSymbols::lookup_nth(std::string_view name, std::strin
   std::vector<const Sym*> defs;
   for (auto [it, end] = named(name); it != end; ++it) defs.push_back(&syms_[*it]);
   const std::string w = ElfFile::printable(written), n = ElfFile::printable(name);
-  if (defs.empty()) return bad_target("symbol '{}' not found in {}", w, path_);
+  if (defs.empty()) return bad_target("symbol '{}' not found in {}", w, where());
   if (pos == 0) {  // Linux: 0 = the name must be unique
     if (defs.size() == 1) return target_symbol(*defs[0]);
     return ambiguous("ambiguous symbol '{}' in {}: {} definitions ({}), use '{},N' or 'file.c#{}'", w, path_,
                       defs.size(), files_of(defs), n, n);
   }
   if (pos > defs.size())
-    return bad_target("symbol '{}' not found in {}: '{}' has only {} definition{}", w, path_, n, defs.size(),
+    return bad_target("symbol '{}' not found in {}: '{}' has only {} definition{}", w, where(), n, defs.size(),
                       defs.size() == 1 ? "" : "s");
   return target_symbol(*defs[pos - 1]);
 }
@@ -270,14 +299,14 @@ Result<TargetSymbol> ObjectSymbols::lookup_in_file(std::string_view file, std::s
     any_file = any_file || file_matches[i];
   }
   if (!any_file)
-    return bad_target("symbol '{}' not found in {}: no STT_FILE symbol '{}'", w, path_, ElfFile::printable(file));
+    return bad_target("symbol '{}' not found in {}: no STT_FILE symbol '{}'", w, where(), ElfFile::printable(file));
   std::vector<const Sym*> found;
   for (auto [it, end] = named(name); it != end; ++it) {
     const Sym& s = syms_[*it];
     if (s.bind == STB_LOCAL && s.file_index < files_.size() && file_matches[s.file_index]) found.push_back(&s);
   }
   if (found.empty())
-    return bad_target("symbol '{}' not found in {}: no local '{}' in '{}'", w, path_, ElfFile::printable(name),
+    return bad_target("symbol '{}' not found in {}: no local '{}' in '{}'", w, where(), ElfFile::printable(name),
                       ElfFile::printable(file));
   if (found.size() > 1)
     return ambiguous("ambiguous symbol '{}' in {}: {} local definitions ({}), use '{},N'", w, path_, found.size(),
@@ -307,7 +336,7 @@ Result<TargetSymbol> ObjectSymbols::lookup_klp(std::string_view written) const {
     if (it != end) return lookup_nth(name, written, pos);
   }
   if (!split) return bad_target("invalid symbol '{}': expected '.klp.sym.OBJ.name,N'", ElfFile::printable(written));
-  return bad_target("symbol '{}' not found in {}", ElfFile::printable(written), path_);
+  return bad_target("symbol '{}' not found in {}", ElfFile::printable(written), where());
 }
 
 std::optional<TargetSymbol> ObjectSymbols::lookup_global(std::string_view name) const {

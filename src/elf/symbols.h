@@ -71,8 +71,14 @@ class ObjectSymbols {
   TargetSymbol target_symbol(const Sym& s) const;
   std::string files_of(const std::vector<const Sym*>& syms) const;
 
+  // The object as "not found in" messages name it: its path, and when it
+  // has no .symtab, that it is stripped and where its debug file was
+  // looked for.
+  std::string where() const;
+
   std::string path_;
   std::string source_;
+  std::string stripped_;           // why only .dynsym (or nothing) was read; empty if not stripped
   std::vector<Sym> syms_;          // definitions that count, in symbol table order
   std::vector<std::string> files_;
   std::vector<u32> by_name_;       // indexes into syms_, sorted by (name, index)

@@ -274,6 +274,7 @@ TEST(ElfHelpers, Printable) {
 
 struct Program {
   std::string exe, stripped, lib, lib_stripped, debug_root;
+  std::string stripped_linked;  // stripped, with a .gnu_debuglink naming prog.debug
 };
 
 void run_or_fail(const std::string& cmd) { test::run(cmd); }
@@ -303,6 +304,12 @@ const Program& program() {
     r.debug_root = d.file("debug");
     run_or_fail(fmt::format("mkdir -p {0}/.build-id/c0 && objcopy --only-keep-debug {1} {0}/.build-id/c0/ffee0123456789.debug",
                             r.debug_root, r.exe));
+    // A stripped copy that names its debug file the other way distributions
+    // do: .gnu_debuglink (objcopy needs the file to compute its CRC).
+    r.stripped_linked = d.file("prog-linked");
+    run_or_fail(fmt::format("cd {0} && objcopy --only-keep-debug prog prog.debug && strip -o prog-linked prog && "
+                            "objcopy --add-gnu-debuglink=prog.debug prog-linked",
+                            d.path()));
 
     // A library with two versions of vfn: vfn@V1 (old) and vfn@@V2 (default).
     test::write_file(d.file("lib.c"),
@@ -452,7 +459,32 @@ TEST(ObjectSymbols, StrippedFallsBackToDynsym) {
   EXPECT_EQ(g->addr.value(), kBias + symtab_value(p.exe, "global_fn"));
   auto n = syms->lookup("name");
   ASSERT_FALSE(n.has_value());
-  EXPECT_EQ(n.error().message(), fmt::format("symbol 'name' not found in {}", p.stripped));
+  // The message says the object is stripped and where its debug file was
+  // looked for (issue 10: symbols of real binaries).
+  EXPECT_EQ(n.error().message(),
+            fmt::format("symbol 'name' not found in {} (stripped: no .symtab, and no debug file with its build-id at "
+                        "/nonexistent/.build-id/c0/ffee0123456789.debug)",
+                        p.stripped));
+  // An object with .symtab says nothing of the kind.
+  auto full = load(p.exe, kBias);
+  ASSERT_NE(full, nullptr);
+  auto missing = full->lookup("no_such_function");
+  ASSERT_FALSE(missing.has_value());
+  EXPECT_EQ(missing.error().message(), fmt::format("symbol 'no_such_function' not found in {}", p.exe));
+}
+
+TEST(ObjectSymbols, StrippedWithADebuglinkNamesIt) {
+  const Program& p = program();
+  auto syms = load(p.stripped_linked, kBias);
+  ASSERT_NE(syms, nullptr);
+  EXPECT_EQ(syms->source(), "dynsym");
+  auto n = syms->lookup("a.c#name");
+  ASSERT_FALSE(n.has_value());
+  EXPECT_EQ(n.error().message(),
+            fmt::format("symbol 'a.c#name' not found in {} (stripped: no .symtab, and no debug file with its build-id "
+                        "at /nonexistent/.build-id/c0/ffee0123456789.debug; its .gnu_debuglink names 'prog.debug'): "
+                        "no STT_FILE symbol 'a.c'",
+                        p.stripped_linked));
 }
 
 TEST(ObjectSymbols, StrippedUsesDebugFileByBuildId) {
