@@ -256,6 +256,13 @@ Result<std::string> find_include_dir() {
   return fail(ErrorKind::Io, "cannot find hotsplice/livepatch.h (looked in: {}); set HOTSPLICE_INCLUDE", list);
 }
 
+bool is_cxx_source(const std::string& source) {
+  for (std::string_view ext : {".cc", ".cpp", ".cxx", ".C"}) {
+    if (source.size() > ext.size() && source.ends_with(ext)) return true;
+  }
+  return false;
+}
+
 Result<BuildReport> build_payload(const BuildOptions& opts) {
   // Pass 0: the options.
   if (opts.sources.empty()) return fail(ErrorKind::Usage, "no patch source given");
@@ -297,7 +304,7 @@ Result<BuildReport> build_payload(const BuildOptions& opts) {
     PatchObject obj;
     obj.source = src;
     obj.path = tmp.file(object_name(i, src));
-    std::vector<std::string> argv = {opts.cc, "-O2", "-fPIC", "-ffunction-sections", "-fdata-sections", "-fno-common",
+    std::vector<std::string> argv = {is_cxx_source(src) ? opts.cxx : opts.cc, "-O2", "-fPIC", "-ffunction-sections", "-fdata-sections", "-fno-common",
                                      "-I" + include_dir};
     argv.insert(argv.end(), opts.cflags.begin(), opts.cflags.end());
     argv.insert(argv.end(), {"-c", src, "-o", obj.path});

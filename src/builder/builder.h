@@ -7,6 +7,7 @@
 //      payload's build-id and object_depends; they must agree with the target)
 //   2. compile each source:  cc -O2 -fPIC -ffunction-sections -fdata-sections
 //                               -fno-common -I<include dir> <cflags> -c
+//      (C++ sources, by extension, with cxx instead of cc)
 //   3. fill in the sizes left at 0 in each object's .livepatch.funcs:
 //      new_size = st_size of the function new_addr points at,
 //      old_size = st_size of the target's function (ObjectSymbols lookup, so
@@ -36,6 +37,7 @@ struct BuildOptions {
   std::optional<std::string> depends_payload;  // stack on an earlier payload
   std::vector<std::string> cflags;             // appended after the builder's own flags
   std::string cc = "gcc";
+  std::string cxx = "g++";                     // for sources ending .cc .cpp .cxx .C
   std::string ld = "ld";
   bool keep_temps = false;                     // keep the temporary directory (reported)
 };
@@ -57,6 +59,10 @@ struct BuildReport {
   std::vector<BuiltFunc> funcs;
   std::string temp_dir;  // set when keep_temps, else empty (removed)
 };
+
+// Whether `source` is C++ by its extension (.cc .cpp .cxx .C), so the builder
+// compiles it with BuildOptions::cxx.
+bool is_cxx_source(const std::string& source);
 
 // Builds a payload. Errors: Usage (bad options), BadTarget (target unreadable,
 // no build-id, unknown/ambiguous function, build-id mismatch with the earlier

@@ -284,6 +284,7 @@ int main(int argc, char** argv) {
   build->add_option("--depends", bopt.depends_payload, "stack on this earlier payload");
   build->add_option("--cflags", cflags, "extra compiler flags");
   build->add_option("--cc", bopt.cc, "C compiler (default gcc)");
+  build->add_option("--cxx", bopt.cxx, "C++ compiler for .cc/.cpp/.cxx sources (default g++)");
   build->add_flag("--keep-temps", bopt.keep_temps, "keep the intermediate files");
 
   auto* info = app.add_subcommand("info", "describe a payload file");
