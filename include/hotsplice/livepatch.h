@@ -63,7 +63,9 @@ HOTSPLICE_STATIC_ASSERT(offsetof(struct livepatch_func, version) == 32, "version
 HOTSPLICE_STATIC_ASSERT(offsetof(struct livepatch_func, _pad) == 33, "_pad offset");
 HOTSPLICE_STATIC_ASSERT(offsetof(struct livepatch_func, expect) == 72, "expect offset");
 
-/* Action hooks, Xen's signatures. The argument is reserved (NULL for now). */
+/* Action hooks, Xen's signatures. The argument of apply and revert hooks
+ * says which operation runs them (hotsplice_hook_action below); the others
+ * get NULL. */
 typedef int livepatch_precall_t(void *payload);
 typedef void livepatch_postcall_t(void *payload);
 typedef int livepatch_actioncall_t(void *payload);
@@ -121,8 +123,91 @@ typedef void livepatch_loadcall_t(void);
 #define HOTSPLICE_REVERT_HOOK(fn) HOTSPLICE_ACTION_HOOK_("revert", livepatch_actioncall_t, fn)
 #define HOTSPLICE_POSTREVERT_HOOK(fn) HOTSPLICE_ACTION_HOOK_("postrevert", livepatch_postcall_t, fn)
 
+/* What an apply or revert hook's argument says. REPLACE: the hook runs in a
+ * `replace`, the revert hooks of the payloads it reverts and then the apply
+ * hook of the cumulative payload that takes over, in one stop. */
+enum hotsplice_action {
+  HOTSPLICE_ACTION_NONE = 0, /* pre, post, load and unload hooks */
+  HOTSPLICE_ACTION_APPLY = 1,
+  HOTSPLICE_ACTION_REVERT = 2,
+  HOTSPLICE_ACTION_REPLACE = 3
+};
+static inline __attribute__((unused)) enum hotsplice_action hotsplice_hook_action(void *arg) {
+  uintptr_t v = (uintptr_t)arg;
+  return v <= 3 ? (enum hotsplice_action)v : HOTSPLICE_ACTION_NONE;
+}
+
+/* ---- changing existing data at apply, putting it back at revert ----
+ *
+ *     extern int request_limit;               (a variable of the target)
+ *     HOTSPLICE_DATA_CHANGE(limit, request_limit, 64);
+ *     HOTSPLICE_DATA_HOOKS(&limit);
+ *
+ * The apply hook saves request_limit's bytes in the payload and writes 64;
+ * the revert hook writes the saved bytes back (whatever the program wrote
+ * meanwhile). Both run with every thread stopped, right after the code is
+ * switched, so no thread sees the new code with the old value or the other
+ * way round. In a `replace`, the replaced payloads' revert hooks put their
+ * values back first, then the new payload's apply hook saves and sets its
+ * own. The value may be anything the variable's type can be initialised
+ * with (`{.a = 1, .b = 2}` for a struct). The variable must be writable
+ * data (a const one makes the hook crash and the apply is rolled back).
+ * HOTSPLICE_DATA_HOOKS holds the payload's apply and revert hooks; a payload
+ * with hooks of its own calls hotsplice_data_apply / hotsplice_data_revert
+ * from them. */
+struct hotsplice_data_change {
+  void *addr;        /* the target's variable */
+  const void *value; /* the new value, in the payload */
+  void *saved;       /* the old value, saved at apply */
+  size_t size;
+};
+
+#define HOTSPLICE_DATA_CHANGE(name, var, ...)                                   \
+  static __typeof__(var) HOTSPLICE_CAT_(name, _new_) = __VA_ARGS__;             \
+  static __typeof__(var) HOTSPLICE_CAT_(name, _saved_);                         \
+  static struct hotsplice_data_change name = {(void *)&(var), (const void *)&HOTSPLICE_CAT_(name, _new_), \
+                                              (void *)&HOTSPLICE_CAT_(name, _saved_), sizeof(var)}
+
+static inline __attribute__((unused)) void hotsplice_data_copy_(void *to, const void *from, size_t n) {
+  volatile unsigned char *t = (volatile unsigned char *)to;
+  const unsigned char *f = (const unsigned char *)from;
+  while (n--) *t++ = *f++;
+}
+/* Saves each variable and writes its new value, in order. */
+static inline __attribute__((unused)) void hotsplice_data_apply(struct hotsplice_data_change *const *c, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    hotsplice_data_copy_(c[i]->saved, c[i]->addr, c[i]->size);
+    hotsplice_data_copy_(c[i]->addr, c[i]->value, c[i]->size);
+  }
+}
+/* Writes each saved value back, last first. */
+static inline __attribute__((unused)) void hotsplice_data_revert(struct hotsplice_data_change *const *c, size_t n) {
+  while (n--) hotsplice_data_copy_(c[n]->addr, c[n]->saved, c[n]->size);
+}
+
+#define HOTSPLICE_DATA_HOOKS(...)                                               \
+  static struct hotsplice_data_change *const hotsplice_data_changes_[] = {__VA_ARGS__}; \
+  static int hotsplice_data_on_apply_(void *action) {                           \
+    (void)action;                                                               \
+    hotsplice_data_apply(hotsplice_data_changes_,                               \
+                         sizeof hotsplice_data_changes_ / sizeof hotsplice_data_changes_[0]); \
+    return 0;                                                                   \
+  }                                                                             \
+  static int hotsplice_data_on_revert_(void *action) {                          \
+    (void)action;                                                               \
+    hotsplice_data_revert(hotsplice_data_changes_,                              \
+                          sizeof hotsplice_data_changes_ / sizeof hotsplice_data_changes_[0]); \
+    return 0;                                                                   \
+  }                                                                             \
+  HOTSPLICE_APPLY_HOOK(hotsplice_data_on_apply_);                               \
+  HOTSPLICE_REVERT_HOOK(hotsplice_data_on_revert_)
+
 #ifdef __cplusplus
 }
 #endif
+
+/* Shadow variables (hotsplice_shadow_get / alloc / get_or_alloc / free /
+ * free_all): see that header. */
+#include <hotsplice/shadow.h>
 
 #endif /* HOTSPLICE_LIVEPATCH_H */

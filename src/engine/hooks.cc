@@ -32,6 +32,7 @@
 // hook's return and that commit is ambiguous, and there a repair acts as if
 // the hook had not run.
 #include <fmt/format.h>
+#include <hotsplice/livepatch.h>
 
 #include "engine/instrument.h"
 #include "engine/session.h"
@@ -60,21 +61,33 @@ std::string describe_code(const PayloadRecord& p, u64 pc) {
   return fmt::format("{}+{:#x}", *best, pc - best_addr);
 }
 
+// What an apply or revert hook's argument says (enum hotsplice_action in
+// include/hotsplice/livepatch.h).
+u64 hook_action(JournalOp op) {
+  switch (op) {
+    case JournalOp::Apply: return HOTSPLICE_ACTION_APPLY;
+    case JournalOp::Revert: return HOTSPLICE_ACTION_REVERT;
+    case JournalOp::Replace: return HOTSPLICE_ACTION_REPLACE;
+    default: return HOTSPLICE_ACTION_NONE;
+  }
+}
+
 // An int hook's result (eax, sign-extended).
 int int_result(u64 rax) { return static_cast<int>(static_cast<u32>(rax)); }
 
 }  // namespace
 
-Result<u64> Session::call_hook(const PayloadRecord& p, const HookRecord& h, pid_t tid, bool stop_window) {
+Result<u64> Session::call_hook(const PayloadRecord& p, const HookRecord& h, pid_t tid, bool stop_window, u64 arg) {
   TracedThread* t = group_->find(tid);
   if (!t || !t->stopped) return fail(ErrorKind::TargetGone, "process {} exited during the operation", proc_->pid());
   auto rc = HS_TRY(RemoteCall::create(*group_, *t, *proc_));
   // Threads a hook creates in the stop window stay stopped until it ends.
   rc.keep_new_threads_stopped(stop_window);
   rc.set_describer([&p](u64 pc) { return describe_code(p, pc); });
-  // The argument is Xen's `struct payload *`, reserved here: NULL. Load and
-  // unload hooks take none and ignore it.
-  auto r = rc.call(RemoteAddr(h.addr), u64{0});
+  // Xen's `struct payload *` there; here an apply or revert hook learns
+  // which operation runs it (enum hotsplice_action in the public header),
+  // the others get NULL. Load and unload hooks take none and ignore it.
+  auto r = rc.call(RemoteAddr(h.addr), arg);
   auto fin = rc.finish();
   if (!r) {
     const Error& e = r.error();
@@ -160,7 +173,7 @@ Status Session::run_action_hooks(JournalOp op, std::string_view name, const Plan
   for (const auto& [pname, h] : plan.action_hooks) {
     const PayloadRecord* p = state_.find(pname);
     if (!p) return undo(fail(ErrorKind::Internal, "payload '{}' is missing from the registry", pname));
-    auto r = call_hook(*p, h, tid, /*stop_window=*/true);
+    auto r = call_hook(*p, h, tid, /*stop_window=*/true, hook_action(op));
     if (!r && r.error().kind() == ErrorKind::TargetGone) return std::unexpected(std::move(r.error()));
     if (!r) return undo(std::unexpected(std::move(r.error()).consequence(rolled_back)));
     if (int v = int_result(*r); v != 0)

@@ -87,7 +87,9 @@ class Session {
 
   // Hooks (hooks.cc): when each kind runs and with which threads stopped,
   // and how a repair treats an operation killed among them.
-  Result<u64> call_hook(const PayloadRecord& p, const HookRecord& h, pid_t tid, bool stop_window = false);
+  // `arg`: the hook's argument (hotsplice_action for apply/revert hooks, else 0).
+  Result<u64> call_hook(const PayloadRecord& p, const HookRecord& h, pid_t tid, bool stop_window = false,
+                        u64 arg = 0);
   Result<u64> call_hook_running(const PayloadRecord& p, const HookRecord& h);
   pid_t stopped_hook_thread() const;
   Status run_pre_hook(std::string_view name, std::string_view kind, JournalOp op);
