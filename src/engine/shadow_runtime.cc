@@ -72,9 +72,10 @@ Result<std::optional<RemoteAddr>> find_shadow_table(const Process& proc) {
   if (!found) return std::optional<RemoteAddr>();
   if (found->range.size() != shadow_mapping_size() || found->prot != (PROT_READ | PROT_WRITE) || found->offset != 0)
     return fail(ErrorKind::BadTarget,
-                "shadow-variable table of PID {} at {} is corrupt: a mapping of {:#x} bytes, protection {:#x}, "
-                "expected {:#x} bytes, read-write",
-                proc.pid(), found->range.begin, found->range.size(), found->prot, shadow_mapping_size());
+                "shadow-variable table of PID {} at {} is corrupt: a mapping of {:#x} bytes, {}{}{}, expected {:#x} "
+                "bytes, rw-",
+                proc.pid(), found->range.begin, found->range.size(), found->prot & PROT_READ ? 'r' : '-',
+                found->prot & PROT_WRITE ? 'w' : '-', found->prot & PROT_EXEC ? 'x' : '-', shadow_mapping_size());
   return std::optional<RemoteAddr>(found->range.begin);
 }
 

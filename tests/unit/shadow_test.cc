@@ -44,7 +44,7 @@ int refuse(void*, void*, void*) { return 1; }
 std::vector<std::pair<void*, long>> destroyed;
 void record(void* obj, void* data) { destroyed.emplace_back(obj, static_cast<Extra*>(data)->count); }
 
-class Shadow : public ::testing::Test {
+class ShadowRuntime : public ::testing::Test {
  protected:
   void SetUp() override {
     reset_table();
@@ -53,7 +53,7 @@ class Shadow : public ::testing::Test {
   }
 };
 
-TEST_F(Shadow, AllocGetFree) {
+TEST_F(ShadowRuntime, AllocGetFree) {
   int obj = 7;
   EXPECT_EQ(hotsplice_shadow_get(&obj, 1), nullptr);
   auto* x = static_cast<Extra*>(hotsplice_shadow_alloc(&obj, 1, sizeof(Extra), nullptr, nullptr));
@@ -77,7 +77,7 @@ TEST_F(Shadow, AllocGetFree) {
   EXPECT_EQ(hotsplice_shadow_root_v1.freed, 1u);
 }
 
-TEST_F(Shadow, ConstructorRunsOnceAndCanRefuse) {
+TEST_F(ShadowRuntime, ConstructorRunsOnceAndCanRefuse) {
   int obj = 40, add = 2;
   auto* x = static_cast<Extra*>(hotsplice_shadow_get_or_alloc(&obj, 3, sizeof(Extra), set_owner, &add));
   ASSERT_NE(x, nullptr);
@@ -90,7 +90,7 @@ TEST_F(Shadow, ConstructorRunsOnceAndCanRefuse) {
   EXPECT_EQ(hotsplice_shadow_root_v1.live, 1u);
 }
 
-TEST_F(Shadow, FreeAllTakesOneIdOfEveryObject) {
+TEST_F(ShadowRuntime, FreeAllTakesOneIdOfEveryObject) {
   std::vector<int> objs(100);
   for (int i = 0; i < 100; i++) {
     auto* a = static_cast<Extra*>(hotsplice_shadow_alloc(&objs[i], 1, sizeof(Extra), nullptr, nullptr));
@@ -113,7 +113,7 @@ TEST_F(Shadow, FreeAllTakesOneIdOfEveryObject) {
   EXPECT_EQ(hotsplice_shadow_root_v1.live, 0u);
 }
 
-TEST_F(Shadow, TryFreeAllNeverWaitsForTheLock) {
+TEST_F(ShadowRuntime, TryFreeAllNeverWaitsForTheLock) {
   int obj = 0;
   ASSERT_NE(hotsplice_shadow_alloc(&obj, 9, 8, nullptr, nullptr), nullptr);
   hotsplice_shadow_root_v1.lock = 1;  // as if a stopped thread held it
@@ -124,7 +124,7 @@ TEST_F(Shadow, TryFreeAllNeverWaitsForTheLock) {
   EXPECT_EQ(hotsplice_shadow_root_v1.live, 0u);
 }
 
-TEST_F(Shadow, UnknownTableIsNeverTouched) {
+TEST_F(ShadowRuntime, UnknownTableIsNeverTouched) {
   int obj = 0;
   hotsplice_shadow_root_v1.magic = 0;  // a mapping not yet written, or not ours
   EXPECT_EQ(hotsplice_shadow_get_or_alloc(&obj, 1, 8, nullptr, nullptr), nullptr);
@@ -138,7 +138,7 @@ TEST_F(Shadow, UnknownTableIsNeverTouched) {
 
 // Many threads reach get_or_alloc for the same fresh objects at once: one
 // shadow per object, its constructor run once, no increment lost.
-TEST_F(Shadow, ConcurrentGetOrAllocMakesOneShadowPerObject) {
+TEST_F(ShadowRuntime, ConcurrentGetOrAllocMakesOneShadowPerObject) {
   constexpr int kThreads = 8, kObjects = 64, kRounds = 200;
   std::vector<int> objs(kObjects);
   std::atomic<int> constructed{0};
@@ -175,7 +175,7 @@ TEST_F(Shadow, ConcurrentGetOrAllocMakesOneShadowPerObject) {
 }
 
 // Allocations and frees of distinct ids racing: the counts stay exact.
-TEST_F(Shadow, ConcurrentAllocAndFreeKeepTheCounts) {
+TEST_F(ShadowRuntime, ConcurrentAllocAndFreeKeepTheCounts) {
   constexpr int kThreads = 6, kRounds = 2000;
   std::vector<int> objs(kThreads);
   std::vector<std::thread> ts;

@@ -13,13 +13,18 @@
  *                 "storm done"
  *   stats      -> "made=<shadows_made> retired=<shadows_retired>
  *                 limit=<request_limit> greeting=<greeting>"
+ *   squat N    -> maps N pages (private, read-write, zero) of a memfd named
+ *                 "hotsplice-shadow", as hotsplice makes the shadow table
+ *                 (3 pages) before it writes its header: "squat <address>"
  *
  * shadows_made / shadows_retired are for the patches' shadow constructors
  * and destructors to count into; request_limit (16) and greeting ("hello")
  * are what patches/shadow_data.c changes.
  */
+#define _GNU_SOURCE
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
 #include "serve.h"
 
@@ -115,6 +120,12 @@ static int handle(const char *line) {
   } else if (strcmp(line, "stats") == 0) {
     printf("made=%ld retired=%ld limit=%d greeting=%s\n", __atomic_load_n(&shadows_made, __ATOMIC_RELAXED),
            __atomic_load_n(&shadows_retired, __ATOMIC_RELAXED), request_limit, greeting);
+  } else if (sscanf(line, "squat %d", &i) == 1 && i > 0) {
+    size_t len = (size_t)i * 4096;
+    int fd = memfd_create("hotsplice-shadow", MFD_CLOEXEC);
+    void *p = fd < 0 || ftruncate(fd, (off_t)len) ? MAP_FAILED : mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    if (fd >= 0) close(fd);
+    printf("squat %p\n", p);
   } else {
     return 0;
   }
