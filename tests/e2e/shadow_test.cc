@@ -23,9 +23,10 @@ using namespace hs::e2e;
 
 namespace {
 
-// The table's mapping in t: its start, or nullopt; how many there are.
-std::optional<uint64_t> table_addr(const Target& t, int* count = nullptr) {
-  std::ifstream maps("/proc/" + P(t) + "/maps");
+// The table's mapping in process `pid`: its start, or nullopt; how many
+// there are.
+std::optional<uint64_t> table_addr(const std::string& pid, int* count = nullptr) {
+  std::ifstream maps("/proc/" + pid + "/maps");
   std::string line;
   std::optional<uint64_t> at;
   int n = 0;
@@ -38,20 +39,22 @@ std::optional<uint64_t> table_addr(const Target& t, int* count = nullptr) {
   if (count) *count = n;
   return at;
 }
+std::optional<uint64_t> table_addr(const Target& t, int* count = nullptr) { return table_addr(P(t), count); }
 
-// The table's header as the target holds it.
-hotsplice_shadow_root read_root(const Target& t) {
+// The table's header as process `pid` holds it.
+hotsplice_shadow_root read_root(const std::string& pid) {
   hotsplice_shadow_root r{};
-  auto at = table_addr(t);
-  EXPECT_TRUE(at.has_value()) << "no hotsplice-shadow mapping in " << P(t);
+  auto at = table_addr(pid);
+  EXPECT_TRUE(at.has_value()) << "no hotsplice-shadow mapping in " << pid;
   if (!at) return r;
-  int fd = open(("/proc/" + P(t) + "/mem").c_str(), O_RDONLY);
+  int fd = open(("/proc/" + pid + "/mem").c_str(), O_RDONLY);
   EXPECT_GE(fd, 0);
   EXPECT_EQ(pread(fd, &r, offsetof(hotsplice_shadow_root, buckets), static_cast<off_t>(*at)),
             static_cast<ssize_t>(offsetof(hotsplice_shadow_root, buckets)));
   close(fd);
   return r;
 }
+hotsplice_shadow_root read_root(const Target& t) { return read_root(P(t)); }
 
 void write_lock_word(const Target& t, uint32_t v) {
   auto at = table_addr(t);
@@ -250,4 +253,29 @@ TEST(Shadow, ATableLeftWithoutItsHeaderIsFinished) {
   EXPECT_EQ(read_root(t).magic, HOTSPLICE_SHADOW_MAGIC);
   EXPECT_EQ(t.ask("req 4"), "conn 4 n=1 v2");
   EXPECT_EQ(read_root(t).live, 1u);
+}
+
+// A fork copies the table with the heap: a worker forked from a patched
+// pre-forking master goes on from the master's count, each process then
+// counts alone, and a revert in the worker frees the worker's shadow only.
+TEST(Shadow, ForkedWorkerHasItsOwnCopy) {
+  const std::string lp = build("shadow_fork.c", target_bin("prefork"), "shadow_fork.lp");
+  Target m(target_bin("prefork"));
+  OK({"load", P(m), lp, "--name", "count"});
+  EXPECT_EQ(m.ask("call"), "answer=1");
+  EXPECT_EQ(m.ask("call"), "answer=2");
+  const std::string forked = m.ask("fork");
+  int idx = -1, wpid = 0;
+  ASSERT_EQ(sscanf(forked.c_str(), "worker %d pid=%d", &idx, &wpid), 2) << forked;
+  const std::string W = std::to_string(wpid), w = "worker 0 pid=" + W + " answer=";
+  EXPECT_EQ(m.ask("ask 0"), w + "3") << "the worker's copy goes on from the master's count";
+  EXPECT_EQ(m.ask("call"), "answer=3") << "the master counts alone";
+  EXPECT_EQ(m.ask("ask 0"), w + "4");
+  EXPECT_NE(table_addr(W), std::nullopt);
+  EXPECT_EQ(read_root(W).live, 1u);
+  OK({"revert", W, "count"});
+  EXPECT_EQ(m.ask("ask 0"), w + "1") << "the original answer()";
+  EXPECT_EQ(read_root(W).live, 0u);
+  EXPECT_EQ(read_root(m).live, 1u);
+  EXPECT_EQ(m.ask("call"), "answer=4");
 }
