@@ -99,7 +99,8 @@ Status Session::upload(std::string_view name, const std::string& file) {
   // found while the process is still untouched.
   u64 size = HS_TRY_CTX(image_size(payload), file);
   ProcessResolver process_resolver(*obj, objs, state_);
-  ShadowResolver resolver(process_resolver, *proc_, *group_);  // the shadow table's symbol
+  // The one thing a link may create in the target: the shadow table (shadow_runtime.h).
+  ShadowResolver resolver(process_resolver, *proc_, *group_);
   LinkedPayload linked;
   PayloadRecord rec;
   auto link_somewhere = [&]() -> Status {
