@@ -148,6 +148,14 @@ std::string implementation_name(const MappedObject& obj, RemoteAddr addr) {
   return fmt::format("{}+{:#x}", ElfFile::printable(basename_of(obj.path)), addr.value() - obj.bias.value());
 }
 
+std::string implementation_of(const MappedObject& obj, std::string_view name, RemoteAddr addr) {
+  auto syms = obj.symbols();
+  if (!syms) return {};
+  auto s = (*syms)->lookup(name);
+  if (!s || s->type != STT_GNU_IFUNC || s->addr == addr) return {};
+  return implementation_name(obj, addr);
+}
+
 Result<TargetSymbol> ifunc_implementation(const Process& proc, const std::vector<MappedObject>& objs,
                                           const MappedObject& obj, std::string_view name, const TargetSymbol& ifunc) {
   const std::string shown = ElfFile::printable(name);

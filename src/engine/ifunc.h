@@ -44,6 +44,11 @@ Result<TargetSymbol> ifunc_implementation(const Process& proc, const std::vector
 // debug file's for a stripped object), else "BASENAME+0xOFFSET".
 std::string implementation_name(const MappedObject& obj, RemoteAddr addr);
 
+// For recover: when `name` is an indirect function of `obj` and `addr` is not
+// its resolver, the name of the implementation at `addr`
+// (implementation_name); else empty.
+std::string implementation_of(const MappedObject& obj, std::string_view name, RemoteAddr addr);
+
 // Refuses to replace the implementation `impl` (of the indirect function
 // `name` of `obj`) when other code branches into the bytes its jump would
 // overwrite: glibc's __mempcpy_* jump 3 bytes into __memmove_* (past its

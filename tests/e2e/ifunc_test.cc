@@ -7,13 +7,16 @@
 // applied and the original once reverted, and the resolver itself is never
 // patched (the defect of issue 10: the jump went over the resolver).
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cinttypes>
 #include <fstream>
 #include <sstream>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include "elf/elf_file.h"
@@ -266,4 +269,54 @@ TEST(Ifunc, PatchingTheResolverIsRefused) {
   EXPECT_EQ(target_bytes(t, resolver, 16), before);
   expect_absent(t, "ifunc_resolver_" + P(t));
   EXPECT_EQ(t.ask("late HSIFUNC-x"), "late=9");
+}
+
+// The code check and recover act on the implementation's entry, where the
+// patch is: original bytes put back under an APPLIED patch are refused
+// naming that address, and recover rebuilds the record (implementation
+// name included) from the image and the code.
+TEST(Ifunc, CodeCheckAndRecoverWorkOnTheImplementation) {
+  Target t(target_bin("ifunc_strings"));
+  const Libc libc = libc_of(t);
+  ASSERT_FALSE(libc.path.empty());
+  const u64 impl = where(t).first;
+  const std::string lp = build("ifunc/strings_v2.c", libc.path, "ifunc_strings_v2.lp");
+  const Bytes head = t.read_memory(impl, 4);
+  const u64 site = head == Bytes{0xf3, 0x0f, 0x1e, 0xfa} ? impl + 4 : impl;
+  const Bytes original = t.read_memory(site, 5);
+  OK({"load", P(t), lp, "--entry-only"});
+  const Bytes jump = t.read_memory(site, 5);
+  ASSERT_EQ(jump[0], 0xe9);
+  const std::string name = (*func_named(*find_payload(list_json(t), "ifunc_strings_v2"), "strlen"))["implementation"];
+
+  // recover: the same record, APPLIED, the implementation named again.
+  const HsRun rec = hotsplice({"recover", P(t)});
+  ASSERT_EQ(rec.code, 0) << rec.err;
+  const json l = list_json(t);
+  const json* f = func_named(*find_payload(l, "ifunc_strings_v2"), "strlen");
+  ASSERT_NE(f, nullptr) << l.dump();
+  EXPECT_EQ((*f)["old_addr"], fmt::format("{:#x}", impl));
+  EXPECT_EQ((*f)["applied"], true);
+  EXPECT_EQ((*f)["implementation"], name);
+  expect_strlen(t, true, "recovered");
+
+  // The original bytes back under the patch: refused, naming the site.
+  {
+    const int fd = ::open(fmt::format("/proc/{}/mem", t.pid()).c_str(), O_RDWR | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::pwrite(fd, original.data(), original.size(), static_cast<off_t>(site)), 5);
+    ::close(fd);
+  }
+  const HsRun r = hotsplice({"revert", P(t), "ifunc_strings_v2"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.err_line(),
+            fmt::format("hotsplice: error: PID {}: patch site of 'strlen' (payload 'ifunc_strings_v2') at {:#x} holds "
+                        "{:02x}, but the registry says it holds {:02x} (APPLIED); 'hotsplice recover {}' rebuilds the "
+                        "state from the process's code",
+                        t.pid(), site, fmt::join(original, " "), fmt::join(jump, " "), t.pid()))
+      << r.err;
+  OK({"recover", P(t)});
+  EXPECT_EQ(state_of(t, "ifunc_strings_v2"), "CHECKED");
+  expect_strlen(t, false, "the original bytes, recovered as CHECKED");
+  OK({"unload", P(t), "ifunc_strings_v2"});
 }
