@@ -163,10 +163,12 @@ json state_json(pid_t pid, const ListResult& l) {
   for (const auto& p : l.state.payloads) {
     json pj = record_json(p);
     for (const auto& f : p.funcs) {
-      pj["funcs"].push_back({{"name", exact(f.name)},
-                             {"old_addr", fmt::format("{:#x}", f.old_addr)},
-                             {"new_addr", fmt::format("{:#x}", f.new_addr)},
-                             {"applied", f.applied}});
+      json fj = {{"name", exact(f.name)},
+                 {"old_addr", fmt::format("{:#x}", f.old_addr)},
+                 {"new_addr", fmt::format("{:#x}", f.new_addr)},
+                 {"applied", f.applied}};
+      if (!f.implementation.empty()) fj["implementation"] = exact(f.implementation);  // an IFUNC's
+      pj["funcs"].push_back(fj);
     }
     pj["modinfo"] = json::object();
     for (const auto& [k, v] : p.modinfo) pj["modinfo"][exact(k)] = exact(v);
@@ -191,7 +193,8 @@ void print_state(pid_t pid, const ListResult& l) {
     fmt::print("{}  {}  {}\n", shown(p.name), state_name(p.state), shown(p.object_path));
     fmt::print("  build-id {}  depends {}\n", to_hex(p.build_id), to_hex(p.depends));
     for (const auto& f : p.funcs)
-      fmt::print("  [{}] {} {:#x} -> {}\n", f.applied ? "x" : " ", shown(f.name), f.old_addr,
+      fmt::print("  [{}] {}{} {:#x} -> {}\n", f.applied ? "x" : " ", shown(f.name),
+                 f.implementation.empty() ? "" : " -> " + shown(f.implementation), f.old_addr,
                  f.new_addr ? fmt::format("{:#x}", f.new_addr) : std::string("nop"));
     for (const auto& [k, v] : p.modinfo) fmt::print("  {}={}\n", shown(k), shown(v));
     for (const auto& h : p.hooks) fmt::print("  {} hook {}\n", shown(h.kind), shown(h.name));

@@ -53,6 +53,7 @@ Result<PayloadRecord> make_record(const Process& proc, std::string_view name, co
     f.new_addr = lf.new_addr.value();
     f.new_size = lf.new_size;
     f.expect = lf.expect;
+    f.implementation = lf.implementation;
     Bytes head = HS_TRY(proc.read(lf.old_addr, std::min<u64>(lf.old_size, x86_64::kEndbrSize)));
     f.patch_offset = static_cast<u32>(x86_64::patch_offset(head));
     u64 room = lf.old_size - std::min<u64>(lf.old_size, f.patch_offset);

@@ -13,6 +13,7 @@
 
 #include "arch/x86_64.h"
 #include "engine/call_sites.h"
+#include "engine/ifunc.h"
 #include "engine/placement.h"
 #include "engine/plan.h"
 #include "payload/descriptor.h"
@@ -179,6 +180,7 @@ Result<std::optional<Found>> read_payload(const Process& proc, const std::vector
                   f.obj->path);
     if (fs.new_addr && !image.contains(RemoteAddr(fs.new_addr)))
       return fail(ErrorKind::Corrupt, "{} ('{}'): new_addr {:#x} is outside the mapping", ctx, fs.name, fs.new_addr);
+    fs.implementation = implementation_of(*f.obj, fs.name, RemoteAddr(fs.old_addr));  // an IFUNC's (engine/ifunc.h)
     // Where the patch goes: after an endbr64 the original function starts with.
     const size_t head_len = std::min<u64>(fs.old_size, x86_64::kEndbrSize);
     auto head = file_bytes(*f.obj, fs.old_addr, head_len);

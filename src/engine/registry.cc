@@ -258,6 +258,8 @@ enum ExtensionTag : u32 {
   kExtHooks = 2,   // per payload, in order: unload_hooks_started, hooks (kind, name, addr)
   kExtCallSites = 3,  // per payload, per function, in order: its call sites (count, addresses)
   kExtGeneration = 4,  // the commit generation the state was written as (u64, non-zero)
+  // Tags are never reused; 16, not 5, leaves room for others' sequential ones.
+  kExtImplementations = 16,  // per payload, per function: the IFUNC implementation's name (FuncState::implementation)
 };
 
 // Every extension holds one entry per payload, in order, after their count.
@@ -319,6 +321,13 @@ void put_extensions(Writer& w, const RegistryState& s, u64 generation) {
     body.u64_(p.funcs.size());
     for (const auto& f : p.funcs) io_call_sites(body, f);
   });
+  if (std::ranges::any_of(s.payloads, [](const PayloadRecord& p) {
+        return std::ranges::any_of(p.funcs, [](const FuncState& f) { return !f.implementation.empty(); });
+      }))
+    put_per_payload(w, kExtImplementations, s, [](Writer& body, const PayloadRecord& p) {
+      body.u64_(p.funcs.size());
+      for (const auto& f : p.funcs) body.str(f.implementation);
+    });
   if (generation) {
     Writer body;
     body.u64_(generation);
@@ -353,6 +362,15 @@ Status get_extension(u32 tag, ByteView body, RegistryState& s, std::string_view 
           return fail(ErrorKind::Corrupt, "{} is corrupt: call sites for {} functions of payload '{}', expected {}",
                       who, nf, escape_for_terminal(p.name), p.funcs.size());
         for (auto& f : p.funcs) io_call_sites(e, f);
+        return {};
+      });
+    case kExtImplementations:
+      return get_per_payload(body, s, 8, "implementations", true, who, [who](Reader& e, PayloadRecord& p) -> Status {
+        u64 nf = e.count(8);
+        if (!e.ok() || nf != p.funcs.size())
+          return fail(ErrorKind::Corrupt, "{} is corrupt: implementations for {} functions of payload '{}', expected {}",
+                      who, nf, escape_for_terminal(p.name), p.funcs.size());
+        for (auto& f : p.funcs) e.str(f.implementation);
         return {};
       });
     case kExtGeneration: {

@@ -58,6 +58,10 @@ struct FuncState {
   // The direct calls (E8) and tail calls (E9) to old_addr in its object,
   // found at upload (engine/call_sites.h): the address of each opcode byte.
   std::vector<u64> call_sites;
+  // `name` is an indirect function (STT_GNU_IFUNC) and old_addr the
+  // implementation its resolver chose in this process, named here
+  // ("__strlen_avx2", "libc.so.6+0x1a2b3c"); empty for other functions.
+  std::string implementation;
 
   u64 site() const { return old_addr + patch_offset; }
 };

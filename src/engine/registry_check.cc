@@ -31,6 +31,7 @@ namespace {
 
 constexpr u64 kPage = 4096;
 constexpr size_t kMaxExpect = 31;  // livepatch_func's expect.data
+constexpr size_t kMaxImplementationName = 512;  // FuncState::implementation
 constexpr std::string_view kHookKinds[] = {"load",    "unload",    "preapply", "apply",
                                            "postapply", "prerevert", "revert",   "postrevert"};
 
@@ -123,6 +124,9 @@ class Checker {
     if (f.new_addr != 0 && !inside(p, f.new_addr, 1))
       return bad("{} is replaced by code at {:#x}, outside the payload", what(), f.new_addr);
     if (f.expect.size() > kMaxExpect) return bad("{} expects {} bytes (at most {})", what(), f.expect.size(), kMaxExpect);
+    if (f.implementation.size() > kMaxImplementationName)
+      return bad("{} names an implementation of {} bytes (at most {})", what(), f.implementation.size(),
+                 kMaxImplementationName);
     // The saved bytes: none before its first apply, the patch's length after.
     if (f.applied ? f.undo.size() != f.insn.size() : !f.undo.empty() && f.undo.size() != f.insn.size())
       return bad("{} saved {} bytes for a {}-byte patch", what(), f.undo.size(), f.insn.size());

@@ -1,13 +1,9 @@
 // Resolves a payload's symbols against a live process: see resolver.h.
 #include "engine/resolver.h"
 
-#include <dlfcn.h>
 #include <elf.h>
-#include <unistd.h>
 
-#include <optional>
-
-#include "process/process.h"
+#include "engine/ifunc.h"
 
 namespace hs {
 
@@ -20,39 +16,13 @@ std::string_view basename(std::string_view p) {
 
 }  // namespace
 
-// The tool runs on the same machine: if it has the same library (same
-// build-id) loaded, the implementation its own dynamic linker picked sits at
-// the same offset in the target's copy.
-Result<TargetSymbol> resolve_ifunc(const MappedObject& obj, std::string_view name, const TargetSymbol& sym) {
-  static const auto self = []() -> std::optional<std::vector<MappedObject>> {
-    auto me = Process::open(getpid());
-    if (!me) return std::nullopt;
-    auto objs = mapped_objects(*me);
-    if (!objs) return std::nullopt;
-    return std::move(*objs);
-  }();
-  if (self) {
-    for (const auto& mine : *self) {
-      if (mine.build_id != obj.build_id) continue;
-      void* impl = dlsym(RTLD_DEFAULT, std::string(name).c_str());
-      RemoteAddr at(reinterpret_cast<u64>(impl));
-      if (impl && mine.span.contains(at)) {
-        TargetSymbol out = sym;
-        out.addr = obj.bias + (at - mine.bias);
-        out.type = STT_FUNC;
-        return out;
-      }
-    }
-  }
-  return fail(ErrorKind::BadTarget,
-              "symbol '{}' in {} is an indirect function (STT_GNU_IFUNC) and hotsplice cannot resolve it (the tool "
-              "does not have the same {} loaded)",
-              name, obj.path, obj.path);
-}
-
 Result<TargetSymbol> ProcessResolver::resolve_function(std::string_view name) {
   auto syms = HS_TRY(target_.symbols());
-  return syms->lookup(name);
+  auto sym = HS_TRY(syms->lookup(name));
+  if (sym.type != STT_GNU_IFUNC) return sym;
+  auto impl = HS_TRY(ifunc_implementation(proc_, objs_, target_, name, sym));
+  HS_CHECK(check_entry_not_branched_into(target_, name, impl, proc_.pid()));
+  return impl;
 }
 
 Result<TargetSymbol> ProcessResolver::resolve_symbol(std::string_view name) {
@@ -72,7 +42,7 @@ Result<TargetSymbol> ProcessResolver::resolve_symbol(std::string_view name) {
   // 1. the target object, locals included
   auto syms = HS_TRY(target_.symbols());
   auto own = syms->lookup(name);
-  if (own && own->type == STT_GNU_IFUNC) return resolve_ifunc(target_, name, *own);
+  if (own && own->type == STT_GNU_IFUNC) return ifunc_implementation(proc_, objs_, target_, name, *own);
   if (own) return own;
   if (own.error().kind() == ErrorKind::Ambiguous) return own;
   // 2. globals of payloads already loaded in this process, oldest first
@@ -85,7 +55,7 @@ Result<TargetSymbol> ProcessResolver::resolve_symbol(std::string_view name) {
     auto os = o.symbols();
     if (!os) continue;  // an object we cannot read cannot provide symbols
     if (auto s = (*os)->lookup_global(name)) {
-      if (s->type == STT_GNU_IFUNC) return resolve_ifunc(o, name, *s);
+      if (s->type == STT_GNU_IFUNC) return ifunc_implementation(proc_, objs_, o, name, *s);
       return *s;
     }
   }

@@ -7,10 +7,9 @@
 // any mapped object), then the exports of payloads already loaded, then the
 // other objects' globals in link-map order.
 //
-// An indirect function (STT_GNU_IFUNC) resolves to the implementation the
-// resolver picks for this CPU, which hotsplice cannot run in the target: the
-// tool, on the same machine, looks the symbol up in its own copy of the same
-// library (same build-id) and takes the implementation's offset from there.
+// An indirect function (STT_GNU_IFUNC), as a function to replace or as a
+// symbol a payload uses, resolves to the implementation the target's own
+// resolver chose, read from the process (engine/ifunc.h).
 #pragma once
 
 #include <string_view>
@@ -26,8 +25,9 @@ class ProcessResolver final : public SymbolResolver {
  public:
   // `target` is the object the payload patches, one of `objs` (the process's
   // objects in link-map order); `state` holds the payloads loaded already.
-  ProcessResolver(const MappedObject& target, const std::vector<MappedObject>& objs, const RegistryState& state)
-      : target_(target), objs_(objs), state_(state) {}
+  ProcessResolver(const MappedObject& target, const std::vector<MappedObject>& objs, const RegistryState& state,
+                  const Process& proc)
+      : target_(target), objs_(objs), state_(state), proc_(proc) {}
 
   Result<TargetSymbol> resolve_function(std::string_view name) override;
   Result<TargetSymbol> resolve_symbol(std::string_view name) override;
@@ -36,11 +36,7 @@ class ProcessResolver final : public SymbolResolver {
   const MappedObject& target_;
   const std::vector<MappedObject>& objs_;
   const RegistryState& state_;
+  const Process& proc_;
 };
-
-// The implementation of the indirect function `sym` (named `name`) of `obj`,
-// at its address in the target; BadTarget if the tool does not have the same
-// object loaded.
-Result<TargetSymbol> resolve_ifunc(const MappedObject& obj, std::string_view name, const TargetSymbol& sym);
 
 }  // namespace hs

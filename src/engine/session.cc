@@ -12,6 +12,7 @@
 #include <cctype>
 
 #include "engine/code_check.h"
+#include "engine/ifunc.h"
 #include "engine/instrument.h"
 #include "engine/placement.h"
 #include "engine/record.h"
@@ -98,7 +99,7 @@ Status Session::upload(std::string_view name, const std::string& file) {
   // Link before touching the target: every bad symbol or relocation is
   // found while the process is still untouched.
   u64 size = HS_TRY_CTX(image_size(payload), file);
-  ProcessResolver process_resolver(*obj, objs, state_);
+  ProcessResolver process_resolver(*obj, objs, state_, *proc_);
   // The one thing a link may create in the target: the shadow table (shadow_runtime.h).
   ShadowResolver resolver(process_resolver, *proc_, *group_);
   LinkedPayload linked;
@@ -107,6 +108,7 @@ Status Session::upload(std::string_view name, const std::string& file) {
     auto maps = HS_TRY(proc_->maps());
     RemoteAddr at = HS_TRY_CTX(choose_base(maps, obj->span, size), file);
     linked = HS_TRY_CTX(link_payload(payload, at, resolver), file);
+    HS_CHECK_CTX(refuse_resolver_sites(*obj, linked, proc_->pid()), file);
     rec = HS_TRY(make_record(*proc_, name, file, payload, *obj, linked));
     return {};
   };

@@ -181,6 +181,7 @@ Result<Layout> compute_layout(const Payload& p) {
 struct SymValue {
   u64 S = 0;  // address in the target
   u64 Z = 0;  // size
+  std::string implementation;  // an IFUNC's: the implementation S is (TargetSymbol::implementation)
 };
 
 class Linker {
@@ -253,7 +254,7 @@ class Linker {
         if (ts->type == STT_TLS)
           return fail(ErrorKind::BadTarget, "symbol '{}' in {} is thread-local (STT_TLS), which is not supported",
                       name, ts->object);
-        return SymValue{ts->addr.value(), ts->size};
+        return SymValue{ts->addr.value(), ts->size, ts->implementation};
       }
       case SHN_ABS:
         return SymValue{sym.st_value, sym.st_size};
@@ -348,15 +349,23 @@ class Linker {
       } else if (f.old_ref) {
         SymValue sv = HS_TRY_CTX(symbol_value(f.old_ref->sym_index), ctx);
         old_addr = sv.S + static_cast<u64>(f.old_ref->addend);
-        if (f.old_ref->addend == 0) sym_size = sv.Z;
+        if (f.old_ref->addend == 0) {
+          sym_size = sv.Z;
+          lf.implementation = sv.implementation;
+        }
       } else {
         TargetSymbol ts = HS_TRY_CTX(resolver_.resolve_function(f.name), ctx);
         old_addr = ts.addr.value();
         sym_size = ts.size;
+        lf.implementation = ts.implementation;
       }
       if (old_addr == 0) return fail(ErrorKind::BadTarget, "{}: resolves to address 0", ctx);
 
       u64 old_size = f.old_size;
+      // An indirect function: the builder could only fill in its resolver's
+      // size, and no payload can know which implementation a process uses.
+      // The implementation's own extent is the one that counts.
+      if (!lf.implementation.empty()) old_size = sym_size;
       if (old_size == 0) {  // left for the loader: take the symbol's size
         if (sym_size == 0 || sym_size > UINT32_MAX)
           return fail(ErrorKind::BadPayload, "{}: old_size is 0 and the symbol's size is unknown", ctx);

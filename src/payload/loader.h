@@ -43,6 +43,9 @@ struct LinkedFunc {
   RemoteAddr new_addr;  // null: NOP out new_size bytes
   u32 new_size = 0;
   Bytes expect;
+  // An indirect function's name resolved to this implementation (its name;
+  // empty otherwise): old_addr/old_size are the implementation's.
+  std::string implementation;
 };
 
 struct LinkedHooks {

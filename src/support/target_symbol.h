@@ -16,6 +16,10 @@ struct TargetSymbol {
   u64 size = 0;
   std::string object;  // path of the object it was found in, for messages
   u8 type = 0;         // STT_* when known; for STT_TLS, addr is the offset in the object's TLS block
+  // Non-empty: the symbol is an indirect function (STT_GNU_IFUNC) and this is
+  // the implementation its resolver chose in the process (engine/ifunc.h),
+  // named ("__strlen_avx2", or "libc.so.6+0x1a2b3c"); size is its extent.
+  std::string implementation;
 };
 
 }  // namespace hs

@@ -1125,6 +1125,29 @@ LT_FUNC(f0, "hs_lt_hello", fixed_hello, 0x40, 0);
   EXPECT_EQ(ok->funcs.at(0).old_size, 0x40u);
 }
 
+// An indirect function: the builder filled old_size from the resolver (0x40
+// here, or 0x10), but the function patched is the implementation the
+// process's resolver chose (engine/ifunc.h), whose extent counts, in the
+// linked function and in the image's livepatch_func.
+TEST_F(LoaderTest, AnIfuncImplementationsSizeReplacesTheResolversOldSize) {
+  for (const char* old_size : {"0x40", "0x10"}) {
+    SCOPED_TRACE(old_size);
+    auto p = payload(fmt::format(R"(
+int fixed_hello(void) {{ return 2; }}
+LT_FUNC(f0, "hs_lt_hello", fixed_hello, {}, 0);
+)",
+                                 old_size));
+    ASSERT_TRUE(p);
+    resolver.functions["hs_lt_hello"].implementation = "__hs_lt_hello_avx2";
+    auto lp = link_payload(*p, RemoteAddr(u64{32} << 40), resolver);
+    ASSERT_TRUE(lp) << lp.error().message();
+    EXPECT_EQ(lp->funcs.at(0).old_size, 0x20u);
+    EXPECT_EQ(lp->funcs.at(0).implementation, "__hs_lt_hello_avx2");
+    const u64 entry = lp->funcs_addr.value() - lp->base.value();
+    EXPECT_EQ(load_le<u32>(lp->image.data() + entry + kFuncOldSizeOff), 0x20u);
+  }
+}
+
 TEST_F(LoaderTest, ConstructorsAreRejected) {
   auto p = payload(R"(
 static int ready;
