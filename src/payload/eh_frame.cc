@@ -5,6 +5,8 @@
 #include <cstring>
 #include <map>
 
+#include "elf/elf_file.h"
+
 namespace hs {
 namespace {
 
@@ -150,7 +152,8 @@ Result<EhFrameSummary> check_eh_frame(ByteView image, u64 base, u64 offset, u64 
         else
           (void)HS_TRY(e.uleb());  // return address register
         if (!aug.empty()) {
-          if (aug[0] != 'z') return e.bad("CIE augmentation \"{}\" is not understood by the unwinder", aug);
+          if (aug[0] != 'z')
+            return e.bad("CIE augmentation \"{}\" is not understood by the unwinder", ElfFile::printable(aug));
           cie.augmented = true;
           const u64 aug_len = HS_TRY(e.uleb());
           if (aug_len > entry_end - e.pos()) return e.bad("CIE augmentation data runs past the entry");
@@ -174,7 +177,8 @@ Result<EhFrameSummary> check_eh_frame(ByteView image, u64 base, u64 offset, u64 
                 out.personality = true;
                 break;
               }
-              default: return e.bad("CIE augmentation \"{}\" is not understood by the unwinder", aug);
+              default:
+                return e.bad("CIE augmentation \"{}\" is not understood by the unwinder", ElfFile::printable(aug));
             }
           }
         }
