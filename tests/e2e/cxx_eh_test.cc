@@ -10,6 +10,9 @@
 // tests see registration and deregistration; `selftest` throws and catches
 // in target code, which crashes if a table stays registered over unmapped
 // memory.
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -70,6 +73,24 @@ long long timing(const std::string& err, const std::string& line, const std::str
   size_t k = l.find(" " + key + "=");
   if (k == std::string::npos) return -1;
   return std::stoll(l.substr(k + key.size() + 2));
+}
+
+// Zeroes the first 64 KiB of the target's registry (as recover_test.cc
+// does): its state is then corrupt and only `recover` brings it back.
+void zero_registry(const Target& t) {
+  std::istringstream maps(t.maps());
+  int found = 0;
+  for (std::string line; std::getline(maps, line);) {
+    if (line.find("/memfd:hotsplice-registry") == std::string::npos) continue;
+    const uint64_t at = std::stoull(line.substr(0, line.find('-')), nullptr, 16);
+    int fd = ::open(fmt::format("/proc/{}/mem", t.pid()).c_str(), O_RDWR | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    const std::string zeros(64 * 1024, '\0');
+    EXPECT_EQ(::pwrite(fd, zeros.data(), zeros.size(), static_cast<off_t>(at)), static_cast<ssize_t>(zeros.size()));
+    ::close(fd);
+    found++;
+  }
+  ASSERT_EQ(found, 1) << t.maps();
 }
 
 }  // namespace
@@ -295,4 +316,27 @@ TEST(CxxEh, CTargetWithoutAnUnwinderTakesCPayloadsAsBefore) {
   OK({"unload", P(t), "cxxeh_hello_v2"});
   EXPECT_EQ(hello_world(t).first, 1);
   expect_absent(t, "cxxeh_hello_v2");
+}
+
+// A registry lost and rebuilt by `recover`: the payload's table stays
+// registered (recover asks the unwinder and finds it known), exceptions
+// still cross the payload, and an unload of the recovered record (which
+// finds the unwind block through the mapping's regions) deregisters it.
+TEST(CxxEh, RecoveredPayloadKeepsItsTableAndUnloadDeregistersIt) {
+  std::string bin = target_bin(kTarget);
+  std::string lp = build("cxxeh_throw.cc", bin, "cxxeh_throw.lp");
+  Target t(bin);
+  OK({"load", P(t), lp, "--name", "x"});
+  const uint64_t pc = new_addr(t, "x", kParse);
+  ASSERT_NO_FATAL_FAILURE(zero_registry(t));
+  HsRun r = hotsplice({"recover", P(t)});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out.find("registered it"), std::string::npos) << "the unwinder knew it all along: " << r.out;
+  EXPECT_EQ(state_of(t, "x"), "APPLIED");
+  EXPECT_TRUE(unwinder_knows(t, pc));
+  EXPECT_EQ(t.ask("parse q"), "caught=not a number: q");
+  OK({"revert", P(t), "x"});
+  OK({"unload", P(t), "x"});
+  EXPECT_FALSE(unwinder_knows(t, pc));
+  expect_target_throws_fine(t);
 }
