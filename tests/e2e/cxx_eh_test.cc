@@ -340,3 +340,37 @@ TEST(CxxEh, RecoveredPayloadKeepsItsTableAndUnloadDeregistersIt) {
   EXPECT_FALSE(unwinder_knows(t, pc));
   expect_target_throws_fine(t);
 }
+
+// Two threads keep calling parse_number("7x") while the payload that makes
+// it throw is loaded, reverted and unloaded ten times: registration and
+// deregistration happen with those threads running (libgcc's own lock
+// orders them against their throws), and no throw ever misses the table.
+TEST(CxxEh, ThreadsThrowThroughThePayloadWhileItComesAndGoes) {
+  std::string bin = target_bin(kTarget);
+  std::string lp = build("cxxeh_throw.cc", bin, "cxxeh_throw.lp");
+  Target t(bin);
+  ASSERT_EQ(t.ask("spin 2"), "spinning=2");
+  auto spun = [&]() {
+    long ok = -1, caught = -1;
+    std::string a = t.ask("spun");
+    EXPECT_EQ(std::sscanf(a.c_str(), "spun ok=%ld caught=%ld", &ok, &caught), 2) << a;
+    return std::pair{ok, caught};
+  };
+  for (int i = 0; i < 10; i++) {
+    SCOPED_TRACE(i);
+    OK({"load", P(t), lp, "--name", "x"});
+    const long caught = spun().second;
+    EXPECT_TRUE(eventually([&] { return spun().second > caught; })) << "the threads' calls throw now";
+    OK({"revert", P(t), "x"});
+    const long ok = spun().first;
+    EXPECT_TRUE(eventually([&] { return spun().first > ok; })) << "and return again";
+    OK({"unload", P(t), "x"});
+    ASSERT_TRUE(t.alive());
+  }
+  auto [ok, caught] = spun();
+  EXPECT_GT(ok, 0);
+  EXPECT_GT(caught, 0);
+  std::printf("2 threads: %ld calls returned, %ld threw through the payload, over 10 load/revert/unload cycles\n", ok,
+              caught);
+  expect_target_throws_fine(t);
+}

@@ -12,14 +12,21 @@
  *   fde ADDR    -> "fde=1" if the process's unwinder has an FDE for ADDR
  *                  (hex), else "fde=0"
  *   selftest    -> "selftest=<what()>": target code throws and catches
+ *   spin N      -> "spinning=N": N threads call parse_number("7x") in a
+ *                  loop (100 us apart), counting results and exceptions
+ *   spun        -> "spun ok=<results> caught=<exceptions>"
  *   ping -> pong; quit / EOF -> exit 0
  */
+#include <unistd.h>
+
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 
 #include "../serve.h"
 #include "cxxeh.h"
@@ -31,6 +38,20 @@ struct cxxeh_bases {
 /* libgcc's FDE lookup (exported by libgcc_s.so.1, GCC_3.0): what the
  * unwinder itself consults for a PC, registered frames included. */
 const void *_Unwind_Find_FDE(void *pc, struct cxxeh_bases *bases);
+}
+
+static std::atomic<long> spun_ok{0}, spun_caught{0};
+
+static void spin() {
+  for (;;) {
+    try {
+      parse_number("7x");
+      spun_ok++;
+    } catch (const std::exception &) {
+      spun_caught++;
+    }
+    usleep(100);
+  }
 }
 
 static int handle_line(const char *line) {
@@ -71,6 +92,13 @@ static int handle_line(const char *line) {
       cxxeh_bases b{};
       void *pc = reinterpret_cast<void *>(std::strtoull(a.c_str(), nullptr, 16));
       std::printf("fde=%d\n", _Unwind_Find_FDE(pc, &b) != nullptr ? 1 : 0);
+    } else if (cmd == "spin") {
+      int n = 0;
+      in >> n;
+      for (int i = 0; i < n; i++) std::thread(spin).detach();
+      std::printf("spinning=%d\n", n);
+    } else if (cmd == "spun") {
+      std::printf("spun ok=%ld caught=%ld\n", spun_ok.load(), spun_caught.load());
     } else if (cmd == "selftest") {
       try {
         checked_div(1, 0);
