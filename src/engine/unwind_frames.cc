@@ -31,7 +31,9 @@ struct Block {
   RemoteAddr at;
   UnwindBlock u;
   RemoteAddr scratch() const { return at + static_cast<i64>(kUnwindBlockScratchOff); }
-  RemoteAddr object() const { return at + static_cast<i64>(kUnwindBlockObjectOff); }
+  RemoteAddr object(size_t i) const {
+    return at + static_cast<i64>(kUnwindBlockObjectOff + i * kUnwindObjectSize);
+  }
   bool holds(u64 fde) const { return fde >= u.eh_frame && fde < u.eh_frame + u.eh_size; }
 };
 
@@ -49,8 +51,10 @@ Result<bool> ask(ThreadGroup& group, pid_t tid, const Process& proc, const Unwin
 
 }  // namespace
 
-std::optional<Unwinder> find_unwinder(const std::vector<MappedObject>& objs) {
+std::vector<Unwinder> find_unwinders(const std::vector<MappedObject>& objs) {
+  std::vector<Unwinder> out;
   for (const auto& o : objs) {
+    if (out.size() == kUnwindBlockObjects) break;
     auto os = o.symbols();
     if (!os) continue;
     auto find = (*os)->lookup("_Unwind_Find_FDE");
@@ -58,9 +62,9 @@ std::optional<Unwinder> find_unwinder(const std::vector<MappedObject>& objs) {
     auto reg = (*os)->lookup("__register_frame_info");
     auto dereg = (*os)->lookup("__deregister_frame_info");
     if (!reg || !dereg) continue;
-    return Unwinder{o.path, find->addr, reg->addr, dereg->addr};
+    out.push_back(Unwinder{o.path, find->addr, reg->addr, dereg->addr});
   }
-  return std::nullopt;
+  return out;
 }
 
 std::optional<RemoteAddr> unwind_block_of(const PayloadRecord& p) {
@@ -86,42 +90,42 @@ Result<FrameChange> settle_frames_running(ThreadGroup& group, const Process& pro
   return r;
 }
 
-Result<std::optional<bool>> frames_registered(ThreadGroup& group, pid_t tid, const Process& proc,
-                                              const std::vector<MappedObject>& objs, RemoteAddr block) {
-  auto b = HS_TRY(read_block(proc, block));
-  auto uw = find_unwinder(objs);
-  if (!b || !uw) return std::optional<bool>();
-  return std::optional<bool>(HS_TRY(ask(group, tid, proc, *uw, *b)));
-}
-
 Result<FrameChange> settle_frames(ThreadGroup& group, pid_t tid, const Process& proc,
                                   const std::vector<MappedObject>& objs, RemoteAddr block, bool registered,
                                   std::string_view payload) {
   auto b = HS_TRY(read_block(proc, block));
   if (!b) return FrameChange::None;
-  auto uw = find_unwinder(objs);
-  if (!uw) return FrameChange::None;
-  const std::string what =
-      fmt::format("payload '{}': {} its unwind table (.eh_frame at {:#x}) {} the unwinder of {}", payload,
-                  registered ? "registering" : "deregistering", b->u.eh_frame, registered ? "with" : "from",
-                  uw->object);
-  auto known = ask(group, tid, proc, *uw, *b);
-  if (!known) return std::unexpected(Error(known.error()).context(what));
-  if (*known == registered) return FrameChange::None;
-  if (registered) {
-    // libgcc's object starts zeroed, as a static one in crtbegin.o does.
-    HS_CHECK_CTX(proc.write(b->object(), Bytes(kUnwindBlockSize - kUnwindBlockObjectOff, 0)), what);
-    HS_CHECK_CTX(call_unwinder(group, tid, proc, uw->register_info, b->u.eh_frame, b->object().value()), what);
-    auto now = ask(group, tid, proc, *uw, *b);
-    if (!now) return std::unexpected(Error(now.error()).context(what));
-    if (!*now) return fail(ErrorKind::BadTarget, "{}: the unwinder still finds no FDE for {:#x}", what, b->u.probe_pc);
-    return FrameChange::Registered;
+  FrameChange change = FrameChange::None;
+  // Unwinder i keeps its object in slot i: link-map order, which loading
+  // more objects only extends.
+  const auto uws = find_unwinders(objs);
+  for (size_t i = 0; i < uws.size(); i++) {
+    const Unwinder& uw = uws[i];
+    const std::string what =
+        fmt::format("payload '{}': {} its unwind table (.eh_frame at {:#x}) {} the unwinder of {}", payload,
+                    registered ? "registering" : "deregistering", b->u.eh_frame, registered ? "with" : "from",
+                    uw.object);
+    auto known = ask(group, tid, proc, uw, *b);
+    if (!known) return std::unexpected(Error(known.error()).context(what));
+    if (*known == registered) continue;
+    if (registered) {
+      // libgcc's object starts zeroed, as a static one in crtbegin.o does.
+      HS_CHECK_CTX(proc.write(b->object(i), Bytes(kUnwindObjectSize, 0)), what);
+      HS_CHECK_CTX(call_unwinder(group, tid, proc, uw.register_info, b->u.eh_frame, b->object(i).value()), what);
+      auto now = ask(group, tid, proc, uw, *b);
+      if (!now) return std::unexpected(Error(now.error()).context(what));
+      if (!*now)
+        return fail(ErrorKind::BadTarget, "{}: the unwinder still finds no FDE for {:#x}", what, b->u.probe_pc);
+      change = FrameChange::Registered;
+      continue;
+    }
+    u64 ob = HS_TRY_CTX(call_unwinder(group, tid, proc, uw.deregister_info, b->u.eh_frame, 0), what);
+    if (ob != b->object(i).value())
+      return fail(ErrorKind::BadTarget, "{}: it returned {:#x}, not the table's object at {:#x}", what, ob,
+                  b->object(i).value());
+    change = FrameChange::Deregistered;
   }
-  u64 ob = HS_TRY_CTX(call_unwinder(group, tid, proc, uw->deregister_info, b->u.eh_frame, 0), what);
-  if (ob != b->object().value())
-    return fail(ErrorKind::BadTarget, "{}: it returned {:#x}, not the table's object at {:#x}", what, ob,
-                b->object().value());
-  return FrameChange::Deregistered;
+  return change;
 }
 
 }  // namespace hs

@@ -13,11 +13,14 @@
 // (RemoteCall) with the other threads running, as hooks are: they take
 // libgcc's object mutex, which a stopped thread may hold.
 //
-// Which unwinder: the first object in link-map order that defines
-// `_Unwind_Find_FDE`, with `__register_frame_info` and
-// `__deregister_frame_info` taken from that same object. A process with no
-// such object (a C program that never loaded libgcc_s) gets no
-// registration: nothing there can throw through payload code.
+// Which unwinders: every object, in link-map order (at most four), that
+// defines `_Unwind_Find_FDE`, `__register_frame_info` and
+// `__deregister_frame_info` (globals, or locals of an unstripped object):
+// libgcc_s.so.1, and an executable linked with -static-libgcc, whose own
+// copy runs its landing pads' _Unwind_Resume while libstdc++'s throws go
+// through libgcc_s's. Each gets the table, with its own object. A process
+// with none (a C program that never loaded libgcc_s) gets no registration:
+// nothing there can throw through payload code.
 //
 // The table (loader-checked, zero-terminated) and libgcc's `struct object`
 // live in the payload image; the unwind block (payload/eh_frame.h) at the
@@ -47,8 +50,8 @@ struct Unwinder {
   RemoteAddr find_fde, register_info, deregister_info;
 };
 
-// The process's unwinder, as above; nullopt if none is loaded.
-std::optional<Unwinder> find_unwinder(const std::vector<MappedObject>& objs);
+// The process's unwinders, as above; empty if none is loaded.
+std::vector<Unwinder> find_unwinders(const std::vector<MappedObject>& objs);
 
 // Where a payload's unwind block would be: the start of its first writable
 // region, from its record or from the process's mappings of it; nullopt if
@@ -60,9 +63,10 @@ enum class FrameChange { None, Registered, Deregistered };
 
 // Brings the registration of the table the block at `block` describes to
 // `registered`, on stopped thread `tid` (the other threads as they are):
-// reads the block (no magic: nothing to do), finds the unwinder (none:
-// nothing to do), asks it whether it knows the table, and registers or
-// deregisters it if not as wanted. Errors name the payload and the object.
+// reads the block (no magic: nothing to do), finds the unwinders (none:
+// nothing to do), asks each whether it knows the table, and registers or
+// deregisters it where not as wanted. Errors name the payload and the
+// object.
 Result<FrameChange> settle_frames(ThreadGroup& group, pid_t tid, const Process& proc,
                                   const std::vector<MappedObject>& objs, RemoteAddr block, bool registered,
                                   std::string_view payload);
@@ -72,10 +76,5 @@ Result<FrameChange> settle_frames(ThreadGroup& group, pid_t tid, const Process& 
 Result<FrameChange> settle_frames_running(ThreadGroup& group, const Process& proc,
                                           const std::vector<MappedObject>& objs, RemoteAddr block, bool registered,
                                           std::string_view payload);
-
-// Whether the table is registered (nullopt: no block or no unwinder): for
-// tests and `recover`.
-Result<std::optional<bool>> frames_registered(ThreadGroup& group, pid_t tid, const Process& proc,
-                                              const std::vector<MappedObject>& objs, RemoteAddr block);
 
 }  // namespace hs

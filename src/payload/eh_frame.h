@@ -15,7 +15,7 @@
 // entry's offset, before the target is touched.
 //
 // The unwind block opens the image's RW region (which the loader then always
-// has when a payload carries an .eh_frame), 128 bytes, 16-aligned:
+// has when a payload carries an .eh_frame), 320 bytes, 16-aligned:
 //
 //   0   magic     "HSUNWND1" (written by the loader only when the table has
 //                 an FDE; absent: nothing to register)
@@ -25,9 +25,11 @@
 //                 the unwinder for it says whether the table is registered
 //   32  u8[24]    scratch for the unwinder's answer (struct dwarf_eh_bases)
 //   56  u8[8]     zero
-//   64  u8[64]    libgcc's `struct object` for __register_frame_info (at most
-//                 7 words in the GCC versions known; it stays the
-//                 unwinder's while registered)
+//   64  u8[64]x4  libgcc's `struct object` for __register_frame_info, one
+//                 per unwinder in the process (a program linked with
+//                 -static-libgcc has its own besides libgcc_s's); at most 7
+//                 words in the GCC versions known; each stays its
+//                 unwinder's while registered
 //
 // So the image says by itself where its table is and whether the unwinder
 // knows it, whoever uploaded it: repair and recover need no registry field.
@@ -42,7 +44,9 @@
 namespace hs {
 
 inline constexpr std::string_view kUnwindBlockMagic = "HSUNWND1";
-inline constexpr u64 kUnwindBlockSize = 128;
+inline constexpr u64 kUnwindObjectSize = 64;
+inline constexpr u64 kUnwindBlockObjects = 4;
+inline constexpr u64 kUnwindBlockSize = 64 + kUnwindBlockObjects * kUnwindObjectSize;
 inline constexpr u64 kUnwindBlockAlign = 16;
 inline constexpr u64 kUnwindBlockEhFrameOff = 8;
 inline constexpr u64 kUnwindBlockEhSizeOff = 16;

@@ -374,3 +374,32 @@ TEST(CxxEh, ThreadsThrowThroughThePayloadWhileItComesAndGoes) {
               caught);
   expect_target_throws_fine(t);
 }
+
+// A program linked with -static-libgcc has two unwinders: its own copy
+// (which runs _Unwind_Resume from its landing pads and the payload's, and
+// answers `fde`) and libgcc_s's (which libstdc++'s throws use). Both learn
+// the table: a throw out of the replacement is caught, and one passing
+// through it runs its cleanup and resumes through the payload frame; both
+// forget it at unload.
+TEST(CxxEh, StaticLibgccTargetRegistersWithBothUnwinders) {
+  std::string bin = target_bin("cxxeh_static_libgcc");
+  std::string a = build("cxxeh_throw.cc", bin, "cxxeh_throw_static.lp");
+  std::string b = build("cxxeh_catch.cc", bin, "cxxeh_catch_static.lp");
+  Target t(bin);
+  ASSERT_NE(t.maps().find("libgcc_s"), std::string::npos) << "libstdc++.so brings libgcc_s";
+  OK({"load", P(t), a, "--name", "a"});
+  OK({"upload", P(t), "b", b});
+  const uint64_t pa = new_addr(t, "a", kParse);
+  EXPECT_TRUE(unwinder_knows(t, pa)) << "the program's own unwinder";
+  EXPECT_EQ(t.ask("parse 1y"), "caught=not a number: 1y") << "libgcc_s's";
+  OK({"revert", P(t), "a"});
+  OK({"apply", P(t), "b"});
+  expect_answers(t, {{"pipe -1", "caught=stage: negative cleanups=1", "resumed through the payload frame"},
+                     {"div 5 0", "div=-1"}});
+  OK({"revert", P(t), "b"});
+  OK({"unload", P(t), "a"});
+  OK({"unload", P(t), "b"});
+  EXPECT_FALSE(unwinder_knows(t, pa));
+  expect_target_throws_fine(t);
+  EXPECT_EQ(t.ask("pipe -1"), "caught=stage: negative cleanups=1");
+}
