@@ -326,20 +326,20 @@ Status Session::unload(std::string_view name) {
   // unload fails after this.
   const std::optional<RemoteAddr> block = unwind_block_of(*p);
   const auto& objs = *HS_TRY(objects());
-  if (block) {
-    if (auto st = settle_frames_running(*group_, *proc_, objs, *block, false, name); !st) {
-      state_.journal.reset();
-      (void)commit();
-      return std::unexpected(std::move(st.error()).consequence("the payload stays loaded"));
-    }
-    HS_FAULT_POINT("unload:unwind-deregistered");
-  }
   auto reregister = [&](Error e) -> Status {
     if (block)
       if (auto st = settle_frames_running(*group_, *proc_, objs, *block, true, name); !st)
         e.consequence(fmt::format("and it stays unknown to the unwinder: {}", st.error().message()));
     return std::unexpected(std::move(e));
   };
+  if (block) {
+    if (auto st = settle_frames_running(*group_, *proc_, objs, *block, false, name); !st) {
+      state_.journal.reset();
+      (void)commit();
+      return reregister(std::move(st.error()).consequence("the payload stays loaded"));
+    }
+    HS_FAULT_POINT("unload:unwind-deregistered");
+  }
 
   std::vector<GuardedRange> guards{{p->range(), fmt::format("payload '{}'", name)}};
   PhaseTimer timer("unload");

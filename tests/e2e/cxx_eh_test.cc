@@ -403,3 +403,30 @@ TEST(CxxEh, StaticLibgccTargetRegistersWithBothUnwinders) {
   expect_target_throws_fine(t);
   EXPECT_EQ(t.ask("pipe -1"), "caught=stage: negative cleanups=1");
 }
+
+// An unload refused because a thread is still inside the payload (reverted
+// with --force while it slept there): the table, deregistered before the
+// stop window, is registered again, so when that thread wakes and throws
+// out of the replacement its caller catches it.
+TEST(CxxEh, RefusedUnloadRegistersTheTableAgain) {
+  std::string bin = target_bin(kTarget);
+  std::string lp = build("cxxeh_block.cc", bin, "cxxeh_block.lp");
+  Target t(bin);
+  OK({"load", P(t), lp, "--name", "x"});
+  const uint64_t pc = new_addr(t, "x", kParse);
+  ASSERT_EQ(t.ask("bg wait"), "bg started");
+  OK({"revert", P(t), "x", "--force"});
+  HsRun r = hotsplice({"unload", P(t), "x", "--timeout", "300ms"});
+  EXPECT_EQ(r.code, 2) << r.err;
+  const std::string head = "hotsplice: error: unload of 'x' is not safe after 300 ms: thread ";
+  EXPECT_EQ(r.err_line().substr(0, head.size()), head) << r.err;
+  EXPECT_NE(r.err_line().find(" will return into the replacement for '_Z12parse_numberPKc' in payload 'x' (return address "),
+            std::string::npos)
+      << r.err;
+  EXPECT_TRUE(unwinder_knows(t, pc)) << "registered again";
+  EXPECT_EQ(state_of(t, "x"), "CHECKED");
+  EXPECT_TRUE(eventually([&] { return t.ask("bgres") == "bg caught=woke up"; })) << t.ask("bgres");
+  OK({"unload", P(t), "x"});
+  EXPECT_FALSE(unwinder_knows(t, pc));
+  expect_target_throws_fine(t);
+}

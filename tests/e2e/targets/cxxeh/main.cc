@@ -15,6 +15,8 @@
  *   spin N      -> "spinning=N": N threads call parse_number("7x") in a
  *                  loop (100 us apart), counting results and exceptions
  *   spun        -> "spun ok=<results> caught=<exceptions>"
+ *   bg S        -> "bg started": a thread calls parse_number(S) once
+ *   bgres       -> "bg=<n>", "bg caught=<what()>", or "bg pending"
  *   ping -> pong; quit / EOF -> exit 0
  */
 #include <unistd.h>
@@ -24,6 +26,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <mutex>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -52,6 +55,20 @@ static void spin() {
     }
     usleep(100);
   }
+}
+
+static std::mutex bg_mutex;
+static std::string bg_result = "pending";
+
+static void background(std::string s) {
+  std::string r;
+  try {
+    r = std::to_string(parse_number(s.c_str()));
+  } catch (const std::exception &e) {
+    r = std::string("caught=") + e.what();
+  }
+  std::lock_guard<std::mutex> lock(bg_mutex);
+  bg_result = r;
 }
 
 static int handle_line(const char *line) {
@@ -97,6 +114,15 @@ static int handle_line(const char *line) {
       in >> n;
       for (int i = 0; i < n; i++) std::thread(spin).detach();
       std::printf("spinning=%d\n", n);
+    } else if (cmd == "bg") {
+      std::string s;
+      in >> s;
+      std::thread(background, s).detach();
+      std::printf("bg started\n");
+    } else if (cmd == "bgres") {
+      std::lock_guard<std::mutex> lock(bg_mutex);
+      std::printf("bg%s%s\n", bg_result == "pending" ? " " : (bg_result.rfind("caught=", 0) == 0 ? " " : "="),
+                  bg_result.c_str());
     } else if (cmd == "spun") {
       std::printf("spun ok=%ld caught=%ld\n", spun_ok.load(), spun_caught.load());
     } else if (cmd == "selftest") {
