@@ -93,9 +93,11 @@ Result<TargetSymbol> ProcessResolver::resolve_symbol(std::string_view name) {
 }
 
 // A weak definition of the payload that the program has as well: the
-// target object's, else the first other object's in link-map order. An
-// indirect function or a TLS symbol is not an address to use: the payload
-// keeps its copy.
+// target object's global, weak or unique symbol of that name (hidden ones
+// included: a program built with -fvisibility=hidden keeps its typeinfo and
+// static locals so in .symtab), else the first other object's in link-map
+// order. An indirect function or a TLS symbol is not an address to use: the
+// payload keeps its copy.
 std::optional<TargetSymbol> ProcessResolver::program_definition(std::string_view name) {
   auto pick = [&](const MappedObject& o) -> std::optional<TargetSymbol> {
     auto os = o.symbols();

@@ -430,3 +430,17 @@ TEST(CxxEh, RefusedUnloadRegistersTheTableAgain) {
   EXPECT_FALSE(unwinder_knows(t, pc));
   expect_target_throws_fine(t);
 }
+
+// A program built with -fvisibility=hidden: the classes' typeinfo stay
+// weak (hidden) and the static local unique (hidden) in its .symtab; the
+// payload's default-visibility weak copies still bind to them.
+TEST(CxxEh, HiddenVisibilityTargetStillSharesTypeinfo) {
+  std::string bin = target_bin("cxxeh_hidden");
+  std::string lp = build("cxxeh_types.cc", bin, "cxxeh_types_hidden.lp");
+  Target t(bin);
+  OK({"load", P(t), lp});
+  expect_answers(t, {{"shape c 2", "shape=circle r=2 same-typeinfo"},
+                     {"shape s 3", "shape=square side=3 same-typeinfo"},
+                     {"hits", "hits=2"},
+                     {"words a b", "words=b|a|end n=3"}});
+}
