@@ -49,12 +49,28 @@ Result<bool> ask(ThreadGroup& group, pid_t tid, const Process& proc, const Unwin
   return b.holds(fde);
 }
 
+// Whether the object's string tables name the unwinder's lookup at all: a
+// scan of two sections, where loading its symbols (libc's, say) costs
+// milliseconds.
+bool may_define_unwinder(const ElfFile& elf) {
+  static constexpr std::string_view kName("_Unwind_Find_FDE\0", 17);
+  for (std::string_view sec : {".dynstr", ".strtab"}) {
+    auto i = elf.find_section(sec);
+    if (!i) continue;
+    ByteView d = elf.section_data(*i);
+    std::string_view text(reinterpret_cast<const char*>(d.data()), d.size());
+    if (text.find(kName) != std::string_view::npos) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 std::vector<Unwinder> find_unwinders(const std::vector<MappedObject>& objs) {
   std::vector<Unwinder> out;
   for (const auto& o : objs) {
     if (out.size() == kUnwindBlockObjects) break;
+    if (!o.elf || !may_define_unwinder(*o.elf)) continue;
     auto os = o.symbols();
     if (!os) continue;
     auto find = (*os)->lookup("_Unwind_Find_FDE");
