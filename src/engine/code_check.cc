@@ -12,6 +12,7 @@
 #include "arch/x86_64.h"
 #include "engine/call_sites.h"
 #include "engine/instrument.h"
+#include "payload/eh_frame.h"
 
 namespace hs {
 namespace {
@@ -335,7 +336,13 @@ Status check_unreferenced(const RegistryState& state, const PayloadRecord& p, st
     if (!bytes)
       return std::unexpected(std::move(
           bytes.error().context(fmt::format("PID {}: cannot unload '{}': reading {}", pid, p.name, a.owner))));
+    // A payload's unwind block (payload/eh_frame.h) holds the unwinder's
+    // object for its table, linked into libgcc's list: its link may point at
+    // this payload's object until this one's table is deregistered.
+    const bool unwind_block = bytes->size() >= kUnwindBlockSize &&
+                              std::equal(kUnwindBlockMagic.begin(), kUnwindBlockMagic.end(), bytes->begin());
     for (size_t off = 0; off + 8 <= bytes->size(); off += 8) {
+      if (unwind_block && off >= kUnwindBlockObjectOff && off < kUnwindBlockSize) continue;
       const u64 v = load_le<u64>(bytes->data() + off);
       if (range.contains(RemoteAddr(v)))
         return refuse(fmt::format("the {} at {:#x} of {}", a.what, a.addr + off, a.owner), v);

@@ -36,6 +36,7 @@
 
 #include "engine/instrument.h"
 #include "engine/session.h"
+#include "engine/unwind_frames.h"
 #include "process/remote_call.h"
 #include "process/remote_syscall.h"
 
@@ -214,8 +215,12 @@ Status Session::run_load_hooks(PayloadRecord rec, pid_t tid) {
     const Error e = r.error();
     if (e.kind() == ErrorKind::TargetGone) return std::unexpected(e);
     const Journal j = *state_.journal;
+    const std::optional<RemoteAddr> block = unwind_block_of(*HS_TRY(need(name)));
     std::erase_if(state_.payloads, [&](const PayloadRecord& q) { return q.name == name; });
     if (committed) HS_CHECK(commit());
+    // The unwinder forgets the table before the memory goes (a failure
+    // leaves the mapping to the repair, which asks again).
+    if (block) HS_CHECK(settle_frames(*group_, tid, *proc_, *HS_TRY(objects()), *block, false, name));
     TracedThread* t = group_->find(tid);
     if (!t) return fail(ErrorKind::TargetGone, "process {} exited during the operation", proc_->pid());
     {

@@ -16,6 +16,7 @@
 #include "engine/ifunc.h"
 #include "engine/placement.h"
 #include "engine/plan.h"
+#include "engine/unwind_frames.h"
 #include "payload/descriptor.h"
 #include "payload/payload.h"
 #include "process/named_memfd.h"
@@ -455,6 +456,18 @@ Result<RecoveryReport> recover(pid_t pid, const RecoverOptions& opts) {
     }
     HS_CHECK(group.resume_all());
   }
+
+  // Every payload that stays is known to the unwinder (unwind_frames.h):
+  // whatever left the registry in pieces may have left that half-done too.
+  for (const Found& f : found)
+    if (auto block = unwind_block_of(f.out.record)) {
+      auto st = settle_frames_running(group, *proc, objs, *block, true, f.out.record.name);
+      if (!st)
+        report.notes.push_back(fmt::format("warning: {}", st.error().message()));
+      else if (*st == FrameChange::Registered)
+        report.notes.push_back(fmt::format("payload '{}': its unwind table was not known to the unwinder; registered it",
+                                           f.out.record.name));
+    }
 
   // A fresh registry, and no other.
   if (!old_registries.empty()) {

@@ -9,6 +9,7 @@
 #include "engine/code_check.h"
 #include "engine/repair.h"
 #include "engine/session.h"
+#include "engine/unwind_frames.h"
 #include "process/remote_syscall.h"
 
 namespace hs {
@@ -46,6 +47,9 @@ Status Session::repair() {
     gone.base = plan->unmap->begin.value();
     gone.size = plan->unmap->size();
     HS_CHECK(check_unreferenced(state_, gone, got_areas(*HS_TRY(objects())), memory_of(*proc_), proc_->pid()));
+    // The unwinder must not know a table whose memory goes (unwind_frames.h).
+    if (auto block = unwind_block_in(*maps, *plan->unmap))
+      HS_CHECK(settle_frames_running(*group_, *proc_, *HS_TRY(objects()), *block, false, j.payload));
     TracedThread* t = HS_TRY(group_->stop_one());
     {
       auto rs = HS_TRY(RemoteSyscalls::create(*group_, *t, *proc_));
@@ -54,6 +58,16 @@ Status Session::repair() {
     }
     HS_CHECK(group_->resume_all());
   }
+  // A payload that stays (an upload completed, an unload rolled back) is
+  // known to the unwinder again, whatever step the tool died at.
+  if (!plan->unmap && !plan->drop_payload && (j.op == JournalOp::Upload || j.op == JournalOp::Unload))
+    if (const PayloadRecord* p = state_.find(j.payload))
+      if (auto block = unwind_block_of(*p)) {
+        auto objs = objects();
+        auto st = objs ? settle_frames_running(*group_, *proc_, **objs, *block, true, p->name)
+                       : Result<FrameChange>(std::unexpected(objs.error()));
+        if (!st) notes_.push_back(fmt::format("warning: {}", st.error().message()));
+      }
   if (plan->drop_payload) {
     const std::string name = j.payload;
     if (const PayloadRecord* p = state_.find(name)) forget_patches_of(state_, *p);

@@ -62,4 +62,25 @@ Result<TargetSymbol> ProcessResolver::resolve_symbol(std::string_view name) {
   return fail(ErrorKind::BadTarget, "unresolved symbol '{}'", name);
 }
 
+// A weak definition of the payload that the program has as well: the
+// target object's global, weak or unique symbol of that name (hidden ones
+// included: a program built with -fvisibility=hidden keeps its typeinfo and
+// static locals so in .symtab), else the first other object's in link-map
+// order. An indirect function or a TLS symbol is not an address to use: the
+// payload keeps its copy.
+std::optional<TargetSymbol> ProcessResolver::program_definition(std::string_view name) {
+  auto pick = [&](const MappedObject& o) -> std::optional<TargetSymbol> {
+    auto os = o.symbols();
+    if (!os) return std::nullopt;
+    auto s = (*os)->lookup_global(name);
+    if (!s || s->type == STT_GNU_IFUNC || s->type == STT_TLS) return std::nullopt;
+    return s;
+  };
+  if (auto s = pick(target_)) return s;
+  for (const auto& o : objs_)
+    if (&o != &target_)
+      if (auto s = pick(o)) return s;
+  return std::nullopt;
+}
+
 }  // namespace hs

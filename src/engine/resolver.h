@@ -31,6 +31,7 @@ class ProcessResolver final : public SymbolResolver {
 
   Result<TargetSymbol> resolve_function(std::string_view name) override;
   Result<TargetSymbol> resolve_symbol(std::string_view name) override;
+  std::optional<TargetSymbol> program_definition(std::string_view name) override;
 
  private:
   const MappedObject& target_;

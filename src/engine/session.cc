@@ -19,6 +19,7 @@
 #include "process/named_memfd.h"
 #include "engine/resolver.h"
 #include "engine/shadow_runtime.h"
+#include "engine/unwind_frames.h"
 #include "payload/loader.h"
 #include "payload/payload.h"
 #include "process/remote_syscall.h"
@@ -184,6 +185,24 @@ Status Session::upload(std::string_view name, const std::string& file) {
     auto st = rs.mprotect(linked.base + static_cast<i64>(r.offset), r.size, r.prot);
     if (!st) return unmap_and_fail(std::move(st.error()));
   }
+  // The unwinder learns the payload's table before any of its code runs
+  // (engine/unwind_frames.h); if that fails, it must not know it when the
+  // memory goes, so an unmap waits for a repair that can make sure.
+  if (linked.unwind_block_offset != 0) {
+    const RemoteAddr block = linked.base + static_cast<i64>(linked.unwind_block_offset);
+    if (auto reg = settle_frames(*group_, t->tid, *proc_, objs, block, true, name); !reg) {
+      if (auto undo = settle_frames(*group_, t->tid, *proc_, objs, block, false, name); !undo) {
+        (void)rs.finish();
+        (void)group_->resume_all();
+        return std::unexpected(std::move(reg.error()).consequence(
+            fmt::format("{}; the image stays mapped until the next hotsplice run on PID {} repairs it",
+                        undo.error().message(), proc_->pid())));
+      }
+      return unmap_and_fail(std::move(reg.error()).consequence("upload rolled back"));
+    }
+  }
+  timer.mark("unwind");
+  HS_FAULT_POINT("upload:unwind-registered");
   HS_CHECK(rs.finish());
   const bool load_hooks = !rec.hooks_of("load").empty();
   if (load_hooks) HS_CHECK(run_load_hooks(rec, t->tid));  // commits the record
@@ -307,15 +326,34 @@ Status Session::unload(std::string_view name) {
   HS_FAULT_POINT("unload:journaled");
   HS_CHECK(run_unload_hooks(name));
   p = HS_TRY(need(name));
+  // The unwinder forgets the payload's table before its memory goes, with
+  // the process running (engine/unwind_frames.h); it learns it again if the
+  // unload fails after this.
+  const std::optional<RemoteAddr> block = unwind_block_of(*p);
+  const auto& objs = *HS_TRY(objects());
+  auto reregister = [&](Error e) -> Status {
+    if (block)
+      if (auto st = settle_frames_running(*group_, *proc_, objs, *block, true, name); !st)
+        e.consequence(fmt::format("and it stays unknown to the unwinder: {}", st.error().message()));
+    return std::unexpected(std::move(e));
+  };
+  if (block) {
+    if (auto st = settle_frames_running(*group_, *proc_, objs, *block, false, name); !st) {
+      state_.journal.reset();
+      (void)commit();
+      return reregister(std::move(st.error()).consequence("the payload stays loaded"));
+    }
+    HS_FAULT_POINT("unload:unwind-deregistered");
+  }
 
   std::vector<GuardedRange> guards{{p->range(), fmt::format("payload '{}'", name)}};
   PhaseTimer timer("unload");
-  HS_CHECK(enter_stop_window(JournalOp::Unload, name, guards, timer));
+  if (auto st = enter_stop_window(JournalOp::Unload, name, guards, timer); !st) return reregister(st.error());
   if (auto st = check_unreferenced(state_, *p, gots, memory_of(*proc_), proc_->pid()); !st) {
     state_.journal.reset();
     (void)commit();
     (void)group_->resume_all();
-    return st;
+    return reregister(st.error());
   }
   TracedThread* t = nullptr;
   for (auto& th : group_->threads())

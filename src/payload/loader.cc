@@ -5,7 +5,9 @@
 //   2. layout   text | rodata | data, each starting on a page; sections in
 //               index order with their alignment; veneers end the text
 //               region; the image descriptor (descriptor.h) opens the
-//               rodata region and the GOT ends it
+//               rodata region and the GOT ends it; .eh_frame is followed
+//               by a zero terminator and the unwind block (eh_frame.h)
+//               opens the data region
 //   3. copy     section bytes into the image (NOBITS stay zero)
 //   4. resolve  symbol values: payload symbols from the layout, undefined
 //               ones through the SymbolResolver (weak ones may stay 0)
@@ -13,7 +15,8 @@
 //   6. fill     GOT slots and veneers
 //   7. model    livepatch_funcs (old_addr resolved and written back into the
 //               image), hooks (read from the relocated image), exports,
-//               and the image descriptor written
+//               the relocated .eh_frame checked (eh_frame.h), and the
+//               image descriptor and unwind block written
 //
 // Passes 1-2 are all image_size() needs, so it and link_payload() agree on
 // the size by construction.
@@ -25,9 +28,11 @@
 #include <array>
 #include <map>
 #include <optional>
+#include <set>
 
 #include "arch/x86_64.h"
 #include "payload/descriptor.h"
+#include "payload/eh_frame.h"
 
 namespace hs {
 namespace {
@@ -67,6 +72,8 @@ struct Layout {
   std::map<u32, u64> got_slot;              // symbol index -> slot offset from the GOT
   std::map<u32, u64> veneer_off;            // symbol index -> veneer offset from the base
   u64 desc_off = 0, desc_size = 0;          // the image descriptor (payload/descriptor.h)
+  size_t eh_index = 0;                      // a loaded, non-empty .eh_frame (0: none)
+  u64 unwind_off = 0;                       // its unwind block (payload/eh_frame.h), 0: none
   u64 size = 0;
 };
 
@@ -115,6 +122,9 @@ Status scan_relocations(const ElfFile& elf, Layout& lay) {
 Status place_sections(const ElfFile& elf, Layout& lay) {
   const auto& shdrs = elf.sections();
   lay.sec_off.assign(shdrs.size(), std::nullopt);
+  if (auto eh = elf.find_section(".eh_frame"); eh && (shdrs[*eh].sh_flags & SHF_ALLOC) &&
+                                               shdrs[*eh].sh_type != SHT_NOBITS && shdrs[*eh].sh_size != 0)
+    lay.eh_index = *eh;
   u64 cursor = 0;
   for (size_t kind = 0; kind < kRegionCount; ++kind) {
     u64 start = cursor, off = cursor;
@@ -129,6 +139,9 @@ Status place_sections(const ElfFile& elf, Layout& lay) {
 
     // The image descriptor opens the read-only region (so there always is one).
     if (kind == kRodata) lay.desc_off = HS_TRY(grow(8, lay.desc_size, "image descriptor"));
+    // The unwind block opens the data region (so the engine finds it there).
+    if (kind == kData && lay.eh_index != 0)
+      lay.unwind_off = HS_TRY(grow(kUnwindBlockAlign, kUnwindBlockSize, "unwind block"));
     for (size_t i = 1; i < shdrs.size(); ++i) {
       const Elf64_Shdr& sh = shdrs[i];
       if (!(sh.sh_flags & SHF_ALLOC) || region_of(elf, i) != kind) continue;
@@ -143,6 +156,8 @@ Status place_sections(const ElfFile& elf, Layout& lay) {
         return fail(ErrorKind::BadPayload, "{}: sh_addralign {:#x} is larger than the page size ({:#x})", what, align,
                     kPageSize);
       lay.sec_off[i] = HS_TRY(grow(align, sh.sh_size, what));
+      // `ld -r` leaves .eh_frame without the zero word that ends it.
+      if (i == lay.eh_index) (void)HS_TRY(grow(1, kEhFrameTerminatorSize, what));
     }
     if (kind == kText) {
       for (auto& [si, at] : lay.veneer_off) at = HS_TRY(grow(X86_64::veneer_align, x86_64::kVeneerSize, "veneers"));
@@ -188,7 +203,10 @@ class Linker {
  public:
   Linker(const Payload& p, Layout lay, RemoteAddr base, SymbolResolver& resolver)
       : p_(p), elf_(p.elf), lay_(std::move(lay)), base_(base.value()), resolver_(resolver),
-        cache_(lay_.syms.size()) {}
+        cache_(lay_.syms.size()) {
+    for (const FuncSpec& f : p_.funcs)
+      if (f.new_ref) replacements_.insert(f.new_ref->sym_index);
+  }
 
   Result<LinkedPayload> run() {
     out_.base = RemoteAddr(base_);
@@ -205,6 +223,7 @@ class Linker {
       out_.eh_frame_offset = *off;
       out_.eh_frame_size = elf_.sections()[eh].sh_size;
     }
+    HS_CHECK(write_unwind_block());
     HS_CHECK(write_descriptor());
     return std::move(out_);
   }
@@ -267,6 +286,16 @@ class Linker {
     if (sym.type() == STT_GNU_IFUNC)
       return fail(ErrorKind::BadPayload, "symbol '{}' is an indirect function (STT_GNU_IFUNC), which is not supported",
                   name);
+    // A weak or unique definition the program has too (C++: inline
+    // functions, template instances, typeinfo, vtables, static locals of
+    // inline functions) is the program's, as the dynamic linker would bind
+    // it: one static local, one typeinfo object. A replacement stays the
+    // payload's own.
+    if (!sym.name.empty() && (sym.bind() == STB_WEAK || sym.bind() == STB_GNU_UNIQUE) &&
+        ELF64_ST_VISIBILITY(sym.st_other) == STV_DEFAULT && (sym.type() == STT_FUNC || sym.type() == STT_OBJECT) &&
+        !sym.name.starts_with("hotsplice_") && !replacements_.contains(si))
+      if (std::optional<TargetSymbol> ts = resolver_.program_definition(sym.name))
+        return SymValue{ts->addr.value(), ts->size};
     return SymValue{base_ + *lay_.sec_off[sym.st_shndx] + sym.st_value, sym.st_size};
   }
 
@@ -418,6 +447,18 @@ class Linker {
     h.postrevert = single_hook(".livepatch.hooks.postrevert");
   }
 
+  // The relocated .eh_frame must be a table the target's unwinder can
+  // read; if it has an FDE, the unwind block says where it is.
+  Status write_unwind_block() {
+    if (lay_.unwind_off == 0 || out_.eh_frame_size == 0) return {};
+    EhFrameSummary sum = HS_TRY(check_eh_frame(out_.image, base_, out_.eh_frame_offset, out_.eh_frame_size));
+    if (sum.probe_pc == 0) return {};
+    Bytes b = encode_unwind_block({base_ + out_.eh_frame_offset, out_.eh_frame_size, sum.probe_pc});
+    std::copy(b.begin(), b.end(), out_.image.begin() + static_cast<std::ptrdiff_t>(lay_.unwind_off));
+    out_.unwind_block_offset = lay_.unwind_off;
+    return {};
+  }
+
   // The image descriptor: where the relocated function entries, hooks,
   // .eh_frame and .modinfo are, and the build-ids (payload/descriptor.h).
   Status write_descriptor() {
@@ -441,13 +482,16 @@ class Linker {
   }
 
   // Global definitions, for payloads loaded later; hotsplice's own
-  // (hotsplice_*) stay private.
+  // (hotsplice_*) stay private, and weak ones bound to the program's copy
+  // are the program's.
   void collect_exports() {
     for (const ElfSymbol& s : lay_.syms) {
       if (s.bind() != STB_GLOBAL && s.bind() != STB_WEAK) continue;
       if (!s.defined() || s.name.empty() || s.name.starts_with("hotsplice_")) continue;
       if (s.type() == STT_SECTION || s.type() == STT_FILE || s.st_shndx == SHN_COMMON) continue;
-      if (auto sv = symbol_value(s.index)) out_.exports.emplace_back(std::string(s.name), RemoteAddr(sv->S));
+      // A weak definition bound to the program's copy is not the payload's.
+      if (auto sv = symbol_value(s.index); sv && sv->S >= base_ && sv->S - base_ < lay_.size)
+        out_.exports.emplace_back(std::string(s.name), RemoteAddr(sv->S));
     }
   }
 
@@ -457,6 +501,7 @@ class Linker {
   u64 base_;
   SymbolResolver& resolver_;
   std::vector<std::optional<SymValue>> cache_;
+  std::set<u32> replacements_;  // symbols some livepatch_func's new_addr names
   LinkedPayload out_;
 };
 

@@ -27,6 +27,14 @@ class SymbolResolver {
   virtual Result<TargetSymbol> resolve_symbol(std::string_view name) = 0;
   // The function a livepatch_func names, looked up in the target object only.
   virtual Result<TargetSymbol> resolve_function(std::string_view name) = 0;
+  // The program's own definition (global, weak or unique; in the target
+  // object, else the other objects in link-map order; never another
+  // payload's) of a name the payload defines weakly, which the payload then
+  // uses instead of its copy; nullopt: keep the copy.
+  virtual std::optional<TargetSymbol> program_definition(std::string_view name) {
+    (void)name;
+    return std::nullopt;
+  }
 };
 
 struct ImageRegion {
@@ -66,6 +74,9 @@ struct LinkedPayload {
   u64 eh_frame_offset = 0, eh_frame_size = 0;
   // The image descriptor (payload/descriptor.h), at the start of the R region.
   u64 descriptor_offset = 0;
+  // The unwind block (payload/eh_frame.h) at the start of the RW region,
+  // written when .eh_frame has an FDE to register (0: none).
+  u64 unwind_block_offset = 0;
 };
 
 // Total bytes the payload needs (page multiple), including the GOT slots and

@@ -24,6 +24,7 @@
 
 #include "arch/x86_64.h"
 #include "payload/descriptor.h"
+#include "payload/eh_frame.h"
 #include "payload/loader.h"
 #include "payload/payload.h"
 #include "support/sample_payload.h"
@@ -1166,13 +1167,15 @@ LT_FUNC(f0, "hs_lt_hello", fixed_hello, 0x10, 0);
 }
 
 TEST_F(LoaderTest, RegionsFollowTheSections) {
-  // Code only, with no data: one RX region plus the read-only livepatch
-  // sections; no RW region.
+  // Code only, with no data and no unwind table: one RX region plus the
+  // read-only livepatch sections; no RW region.
   auto p = payload(R"(
 int fixed_hello(void) { return 2; }
 LT_FUNC(f0, "hs_lt_hello", fixed_hello, 0x10, 0);
-)");
+)",
+                   "-fno-asynchronous-unwind-tables -fno-exceptions");
   ASSERT_TRUE(p);
+  ASSERT_FALSE(p->elf.find_section(".eh_frame"));
   auto size = image_size(*p);
   ASSERT_TRUE(size);
   EXPECT_EQ(*size, 2 * kPage);
@@ -1183,6 +1186,7 @@ LT_FUNC(f0, "hs_lt_hello", fixed_hello, 0x10, 0);
   EXPECT_EQ(lp->regions[1].prot, PROT_READ);
   EXPECT_EQ(lp->funcs_addr.value() & ~(kPage - 1), lp->base.value() + kPage);
   EXPECT_EQ(lp->funcs.at(0).new_addr, lp->base);  // .text is empty, .text.fixed_hello first
+  EXPECT_EQ(lp->unwind_block_offset, 0u);
   // Misaligned base is a caller bug.
   auto bad = link_payload(*p, RemoteAddr((u64{32} << 40) + 8), resolver);
   ASSERT_FALSE(bad);
@@ -1192,6 +1196,33 @@ LT_FUNC(f0, "hs_lt_hello", fixed_hello, 0x10, 0);
 // The image descriptor (payload/descriptor.h) opens the read-only region and
 // says where the relocated function entries, .eh_frame and .modinfo are,
 // with the build-ids: what `hotsplice recover` reads back from a target.
+// The same code with gcc's default unwind table: .eh_frame (zero-terminated
+// in the image) in the read-only region, and an RW region that opens with
+// the unwind block naming it (payload/eh_frame.h).
+TEST_F(LoaderTest, EhFrameGetsATerminatorAndAnUnwindBlock) {
+  auto p = payload(R"(
+int fixed_hello(void) { return 2; }
+LT_FUNC(f0, "hs_lt_hello", fixed_hello, 0x10, 0);
+)");
+  ASSERT_TRUE(p);
+  ASSERT_TRUE(p->elf.find_section(".eh_frame"));
+  auto size = image_size(*p);
+  ASSERT_TRUE(size);
+  EXPECT_EQ(*size, 3 * kPage);
+  auto lp = link_payload(*p, RemoteAddr(u64{32} << 40), resolver);
+  ASSERT_TRUE(lp) << lp.error().message();
+  ASSERT_EQ(lp->regions.size(), 3u);
+  EXPECT_EQ(lp->regions[2].prot, PROT_READ | PROT_WRITE);
+  ASSERT_EQ(lp->unwind_block_offset, lp->regions[2].offset);
+  ASSERT_NE(lp->eh_frame_size, 0u);
+  EXPECT_EQ(load_le<u32>(lp->image.data() + lp->eh_frame_offset + lp->eh_frame_size), 0u) << "terminator";
+  auto block = decode_unwind_block(ByteView(lp->image).subspan(lp->unwind_block_offset, kUnwindBlockSize));
+  ASSERT_TRUE(block);
+  EXPECT_EQ(block->eh_frame, lp->base.value() + lp->eh_frame_offset);
+  EXPECT_EQ(block->eh_size, lp->eh_frame_size);
+  EXPECT_EQ(block->probe_pc, lp->funcs.at(0).new_addr.value()) << "the only FDE is fixed_hello's";
+}
+
 TEST_F(LoaderTest, ImageDescriptorOpensTheReadOnlyRegion) {
   auto p = payload(kMainPatch);
   ASSERT_TRUE(p);
