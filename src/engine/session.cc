@@ -17,6 +17,7 @@
 #include "engine/record.h"
 #include "process/named_memfd.h"
 #include "engine/resolver.h"
+#include "engine/tls.h"
 #include "payload/loader.h"
 #include "payload/payload.h"
 #include "process/remote_syscall.h"
@@ -97,7 +98,8 @@ Status Session::upload(std::string_view name, const std::string& file) {
   // Link before touching the target: every bad symbol or relocation is
   // found while the process is still untouched.
   u64 size = HS_TRY_CTX(image_size(payload), file);
-  ProcessResolver resolver(*obj, objs, state_);
+  ProcessResolver symbols(*obj, objs, state_);
+  TlsResolver resolver(symbols, *group_, *proc_, objs);  // thread-local symbols: asked of the process
   LinkedPayload linked;
   PayloadRecord rec;
   auto link_somewhere = [&]() -> Status {

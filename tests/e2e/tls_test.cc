@@ -1,0 +1,125 @@
+// Tls.*: payload code reading and writing the target's thread-local
+// variables (issue 10, TLS). The tls_threads target has 4 workers, each with
+// its own tls_counter (the program's __thread variable) and its own lib_ie /
+// lib_gd (libtlsvars.so's, initial-exec and general-dynamic); every round
+// each worker bumps all three and reports them. A payload that got a module
+// ID or a thread-pointer offset wrong would change another thread's copy,
+// the main thread's, or crash the target; each test checks every worker's
+// numbers exactly, and that the main thread's copy stays untouched.
+#include <elf.h>
+
+#include <filesystem>
+#include <string>
+
+#include "e2e/harness.h"
+#include "payload/payload.h"
+#include "arch/x86_64.h"
+
+namespace hs::e2e {
+namespace {
+
+std::string round_line(int c, int ie, int gd) {
+  // Worker k (1..4): tls_counter = 100k + c, lib_ie = 1000k + ie, lib_gd = 10000k + gd.
+  std::string s;
+  for (int k = 1; k <= 4; k++)
+    s += fmt::format("{}{},{},{}", k > 1 ? " " : "", 100 * k + c, 1000 * k + ie, 10000 * k + gd);
+  return s;
+}
+
+TEST(Tls, ProgramVariableThroughGeneralDynamicIsPerThread) {
+  std::string lp = build("tls_bump_gd.c", target_bin("tls_threads"), "tls_bump_gd.lp");
+  Target t(target_bin("tls_threads"));
+  EXPECT_EQ(t.ask("round"), round_line(1, 1, 1));
+  OK({"load", P(t), lp});
+  EXPECT_EQ(t.ask("round"), round_line(11, 2, 2)) << "each worker adds 10 to its own tls_counter";
+  EXPECT_EQ(t.ask("round"), round_line(21, 3, 3));
+  EXPECT_EQ(t.ask("mine"), "main=0") << "the main thread's copy is its own";
+  OK({"revert", P(t), "tls_bump_gd"});
+  EXPECT_EQ(t.ask("round"), round_line(22, 4, 4));
+  OK({"unload", P(t), "tls_bump_gd"});
+  EXPECT_EQ(t.ask("round"), round_line(23, 5, 5));
+}
+
+TEST(Tls, ProgramVariableThroughLocalExecIsPerThread) {
+  std::string lp = build("tls_bump_le.c", target_bin("tls_threads"), "tls_bump_le.lp");
+  Target t(target_bin("tls_threads"));
+  EXPECT_EQ(t.ask("round"), round_line(1, 1, 1));
+  OK({"load", P(t), lp});
+  EXPECT_EQ(t.ask("round"), round_line(101, 2, 2));
+  EXPECT_EQ(t.ask("round"), round_line(201, 3, 3));
+  EXPECT_EQ(t.ask("mine"), "main=0");
+}
+
+TEST(Tls, LibraryVariablesThroughInitialExecAndGeneralDynamicArePerThread) {
+  std::string lp = build("tls_lib_v2.c", target_bin("libtlsvars.so"), "tls_lib_v2.lp");
+  Target t(target_bin("tls_threads"));
+  EXPECT_EQ(t.ask("round"), round_line(1, 1, 1));
+  OK({"load", P(t), lp});
+  EXPECT_EQ(t.ask("round"), round_line(2, 8, 10)) << "lib_ie += 7 (initial exec), lib_gd += 9 (general dynamic)";
+  EXPECT_EQ(t.ask("round"), round_line(3, 15, 19));
+  nlohmann::json l = list_json(t);
+  EXPECT_NE(l["payloads"][0]["object"].get<std::string>().find("libtlsvars.so"), std::string::npos);
+  OK({"revert", P(t), "tls_lib_v2"});
+  EXPECT_EQ(t.ask("round"), round_line(4, 16, 20));
+}
+
+TEST(Tls, ProgramAndLibraryPayloadsTogether) {
+  std::string gd = build("tls_bump_gd.c", target_bin("tls_threads"), "tls_bump_gd.lp");
+  std::string lib = build("tls_lib_v2.c", target_bin("libtlsvars.so"), "tls_lib_v2.lp");
+  Target t(target_bin("tls_threads"));
+  OK({"load", P(t), gd});
+  OK({"load", P(t), lib});
+  EXPECT_EQ(t.ask("round"), round_line(10, 7, 9));
+  EXPECT_EQ(t.ask("round"), round_line(20, 14, 18));
+  EXPECT_EQ(t.ask("mine"), "main=0");
+}
+
+TEST(Tls, PayloadDefiningThreadLocalVariablesIsRefused) {
+  std::string out = work_file("tls_new_var.lp");
+  HsRun r = hotsplice({"build", patch_src("tls_new_var.c"), "--target", target_bin("tls_threads"), "-o", out});
+  EXPECT_EQ(r.code, 1) << r.err;
+  const std::string line = r.err_line();
+  const std::string kept = "hotsplice: error: the built payload does not validate (kept in ";
+  ASSERT_TRUE(line.starts_with(kept)) << line;
+  const std::string dir = line.substr(kept.size(), line.find(')') - kept.size());
+  EXPECT_EQ(line, fmt::format("{}{}): {}/payload.lp: section [index 10] '.tbss.calls_per_thread': thread-local "
+                              "sections (SHF_TLS) are not supported in a payload: a payload cannot add thread-local "
+                              "variables to a running process",
+                              kept, dir, dir));
+  if (dir.starts_with("/tmp/hotsplice-build-")) std::filesystem::remove_all(dir);
+}
+
+TEST(Tls, TlsDescriptorsAreRefusedNamingTheRelocation) {
+  std::string out = work_file("tls_lib_gnu2.lp");
+  HsRun b = hotsplice({"build", patch_src("tls_lib_v2.c"), "--target", target_bin("libtlsvars.so"), "-o", out,
+                       "--cflags", "-mtls-dialect=gnu2"});
+  ASSERT_EQ(b.code, 0) << b.err;
+  auto p = Payload::open(out);
+  ASSERT_TRUE(p) << p.error().message();
+  // Where the descriptor relocation is, for the expected message.
+  std::string where;
+  for (size_t i = 1; i < p->elf.sections().size() && where.empty(); i++) {
+    if (p->elf.sections()[i].sh_type != SHT_RELA) continue;
+    auto rels = p->elf.relocations(i);
+    ASSERT_TRUE(rels);
+    for (const Elf64_Rela& r : *rels)
+      if (ELF64_R_TYPE(r.r_info) == R_X86_64_GOTPC32_TLSDESC) {
+        where = fmt::format("{}: unsupported relocation R_X86_64_GOTPC32_TLSDESC (type 0x22) at offset {:#x}",
+                            p->elf.describe_section(i), r.r_offset);
+        break;
+      }
+  }
+  ASSERT_FALSE(where.empty()) << "gcc emitted no TLS descriptor";
+  Target t(target_bin("tls_threads"));
+  HsRun r = hotsplice({"load", P(t), out});
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_NE(r.err_line().find(where), std::string::npos) << r.err_line();
+  EXPECT_TRUE(r.err_line().ends_with(": TLS descriptors (-mtls-dialect=gnu2) are not supported; build the patch "
+                                     "with -mtls-dialect=gnu"))
+      << r.err_line();
+  expect_absent(t, "tls_lib_gnu2");
+  EXPECT_EQ(t.ask("round"), round_line(1, 1, 1));
+}
+
+}  // namespace
+}  // namespace hs::e2e
