@@ -74,6 +74,32 @@ TEST(Tls, ProgramAndLibraryPayloadsTogether) {
   EXPECT_EQ(t.ask("mine"), "main=0");
 }
 
+// A dlopen'd library's TLS is dynamic: each thread's block is allocated on
+// first use, anywhere. General-dynamic code reaches it (the payload calls
+// __tls_get_addr as the library does); initial-exec code cannot, and is
+// refused before the target changes.
+TEST(Tls, DlopenedLibraryInDynamicTlsTakesGeneralDynamicOnly) {
+  const std::string lib = target_bin("libtlsdyn.so");
+  std::string gd = build("tls_dyn_gd.c", lib, "tls_dyn_gd.lp");
+  std::string ie = build("tls_dyn_ie.c", lib, "tls_dyn_ie.lp");
+  Target t(target_bin("tls_threads"));
+  EXPECT_EQ(t.ask("dlopen " + lib), "dlopened");
+  EXPECT_EQ(t.ask("dynround"), "1 2 3 4");
+  HsRun r = hotsplice({"load", P(t), ie});
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_TRUE(r.err_line().starts_with("hotsplice: error: " + ie + ": section [index ")) << r.err_line();
+  EXPECT_TRUE(r.err_line().ends_with(fmt::format(
+      "against 'dyn_var': 'dyn_var' in {} is in dynamic TLS (its block is not at a fixed offset from the thread "
+      "pointer), which initial-exec access cannot reach; build the patch with -ftls-model=global-dynamic",
+      lib)))
+      << r.err_line();
+  expect_absent(t, "tls_dyn_ie");
+  EXPECT_EQ(t.ask("dynround"), "2 4 6 8");
+  OK({"load", P(t), gd});
+  EXPECT_EQ(t.ask("dynround"), "12 24 36 48") << "worker k adds 10k to its own dyn_var";
+  EXPECT_EQ(t.ask("round"), round_line(1, 1, 1)) << "the other variables are untouched";
+}
+
 TEST(Tls, PayloadDefiningThreadLocalVariablesIsRefused) {
   std::string out = work_file("tls_new_var.lp");
   HsRun r = hotsplice({"build", patch_src("tls_new_var.c"), "--target", target_bin("tls_threads"), "-o", out});

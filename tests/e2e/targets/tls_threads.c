@@ -12,10 +12,15 @@
  *   round      -> "c1,i1,g1 c2,i2,g2 c3,i3,g3 c4,i4,g4": one round of every
  *                 worker, its bump(), lib_bump_ie(), lib_bump_gd() results
  *   mine       -> "main=<tls_counter of the main thread>" (0: never bumped)
+ *   dlopen PATH -> "dlopened" (libtlsdyn.so, whose TLS is then dynamic), or
+ *                 "error <dlerror()>"
+ *   dynround   -> "d1 d2 d3 d4": worker k calls libtlsdyn.so's dyn_bump(k)
+ *                 (dyn_var += k) and reports it
  *   ping       -> "pong"
  *   quit / EOF -> stop and join the workers, exit 0
  *   other      -> "error unknown command <line>"
  */
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -35,6 +40,9 @@ __attribute__((noipa)) int bump(void) { return tls_counter += 1; }
 static pthread_barrier_t go, done;
 static int stop;
 static int results[NWORKERS][3];
+static int (*dyn_bump)(int); /* from libtlsdyn.so, once dlopen'd */
+static int dyn_mode;         /* this round calls dyn_bump only */
+static int dyn_results[NWORKERS];
 
 static void *worker(void *arg) {
   int k = (int)(long)arg;
@@ -44,6 +52,11 @@ static void *worker(void *arg) {
   for (;;) {
     pthread_barrier_wait(&go);
     if (__atomic_load_n(&stop, __ATOMIC_ACQUIRE)) break;
+    if (dyn_mode) {
+      dyn_results[k] = dyn_bump(k + 1);
+      pthread_barrier_wait(&done);
+      continue;
+    }
     results[k][0] = bump();
     results[k][1] = lib_bump_ie();
     results[k][2] = lib_bump_gd();
@@ -59,6 +72,23 @@ static int handle(const char *line) {
     for (int k = 0; k < NWORKERS; k++)
       printf("%s%d,%d,%d", k ? " " : "", results[k][0], results[k][1], results[k][2]);
     printf("\n");
+    return 1;
+  }
+  if (strncmp(line, "dlopen ", 7) == 0) {
+    void *h = dlopen(line + 7, RTLD_NOW);
+    if (h) dyn_bump = (int (*)(int))dlsym(h, "dyn_bump");
+    if (dyn_bump)
+      printf("dlopened\n");
+    else
+      printf("error %s\n", dlerror());
+    return 1;
+  }
+  if (strcmp(line, "dynround") == 0 && dyn_bump) {
+    dyn_mode = 1;
+    pthread_barrier_wait(&go);
+    pthread_barrier_wait(&done);
+    dyn_mode = 0;
+    printf("%d %d %d %d\n", dyn_results[0], dyn_results[1], dyn_results[2], dyn_results[3]);
     return 1;
   }
   if (strcmp(line, "mine") == 0) {
