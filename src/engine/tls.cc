@@ -8,6 +8,7 @@
 
 #include <chrono>
 
+#include "engine/instrument.h"
 #include "process/remote_call.h"
 
 namespace hs {
@@ -58,6 +59,7 @@ Result<TlsModule> TlsResolver::resolve_tls(std::string_view name, const TargetSy
 }
 
 Result<TlsModule> TlsResolver::query(const MappedObject& obj) {
+  PhaseTimer timer("tls");  // HOTSPLICE_TIMING=1: "hotsplice: timing tls find=... ask=..."
   const pid_t pid = proc_.pid();
   const Elf64_Phdr* tls = segment(*obj.elf, PT_TLS);
   if (!tls) return fail(ErrorKind::BadTarget, "{} has no TLS segment (PT_TLS)", obj.path);
@@ -88,6 +90,7 @@ Result<TlsModule> TlsResolver::query(const MappedObject& obj) {
                 "module of {}",
                 pid, obj.path);
 
+  timer.mark("find");
   // One thread stops; the others run on. Every way out resumes it.
   TracedThread* t = HS_TRY(group_.stop_one());
   const pid_t tid = t->tid;
@@ -118,6 +121,7 @@ Result<TlsModule> TlsResolver::query(const MappedObject& obj) {
     return fin;
   }();
   Status resumed = group_.resume_all();
+  timer.mark("ask");
   HS_CHECK_CTX(asked, fmt::format("PID {}: asking for the TLS module of {}", pid, obj.path));
   HS_CHECK(resumed);
   if (module_id == 0)
