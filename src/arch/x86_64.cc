@@ -71,10 +71,13 @@
 //   R_X86_64_TPOFF32   T + A             local exec: `mov %fs:x@tpoff, %eax`
 // IE and LE need static TLS; GD is not relaxed (the call costs a few ns and
 // is right for every module). Local dynamic (TLSLD, DTPOFF32) names the
-// payload's own TLS, which it cannot have; TLS descriptors
-// (-mtls-dialect=gnu2: GOTPC32_TLSDESC, TLSDESC_CALL) need a resolver
-// function inside ld.so that is not exported, and are refused naming the
-// option that avoids them.
+// payload's own TLS, which it cannot have. TLS descriptors
+// (-mtls-dialect=gnu2: GOTPC32_TLSDESC on `lea x@tlsdesc(%rip), %rax`,
+// TLSDESC_CALL on `call *x@tlscall(%rax)`) would need ld.so's descriptor
+// functions, which it does not export; for static TLS they are relaxed to
+// initial exec as ld does (the lea becomes `mov x@gottpoff(%rip), %rax`,
+// the call `xchg %ax, %ax`, so %rax holds the TP offset the code expects),
+// and refused for dynamic TLS.
 //
 // Instructions the engine writes. A patched function starts with
 // `jmp rel32` (e9, 5 bytes, ±2 GiB) to its replacement. Code built with
@@ -288,13 +291,15 @@ Result<RelocNeeds> scan_relocation(u32 type, u64 offset, std::string_view symbol
     case R_X86_64_TPOFF32:
       return RelocNeeds{.tls = TlsAccess::LocalExec};
     case R_X86_64_GOTPC32_TLSDESC:
+      return RelocNeeds{.got_base = true, .tls = TlsAccess::Descriptor};
     case R_X86_64_TLSDESC_CALL:
+      return RelocNeeds{.tls = TlsAccess::DescriptorCall};
     case 45:  // R_X86_64_CODE_4_GOTPC32_TLSDESC
     case 48:  // R_X86_64_CODE_5_GOTPC32_TLSDESC
     case R_X86_64_CODE_6_GOTPC32_TLSDESC:
       return fail(ErrorKind::BadPayload,
-                  "unsupported relocation {} (type {:#x}) at offset {:#x} against '{}': TLS descriptors "
-                  "(-mtls-dialect=gnu2) are not supported; build the patch with -mtls-dialect=gnu",
+                  "unsupported relocation {} (type {:#x}) at offset {:#x} against '{}': TLS descriptors in "
+                  "APX instructions are not supported; build the patch with -mtls-dialect=gnu",
                   reloc_name(type), type, offset, symbol);
     case R_X86_64_TLSLD:
     case R_X86_64_DTPOFF32:
@@ -422,7 +427,8 @@ Status apply_relocation(std::span<u8> section, const RelocInput& r) {
   if (r.offset > section.size() || size > section.size() - r.offset)
     return fail(ErrorKind::BadPayload, "{} is past the end of the section (size {:#x})",
                 describe_relocation(r.type, r.offset, r.symbol), section.size());
-  if ((needs.got_slot || needs.tls == TlsAccess::GeneralDynamic || needs.tls == TlsAccess::InitialExec) &&
+  if ((needs.got_slot || needs.tls == TlsAccess::GeneralDynamic || needs.tls == TlsAccess::InitialExec ||
+       needs.tls == TlsAccess::Descriptor) &&
       !r.has_got_slot)
     return fail(ErrorKind::Internal, "{}: no GOT slot was reserved", describe_relocation(r.type, r.offset, r.symbol));
 
@@ -482,6 +488,22 @@ Status apply_relocation(std::span<u8> section, const RelocInput& r) {
       return w.write32s(diff(G + GOT + A, P));
     case R_X86_64_TPOFF32:
       return w.write32s(static_cast<i64>(r.T + A));
+    case R_X86_64_GOTPC32_TLSDESC:
+      // lea x@tlsdesc(%rip), %rax (48 8d 05) -> mov x@gottpoff(%rip), %rax (48 8b 05)
+      if (r.offset < 3 || section[r.offset - 3] != 0x48 || section[r.offset - 2] != 0x8d ||
+          section[r.offset - 1] != 0x05)
+        return fail(ErrorKind::BadPayload, "{}: not the `lea x@tlsdesc(%rip), %rax` a TLS descriptor is loaded with",
+                    describe_relocation(r.type, r.offset, r.symbol));
+      section[r.offset - 2] = 0x8b;
+      return w.write32s(diff(G + GOT + A, P));
+    case R_X86_64_TLSDESC_CALL:
+      // call *x@tlscall(%rax) (ff 10) -> xchg %ax, %ax (66 90): %rax already holds the TP offset
+      if (section.size() - r.offset < 2 || section[r.offset] != 0xff || section[r.offset + 1] != 0x10)
+        return fail(ErrorKind::BadPayload, "{}: not the `call *x@tlscall(%rax)` of a TLS descriptor",
+                    describe_relocation(r.type, r.offset, r.symbol));
+      section[r.offset] = 0x66;
+      section[r.offset + 1] = 0x90;
+      return {};
     default:
       break;
   }

@@ -176,6 +176,8 @@ enum class TlsAccess : u8 {
   GeneralDynamic,  // R_X86_64_TLSGD: G is a 16-byte GOT pair {module ID, offset in the block}
   InitialExec,     // R_X86_64_GOTTPOFF: G is a GOT slot holding the TP offset
   LocalExec,       // R_X86_64_TPOFF32: the TP offset itself (RelocInput::T)
+  Descriptor,      // R_X86_64_GOTPC32_TLSDESC, relaxed to initial exec: G is the TP offset slot
+  DescriptorCall,  // R_X86_64_TLSDESC_CALL, relaxed away (a 2-byte NOP)
 };
 
 // What the loader must prepare before a relocation of that type is applied.
@@ -220,6 +222,11 @@ struct RelocInput {
 //   PC32 after e8 call / e9 jmp / 0f 8x jcc); otherwise a range error.
 // - GOTPCRELX / REX_GOTPCRELX on `mov foo@GOTPCREL(%rip), %reg` are relaxed
 //   to `lea foo(%rip), %reg` when S + A - P fits (psABI B.2 "Optimize GOTPCRELX").
+// - TLSGD / GOTTPOFF: G + GOT + A - P to the TLS slot(s); TPOFF32: T + A.
+// - TLS descriptors are relaxed to initial exec, as ld does: `lea
+//   x@tlsdesc(%rip), %rax` becomes `mov x@gottpoff(%rip), %rax` (G: the TP
+//   offset slot) and `call *x@tlscall(%rax)` becomes `xchg %ax, %ax`; any
+//   other instruction is an error.
 //
 // Errors (BadPayload), all starting with describe_relocation():
 //   "... : value 0x100000000 is out of range [-0x80000000, 0x7fffffff]"

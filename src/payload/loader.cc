@@ -111,7 +111,8 @@ Status scan_relocations(const ElfFile& elf, Layout& lay) {
       bool external = si != 0 && !sym.defined() && sym.name != kGotSymbol;
       if (needs.got_slot || (needs.may_branch && external)) lay.got_slot.emplace(si, 0);
       if (needs.tls == x86_64::TlsAccess::GeneralDynamic) lay.tls_gd_slot.emplace(si, 0);
-      if (needs.tls == x86_64::TlsAccess::InitialExec) lay.tls_ie_slot.emplace(si, 0);
+      if (needs.tls == x86_64::TlsAccess::InitialExec || needs.tls == x86_64::TlsAccess::Descriptor)
+        lay.tls_ie_slot.emplace(si, 0);
       if (needs.may_branch && external) lay.veneer_off.emplace(si, 0);
     }
   }
@@ -331,18 +332,33 @@ class Linker {
     }
     if (!sv.tls)
       return fail(ErrorKind::BadPayload, "{}: '{}' is not a thread-local variable of the target", what, in.symbol);
+    const bool descriptor =
+        access == x86_64::TlsAccess::Descriptor || access == x86_64::TlsAccess::DescriptorCall;
     if (access != x86_64::TlsAccess::GeneralDynamic && !sv.tls->tp_offset)
       return fail(ErrorKind::BadTarget,
                   "{}: '{}' in {} is in dynamic TLS (its block is not at a fixed offset from the thread pointer), "
-                  "which {} access cannot reach; build the patch with -ftls-model=global-dynamic",
+                  "which {} access cannot reach; build the patch with {}",
                   what, in.symbol, sv.tls->object,
-                  access == x86_64::TlsAccess::InitialExec ? "initial-exec" : "local-exec");
-    const auto& slots = access == x86_64::TlsAccess::GeneralDynamic ? lay_.tls_gd_slot : lay_.tls_ie_slot;
-    if (access != x86_64::TlsAccess::LocalExec) {
-      in.G = slots.at(si);
-      in.has_got_slot = true;
-    } else {
-      in.T = tp_offset_of(sv);
+                  descriptor                                  ? "TLS descriptor (relaxed to initial-exec)"
+                  : access == x86_64::TlsAccess::InitialExec ? "initial-exec"
+                                                              : "local-exec",
+                  descriptor ? "-mtls-dialect=gnu" : "-ftls-model=global-dynamic");
+    switch (access) {
+      case x86_64::TlsAccess::GeneralDynamic:
+        in.G = lay_.tls_gd_slot.at(si);
+        in.has_got_slot = true;
+        break;
+      case x86_64::TlsAccess::InitialExec:
+      case x86_64::TlsAccess::Descriptor:
+        in.G = lay_.tls_ie_slot.at(si);
+        in.has_got_slot = true;
+        break;
+      case x86_64::TlsAccess::LocalExec:
+        in.T = tp_offset_of(sv);
+        break;
+      case x86_64::TlsAccess::DescriptorCall:
+      case x86_64::TlsAccess::None:
+        break;
     }
     return {};
   }

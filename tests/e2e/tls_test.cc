@@ -13,7 +13,6 @@
 
 #include "e2e/harness.h"
 #include "payload/payload.h"
-#include "arch/x86_64.h"
 
 namespace hs::e2e {
 namespace {
@@ -115,36 +114,50 @@ TEST(Tls, PayloadDefiningThreadLocalVariablesIsRefused) {
   if (dir.starts_with("/tmp/hotsplice-build-")) std::filesystem::remove_all(dir);
 }
 
-TEST(Tls, TlsDescriptorsAreRefusedNamingTheRelocation) {
-  std::string out = work_file("tls_lib_gnu2.lp");
-  HsRun b = hotsplice({"build", patch_src("tls_lib_v2.c"), "--target", target_bin("libtlsvars.so"), "-o", out,
-                       "--cflags", "-mtls-dialect=gnu2"});
+// -mtls-dialect=gnu2: TLS descriptors, relaxed to initial exec, so they
+// work for static TLS (libtlsvars.so) and are refused for dynamic TLS (the
+// dlopen'd libtlsdyn.so), saying which option avoids them.
+TEST(Tls, TlsDescriptorsWorkForStaticTlsAndAreRefusedForDynamic) {
+  const std::string vars = target_bin("libtlsvars.so"), dyn = target_bin("libtlsdyn.so");
+  const std::string lib_lp = work_file("tls_lib_gnu2.lp"), dyn_lp = work_file("tls_dyn_gnu2.lp");
+  HsRun b = hotsplice({"build", patch_src("tls_lib_v2.c"), "--target", vars, "-o", lib_lp, "--cflags",
+                       "-mtls-dialect=gnu2"});
   ASSERT_EQ(b.code, 0) << b.err;
-  auto p = Payload::open(out);
-  ASSERT_TRUE(p) << p.error().message();
-  // Where the descriptor relocation is, for the expected message.
-  std::string where;
-  for (size_t i = 1; i < p->elf.sections().size() && where.empty(); i++) {
-    if (p->elf.sections()[i].sh_type != SHT_RELA) continue;
-    auto rels = p->elf.relocations(i);
-    ASSERT_TRUE(rels);
-    for (const Elf64_Rela& r : *rels)
-      if (ELF64_R_TYPE(r.r_info) == R_X86_64_GOTPC32_TLSDESC) {
-        where = fmt::format("{}: unsupported relocation R_X86_64_GOTPC32_TLSDESC (type 0x22) at offset {:#x}",
-                            p->elf.describe_section(i), r.r_offset);
-        break;
-      }
+  b = hotsplice({"build", patch_src("tls_dyn_gd.c"), "--target", dyn, "-o", dyn_lp, "--cflags", "-mtls-dialect=gnu2"});
+  ASSERT_EQ(b.code, 0) << b.err;
+  // The payloads really use descriptors.
+  for (const std::string& f : {lib_lp, dyn_lp}) {
+    auto p = Payload::open(f);
+    ASSERT_TRUE(p) << p.error().message();
+    int descriptors = 0;
+    for (size_t i = 1; i < p->elf.sections().size(); i++) {
+      if (p->elf.sections()[i].sh_type != SHT_RELA) continue;
+      auto rels = p->elf.relocations(i);
+      ASSERT_TRUE(rels);
+      for (const Elf64_Rela& r : *rels) descriptors += ELF64_R_TYPE(r.r_info) == R_X86_64_GOTPC32_TLSDESC;
+    }
+    EXPECT_GT(descriptors, 0) << f;
   }
-  ASSERT_FALSE(where.empty()) << "gcc emitted no TLS descriptor";
+
   Target t(target_bin("tls_threads"));
-  HsRun r = hotsplice({"load", P(t), out});
+  OK({"load", P(t), lib_lp});
+  EXPECT_EQ(t.ask("round"), round_line(1, 7, 9));
+  EXPECT_EQ(t.ask("round"), round_line(2, 14, 18));
+
+  EXPECT_EQ(t.ask("dlopen " + dyn), "dlopened");
+  EXPECT_EQ(t.ask("dynround"), "1 2 3 4");
+  HsRun r = hotsplice({"load", P(t), dyn_lp});
   EXPECT_EQ(r.code, 1) << r.err;
-  EXPECT_NE(r.err_line().find(where), std::string::npos) << r.err_line();
-  EXPECT_TRUE(r.err_line().ends_with(": TLS descriptors (-mtls-dialect=gnu2) are not supported; build the patch "
-                                     "with -mtls-dialect=gnu"))
+  EXPECT_TRUE(r.err_line().starts_with("hotsplice: error: " + dyn_lp + ": section [index ")) << r.err_line();
+  EXPECT_NE(r.err_line().find(": R_X86_64_GOTPC32_TLSDESC at offset 0x"), std::string::npos) << r.err_line();
+  EXPECT_TRUE(r.err_line().ends_with(fmt::format(
+      "against 'dyn_var': 'dyn_var' in {} is in dynamic TLS (its block is not at a fixed offset from the thread "
+      "pointer), which TLS descriptor (relaxed to initial-exec) access cannot reach; build the patch with "
+      "-mtls-dialect=gnu",
+      dyn)))
       << r.err_line();
-  expect_absent(t, "tls_lib_gnu2");
-  EXPECT_EQ(t.ask("round"), round_line(1, 1, 1));
+  expect_absent(t, "tls_dyn_gnu2");
+  EXPECT_EQ(t.ask("dynround"), "2 4 6 8");
 }
 
 }  // namespace

@@ -208,15 +208,12 @@ TEST(X86_64Reloc, NamesFollowThePsABI) {
 
 TEST(X86_64Reloc, UnsupportedTypesAreNamed) {
   Bytes sec(16, 0);
-  auto tls = x86_64::scan_relocation(R_X86_64_GOTPC32_TLSDESC, 4, "tv");
+  auto tls = x86_64::scan_relocation(45, 4, "tv");
   ASSERT_FALSE(tls);
   EXPECT_EQ(tls.error().kind(), ErrorKind::BadPayload);
   EXPECT_EQ(tls.error().message(),
-            "unsupported relocation R_X86_64_GOTPC32_TLSDESC (type 0x22) at offset 0x4 against 'tv': TLS descriptors "
-            "(-mtls-dialect=gnu2) are not supported; build the patch with -mtls-dialect=gnu");
-  EXPECT_EQ(apply_error(sec, reloc(R_X86_64_TLSDESC_CALL, 4, "tv", 0, 0, 0)),
-            "unsupported relocation R_X86_64_TLSDESC_CALL (type 0x23) at offset 0x4 against 'tv': TLS descriptors "
-            "(-mtls-dialect=gnu2) are not supported; build the patch with -mtls-dialect=gnu");
+            "unsupported relocation R_X86_64_CODE_4_GOTPC32_TLSDESC (type 0x2d) at offset 0x4 against 'tv': TLS "
+            "descriptors in APX instructions are not supported; build the patch with -mtls-dialect=gnu");
   EXPECT_EQ(apply_error(sec, reloc(R_X86_64_TLSLD, 4, "tv", 0, -4, 0)),
             "unsupported relocation R_X86_64_TLSLD (type 0x14) at offset 0x4 against 'tv': local-dynamic TLS refers "
             "to the payload's own thread-local variables, which a payload cannot have");
@@ -485,6 +482,32 @@ TEST(X86_64Reloc, TlsArithmetic) {
   le.T = static_cast<u64>(-(i64{1} << 32));
   EXPECT_EQ(apply_error(sec, le),
             "R_X86_64_TPOFF32 at offset 0x4 against 'tv': value -0xfffffffc is out of range [-0x80000000, 0x7fffffff]");
+
+  // TLS descriptors, relaxed to initial exec as ld does:
+  //   lea tv@tlsdesc(%rip), %rax; call *tv@tlscall(%rax)   48 8d 05 <disp32>  ff 10
+  //   mov tv@gottpoff(%rip), %rax; xchg %ax, %ax          48 8b 05 <disp32>  66 90
+  EXPECT_EQ(x86_64::scan_relocation(R_X86_64_GOTPC32_TLSDESC, 0, "tv")->tls, x86_64::TlsAccess::Descriptor);
+  EXPECT_EQ(x86_64::scan_relocation(R_X86_64_TLSDESC_CALL, 0, "tv")->tls, x86_64::TlsAccess::DescriptorCall);
+  Bytes desc = {0x48, 0x8d, 0x05, 0, 0, 0, 0, 0xff, 0x10};
+  auto d = reloc(R_X86_64_GOTPC32_TLSDESC, 3, "tv", 0x10, -4, 0x401003);
+  d.GOT = 0x402000;
+  d.G = 0x8;
+  d.has_got_slot = true;
+  ASSERT_TRUE(x86_64::apply_relocation(desc, d));
+  ASSERT_TRUE(x86_64::apply_relocation(desc, reloc(R_X86_64_TLSDESC_CALL, 7, "tv", 0x10, 0, 0x401007)));
+  const i32 disp = 0x402008 - 4 - 0x401003;
+  Bytes want = {0x48, 0x8b, 0x05, 0, 0, 0, 0, 0x66, 0x90};
+  store_le<i32>(want.data() + 3, disp);
+  EXPECT_EQ(desc, want);
+  // Anything else is not what a descriptor sequence looks like.
+  Bytes other = {0x48, 0x8d, 0x3d, 0, 0, 0, 0, 0xff, 0x15};
+  EXPECT_EQ(apply_error(other, d),
+            "R_X86_64_GOTPC32_TLSDESC at offset 0x3 against 'tv': not the `lea x@tlsdesc(%rip), %rax` a TLS "
+            "descriptor is loaded with");
+  EXPECT_EQ(apply_error(other, reloc(R_X86_64_TLSDESC_CALL, 7, "tv", 0, 0, 0)),
+            "R_X86_64_TLSDESC_CALL at offset 0x7 against 'tv': not the `call *x@tlscall(%rax)` of a TLS descriptor");
+  EXPECT_EQ(apply_error(other, reloc(R_X86_64_TLSDESC_CALL, 8, "tv", 0, 0, 0)),
+            "R_X86_64_TLSDESC_CALL at offset 0x8 against 'tv': not the `call *x@tlscall(%rax)` of a TLS descriptor");
 }
 
 TEST(X86_64Reloc, FieldsMustFitInTheSection) {
@@ -1123,6 +1146,31 @@ TEST_F(LoaderTest, TlsPayloadReachesEachThreadsOwnVariable) {
   EXPECT_EQ(other[2], 27);
   EXPECT_EQ(other[3], 227);
   EXPECT_EQ(hs_lt_tls, 116) << "another thread's copy";
+}
+
+// The same with -mtls-dialect=gnu2: the TLS descriptors are relaxed to
+// initial exec.
+TEST_F(LoaderTest, TlsDescriptorPayloadReachesEachThreadsOwnVariable) {
+  auto p = payload(kTlsPatch, "-mtls-dialect=gnu2");
+  ASSERT_TRUE(p);
+  ASSERT_TRUE(find_reloc(*p, ".rela.text.add_gd", R_X86_64_GOTPC32_TLSDESC, "gd_view"));
+  ASSERT_TRUE(find_reloc(*p, ".rela.text.add_gd", R_X86_64_TLSDESC_CALL, "gd_view"));
+  ASSERT_NO_FATAL_FAILURE(own_tls_module(resolver));
+  auto size = image_size(*p);
+  ASSERT_TRUE(size) << size.error().message();
+  Mapping m = map_far(*size);
+  ASSERT_TRUE(m);
+  std::optional<LinkedPayload> lp;
+  ASSERT_NO_FATAL_FAILURE(link_and_install(*p, m, &lp));
+  auto* add_gd = fn_at<int(int)>(*export_of(*lp, "add_gd"));
+  hs_lt_tls = 5;
+  EXPECT_EQ(add_gd(1), 6);
+  EXPECT_EQ(hs_lt_tls, 6);
+  int other = 0;
+  std::thread t([&] { other = add_gd(2); });
+  t.join();
+  EXPECT_EQ(other, 7);
+  EXPECT_EQ(hs_lt_tls, 6);
 }
 
 // Initial exec and local exec need the block at a fixed distance from the
