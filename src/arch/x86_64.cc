@@ -52,9 +52,32 @@
 // target is within reach we rewrite the opcode to `lea foo(%rip), %reg`
 // (8d /r), saving the load; other forms keep using the GOT slot.
 //
-// TLS. A payload has no TLS block of its own, and reaching the target's
-// variables needs its module ID or static TLS offset, which differ per
-// object and TLS model. Every TLS relocation is rejected for now.
+// TLS. A payload has no TLS block of its own (a section with SHF_TLS is
+// refused when it is parsed), but its code may use the target's thread-local
+// variables. Each is (module, offset in that module's block); the loader
+// asks the process for the module's ID and, where the block sits at a fixed
+// distance from the thread pointer in every thread (static TLS: the
+// executable and the libraries loaded with it), for that distance
+// (engine/tls.h). In these letters, for a TLS symbol S is its offset in its
+// block, and T its TP offset (block's TP offset + S):
+//   R_X86_64_TLSGD     G + GOT + A - P   general dynamic: `lea x@tlsgd(%rip),
+//                                        %rdi; call __tls_get_addr@PLT`; G
+//                                        is a pair of GOT slots {module ID,
+//                                        S}, a real tls_index, and the call
+//                                        is a real call (so dynamic TLS,
+//                                        dlopen'd libraries, works too)
+//   R_X86_64_GOTTPOFF  G + GOT + A - P   initial exec: `mov x@gottpoff(%rip),
+//                                        %reg`; G is a GOT slot holding T
+//   R_X86_64_TPOFF32   T + A             local exec: `mov %fs:x@tpoff, %eax`
+// IE and LE need static TLS; GD is not relaxed (the call costs a few ns and
+// is right for every module). Local dynamic (TLSLD, DTPOFF32) names the
+// payload's own TLS, which it cannot have. TLS descriptors
+// (-mtls-dialect=gnu2: GOTPC32_TLSDESC on `lea x@tlsdesc(%rip), %rax`,
+// TLSDESC_CALL on `call *x@tlscall(%rax)`) would need ld.so's descriptor
+// functions, which it does not export; for static TLS they are relaxed to
+// initial exec as ld does (the lea becomes `mov x@gottpoff(%rip), %rax`,
+// the call `xchg %ax, %ax`, so %rax holds the TP offset the code expects),
+// and refused for dynamic TLS.
 //
 // Instructions the engine writes. A patched function starts with
 // `jmp rel32` (e9, 5 bytes, ±2 GiB) to its replacement. Code built with
@@ -261,6 +284,30 @@ Result<RelocNeeds> scan_relocation(u32 type, u64 offset, std::string_view symbol
     case R_X86_64_GOTPC64:
     case R_X86_64_PLTOFF64:
       return RelocNeeds{.got_base = true};
+    case R_X86_64_TLSGD:
+      return RelocNeeds{.got_base = true, .tls = TlsAccess::GeneralDynamic};
+    case R_X86_64_GOTTPOFF:
+      return RelocNeeds{.got_base = true, .tls = TlsAccess::InitialExec};
+    case R_X86_64_TPOFF32:
+      return RelocNeeds{.tls = TlsAccess::LocalExec};
+    case R_X86_64_GOTPC32_TLSDESC:
+      return RelocNeeds{.got_base = true, .tls = TlsAccess::Descriptor};
+    case R_X86_64_TLSDESC_CALL:
+      return RelocNeeds{.tls = TlsAccess::DescriptorCall};
+    case 45:  // R_X86_64_CODE_4_GOTPC32_TLSDESC
+    case 48:  // R_X86_64_CODE_5_GOTPC32_TLSDESC
+    case R_X86_64_CODE_6_GOTPC32_TLSDESC:
+      return fail(ErrorKind::BadPayload,
+                  "unsupported relocation {} (type {:#x}) at offset {:#x} against '{}': TLS descriptors in "
+                  "APX instructions are not supported; build the patch with -mtls-dialect=gnu",
+                  reloc_name(type), type, offset, symbol);
+    case R_X86_64_TLSLD:
+    case R_X86_64_DTPOFF32:
+    case R_X86_64_DTPOFF64:
+      return fail(ErrorKind::BadPayload,
+                  "unsupported relocation {} (type {:#x}) at offset {:#x} against '{}': local-dynamic TLS refers to "
+                  "the payload's own thread-local variables, which a payload cannot have",
+                  reloc_name(type), type, offset, symbol);
     default:
       break;
   }
@@ -380,7 +427,9 @@ Status apply_relocation(std::span<u8> section, const RelocInput& r) {
   if (r.offset > section.size() || size > section.size() - r.offset)
     return fail(ErrorKind::BadPayload, "{} is past the end of the section (size {:#x})",
                 describe_relocation(r.type, r.offset, r.symbol), section.size());
-  if (needs.got_slot && !r.has_got_slot)
+  if ((needs.got_slot || needs.tls == TlsAccess::GeneralDynamic || needs.tls == TlsAccess::InitialExec ||
+       needs.tls == TlsAccess::Descriptor) &&
+      !r.has_got_slot)
     return fail(ErrorKind::Internal, "{}: no GOT slot was reserved", describe_relocation(r.type, r.offset, r.symbol));
 
   const u64 S = r.S, P = r.P, Z = r.Z, GOT = r.GOT, G = r.G, L = r.L;
@@ -434,6 +483,27 @@ Status apply_relocation(std::span<u8> section, const RelocInput& r) {
       return w.write32(static_cast<i64>(Z + A));
     case R_X86_64_SIZE64:
       return w.write64(Z + A);
+    case R_X86_64_TLSGD:
+    case R_X86_64_GOTTPOFF:
+      return w.write32s(diff(G + GOT + A, P));
+    case R_X86_64_TPOFF32:
+      return w.write32s(static_cast<i64>(r.T + A));
+    case R_X86_64_GOTPC32_TLSDESC:
+      // lea x@tlsdesc(%rip), %rax (48 8d 05) -> mov x@gottpoff(%rip), %rax (48 8b 05)
+      if (r.offset < 3 || section[r.offset - 3] != 0x48 || section[r.offset - 2] != 0x8d ||
+          section[r.offset - 1] != 0x05)
+        return fail(ErrorKind::BadPayload, "{}: not the `lea x@tlsdesc(%rip), %rax` a TLS descriptor is loaded with",
+                    describe_relocation(r.type, r.offset, r.symbol));
+      section[r.offset - 2] = 0x8b;
+      return w.write32s(diff(G + GOT + A, P));
+    case R_X86_64_TLSDESC_CALL:
+      // call *x@tlscall(%rax) (ff 10) -> xchg %ax, %ax (66 90): %rax already holds the TP offset
+      if (section.size() - r.offset < 2 || section[r.offset] != 0xff || section[r.offset + 1] != 0x10)
+        return fail(ErrorKind::BadPayload, "{}: not the `call *x@tlscall(%rax)` of a TLS descriptor",
+                    describe_relocation(r.type, r.offset, r.symbol));
+      section[r.offset] = 0x66;
+      section[r.offset + 1] = 0x90;
+      return {};
     default:
       break;
   }

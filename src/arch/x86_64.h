@@ -170,17 +170,29 @@ size_t reloc_field_size(u32 type);
 // "relocation type 0xff ..."), the prefix of every relocation message.
 std::string describe_relocation(u32 type, u64 offset, std::string_view symbol);
 
+// How a TLS relocation reaches its thread-local variable (x86_64.cc, "TLS").
+enum class TlsAccess : u8 {
+  None,            // not a TLS relocation
+  GeneralDynamic,  // R_X86_64_TLSGD: G is a 16-byte GOT pair {module ID, offset in the block}
+  InitialExec,     // R_X86_64_GOTTPOFF: G is a GOT slot holding the TP offset
+  LocalExec,       // R_X86_64_TPOFF32: the TP offset itself (RelocInput::T)
+  Descriptor,      // R_X86_64_GOTPC32_TLSDESC, relaxed to initial exec: G is the TP offset slot
+  DescriptorCall,  // R_X86_64_TLSDESC_CALL, relaxed away (a 2-byte NOP)
+};
+
 // What the loader must prepare before a relocation of that type is applied.
 struct RelocNeeds {
   bool got_slot = false;    // G: an 8-byte slot in the payload's GOT holding S
   bool got_base = false;    // GOT: the address of the payload's GOT
   bool may_branch = false;  // a branch (PC32 call/jmp, PLT32) that may need a
                             // veneer when its target is undefined (outside the payload)
+  TlsAccess tls = TlsAccess::None;  // a TLS relocation: its slots instead of got_slot's
 };
 
 // Classifies a relocation type. BadPayload for every type the loader does not
-// apply: "unsupported relocation R_X86_64_TPOFF32 (type 0x17) at offset 0x3
-// against 'tv'" (TLS, dynamic-only and unknown types).
+// apply: "unsupported relocation R_X86_64_COPY (type 0x5) at offset 0x3
+// against 'x'" (dynamic-only and unknown types); local-dynamic TLS and TLS
+// descriptors say why after the same words.
 Result<RelocNeeds> scan_relocation(u32 type, u64 offset, std::string_view symbol);
 
 // One relocation, in the psABI's letters. The loader fills in the values.
@@ -197,6 +209,9 @@ struct RelocInput {
   bool has_got_slot = false;
   u64 L = 0;                   // address of the symbol's veneer (has_veneer)
   bool has_veneer = false;
+  // TLS relocations: G is the offset of the symbol's TLS slot(s) (the GD
+  // pair or the IE slot, has_got_slot), T its TP offset (R_X86_64_TPOFF32).
+  u64 T = 0;
 };
 
 // Applies `r` to `section`, the bytes of the relocated section as they will
@@ -207,6 +222,11 @@ struct RelocInput {
 //   PC32 after e8 call / e9 jmp / 0f 8x jcc); otherwise a range error.
 // - GOTPCRELX / REX_GOTPCRELX on `mov foo@GOTPCREL(%rip), %reg` are relaxed
 //   to `lea foo(%rip), %reg` when S + A - P fits (psABI B.2 "Optimize GOTPCRELX").
+// - TLSGD / GOTTPOFF: G + GOT + A - P to the TLS slot(s); TPOFF32: T + A.
+// - TLS descriptors are relaxed to initial exec, as ld does: `lea
+//   x@tlsdesc(%rip), %rax` becomes `mov x@gottpoff(%rip), %rax` (G: the TP
+//   offset slot) and `call *x@tlscall(%rax)` becomes `xchg %ax, %ax`; any
+//   other instruction is an error.
 //
 // Errors (BadPayload), all starting with describe_relocation():
 //   "... : value 0x100000000 is out of range [-0x80000000, 0x7fffffff]"

@@ -20,6 +20,7 @@
 #include "engine/resolver.h"
 #include "engine/shadow_runtime.h"
 #include "engine/unwind_frames.h"
+#include "engine/tls.h"
 #include "payload/loader.h"
 #include "payload/payload.h"
 #include "process/remote_syscall.h"
@@ -100,9 +101,10 @@ Status Session::upload(std::string_view name, const std::string& file) {
   // Link before touching the target: every bad symbol or relocation is
   // found while the process is still untouched.
   u64 size = HS_TRY_CTX(image_size(payload), file);
-  ProcessResolver process_resolver(*obj, objs, state_, *proc_);
+  ProcessResolver symbols(*obj, objs, state_, *proc_);
   // The one thing a link may create in the target: the shadow table (shadow_runtime.h).
-  ShadowResolver resolver(process_resolver, *proc_, *group_);
+  ShadowResolver shadow(symbols, *proc_, *group_);
+  TlsResolver resolver(shadow, *group_, *proc_, objs);  // thread-local symbols: asked of the process
   LinkedPayload linked;
   PayloadRecord rec;
   auto link_somewhere = [&]() -> Status {

@@ -48,15 +48,13 @@ Result<std::optional<RemoteAddr>> find_shadow_table(const Process& proc);
 Result<RemoteAddr> ensure_shadow_table(const Process& proc, ThreadGroup& group);
 
 // Answers the shadow runtime's symbols, passes every other one to `inner`.
-class ShadowResolver final : public SymbolResolver {
+class ShadowResolver final : public ForwardingResolver {
  public:
   ShadowResolver(SymbolResolver& inner, const Process& proc, ThreadGroup& group)
-      : inner_(inner), proc_(proc), group_(group) {}
+      : ForwardingResolver(inner), proc_(proc), group_(group) {}
   Result<TargetSymbol> resolve_symbol(std::string_view name) override;
-  Result<TargetSymbol> resolve_function(std::string_view name) override { return inner_.resolve_function(name); }
 
  private:
-  SymbolResolver& inner_;
   const Process& proc_;
   ThreadGroup& group_;
   std::optional<RemoteAddr> table_;

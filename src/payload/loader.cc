@@ -1,7 +1,9 @@
 // Linking a payload at an address in the target, in passes:
 //
 //   1. scan     every relocation that applies to an allocated section: is its
-//               type supported, does it need a GOT slot, may it need a veneer
+//               type supported, does it need a GOT slot (or TLS slots: a
+//               {module ID, offset} pair for TLSGD, a TP offset for
+//               GOTTPOFF), may it need a veneer
 //   2. layout   text | rodata | data, each starting on a page; sections in
 //               index order with their alignment; veneers end the text
 //               region; the image descriptor (descriptor.h) opens the
@@ -10,7 +12,8 @@
 //               opens the data region
 //   3. copy     section bytes into the image (NOBITS stay zero)
 //   4. resolve  symbol values: payload symbols from the layout, undefined
-//               ones through the SymbolResolver (weak ones may stay 0)
+//               ones through the SymbolResolver (weak ones may stay 0); a
+//               thread-local one's module through resolve_tls
 //   5. relocate every relocation, through src/arch/x86_64.cc
 //   6. fill     GOT slots and veneers
 //   7. model    livepatch_funcs (old_addr resolved and written back into the
@@ -70,6 +73,8 @@ struct Layout {
   std::vector<ImageRegion> regions;
   u64 got_off = 0;                          // the GOT, from the base
   std::map<u32, u64> got_slot;              // symbol index -> slot offset from the GOT
+  std::map<u32, u64> tls_gd_slot;           // TLSGD: symbol index -> {module ID, offset} pair, from the GOT
+  std::map<u32, u64> tls_ie_slot;           // GOTTPOFF: symbol index -> TP offset slot, from the GOT
   std::map<u32, u64> veneer_off;            // symbol index -> veneer offset from the base
   u64 desc_off = 0, desc_size = 0;          // the image descriptor (payload/descriptor.h)
   size_t eh_index = 0;                      // a loaded, non-empty .eh_frame (0: none)
@@ -112,6 +117,9 @@ Status scan_relocations(const ElfFile& elf, Layout& lay) {
       // it a veneer and the GOT slot the veneer jumps through.
       bool external = si != 0 && !sym.defined() && sym.name != kGotSymbol;
       if (needs.got_slot || (needs.may_branch && external)) lay.got_slot.emplace(si, 0);
+      if (needs.tls == x86_64::TlsAccess::GeneralDynamic) lay.tls_gd_slot.emplace(si, 0);
+      if (needs.tls == x86_64::TlsAccess::InitialExec || needs.tls == x86_64::TlsAccess::Descriptor)
+        lay.tls_ie_slot.emplace(si, 0);
       if (needs.may_branch && external) lay.veneer_off.emplace(si, 0);
     }
   }
@@ -162,9 +170,15 @@ Status place_sections(const ElfFile& elf, Layout& lay) {
     if (kind == kText) {
       for (auto& [si, at] : lay.veneer_off) at = HS_TRY(grow(X86_64::veneer_align, x86_64::kVeneerSize, "veneers"));
     } else if (kind == kRodata) {
-      lay.got_off = HS_TRY(grow(x86_64::kGotEntrySize, lay.got_slot.size() * x86_64::kGotEntrySize, "GOT"));
+      const u64 slots = lay.got_slot.size() + lay.tls_ie_slot.size() + 2 * lay.tls_gd_slot.size();
+      lay.got_off = HS_TRY(grow(x86_64::kGotEntrySize, slots * x86_64::kGotEntrySize, "GOT"));
       u64 slot = 0;
+      for (auto& [si, at] : lay.tls_gd_slot) {
+        at = slot * x86_64::kGotEntrySize;
+        slot += 2;
+      }
       for (auto& [si, at] : lay.got_slot) at = slot++ * x86_64::kGotEntrySize;
+      for (auto& [si, at] : lay.tls_ie_slot) at = slot++ * x86_64::kGotEntrySize;
     }
     if (off > start) {
       u64 size = align_up(off - start, kPageSize);
@@ -194,9 +208,10 @@ Result<Layout> compute_layout(const Payload& p) {
 }
 
 struct SymValue {
-  u64 S = 0;  // address in the target
+  u64 S = 0;  // address in the target (a TLS symbol: its offset in its module's block)
   u64 Z = 0;  // size
   std::string implementation;  // an IFUNC's: the implementation S is (TargetSymbol::implementation)
+  std::optional<TlsModule> tls;  // a thread-local symbol's module
 };
 
 class Linker {
@@ -271,8 +286,7 @@ class Linker {
                       "symbol '{}' in {} is an indirect function (STT_GNU_IFUNC), which is not supported", name,
                       ts->object);
         if (ts->type == STT_TLS)
-          return fail(ErrorKind::BadTarget, "symbol '{}' in {} is thread-local (STT_TLS), which is not supported",
-                      name, ts->object);
+          return SymValue{ts->addr.value(), ts->size, {}, HS_TRY(resolver_.resolve_tls(name, *ts))};
         return SymValue{ts->addr.value(), ts->size, ts->implementation};
       }
       case SHN_ABS:
@@ -325,6 +339,7 @@ class Linker {
           in.G = it->second;
           in.has_got_slot = true;
         }
+        HS_CHECK_CTX(prepare_tls(in, sv, si), ctx);
         if (auto it = lay_.veneer_off.find(si); it != lay_.veneer_off.end()) {
           in.L = base_ + it->second;
           in.has_veneer = true;
@@ -335,12 +350,68 @@ class Linker {
     return {};
   }
 
+  // A TLS relocation must name a thread-local symbol and a non-TLS one must
+  // not; a TLS one gets its slot (G) or its TP offset (T).
+  Status prepare_tls(x86_64::RelocInput& in, const SymValue& sv, u32 si) const {
+    const x86_64::TlsAccess access = HS_TRY(x86_64::scan_relocation(in.type, in.offset, in.symbol)).tls;
+    const std::string what = x86_64::describe_relocation(in.type, in.offset, in.symbol);
+    if (access == x86_64::TlsAccess::None) {
+      if (sv.tls)
+        return fail(ErrorKind::BadPayload, "{}: '{}' in {} is thread-local (STT_TLS) and can only be reached "
+                    "through TLS relocations", what, in.symbol, sv.tls->object);
+      return {};
+    }
+    if (!sv.tls)
+      return fail(ErrorKind::BadPayload, "{}: '{}' is not a thread-local variable of the target", what, in.symbol);
+    const bool descriptor =
+        access == x86_64::TlsAccess::Descriptor || access == x86_64::TlsAccess::DescriptorCall;
+    if (access != x86_64::TlsAccess::GeneralDynamic && !sv.tls->tp_offset)
+      return fail(ErrorKind::BadTarget,
+                  "{}: '{}' in {} is in dynamic TLS (its block is not at a fixed offset from the thread pointer), "
+                  "which {} access cannot reach; build the patch with {}",
+                  what, in.symbol, sv.tls->object,
+                  descriptor                                  ? "TLS descriptor (relaxed to initial-exec)"
+                  : access == x86_64::TlsAccess::InitialExec ? "initial-exec"
+                                                              : "local-exec",
+                  descriptor ? "-mtls-dialect=gnu" : "-ftls-model=global-dynamic");
+    switch (access) {
+      case x86_64::TlsAccess::GeneralDynamic:
+        in.G = lay_.tls_gd_slot.at(si);
+        in.has_got_slot = true;
+        break;
+      case x86_64::TlsAccess::InitialExec:
+      case x86_64::TlsAccess::Descriptor:
+        in.G = lay_.tls_ie_slot.at(si);
+        in.has_got_slot = true;
+        break;
+      case x86_64::TlsAccess::LocalExec:
+        in.T = tp_offset_of(sv);
+        break;
+      case x86_64::TlsAccess::DescriptorCall:
+      case x86_64::TlsAccess::None:
+        break;
+    }
+    return {};
+  }
+
+  static u64 tp_offset_of(const SymValue& sv) { return static_cast<u64>(*sv.tls->tp_offset) + sv.S; }
+
   // Pass 6. Every slot's symbol was referenced by a relocation, so its value
   // is already cached.
   Status fill_got_and_veneers() {
     for (const auto& [si, slot] : lay_.got_slot) {
       SymValue sv = HS_TRY(symbol_value(si));
       store_le<u64>(out_.image.data() + lay_.got_off + slot, sv.S);
+    }
+    // A real tls_index for __tls_get_addr, and IE slots holding TP offsets.
+    for (const auto& [si, slot] : lay_.tls_gd_slot) {
+      SymValue sv = HS_TRY(symbol_value(si));
+      store_le<u64>(out_.image.data() + lay_.got_off + slot, sv.tls ? sv.tls->module_id : 0);
+      store_le<u64>(out_.image.data() + lay_.got_off + slot + x86_64::kGotEntrySize, sv.S);
+    }
+    for (const auto& [si, slot] : lay_.tls_ie_slot) {
+      SymValue sv = HS_TRY(symbol_value(si));
+      if (sv.tls && sv.tls->tp_offset) store_le<u64>(out_.image.data() + lay_.got_off + slot, tp_offset_of(sv));
     }
     for (const auto& [si, off] : lay_.veneer_off) {
       Bytes v = HS_TRY(x86_64::make_veneer(RemoteAddr(base_ + off), RemoteAddr(got_addr() + lay_.got_slot.at(si))));
@@ -506,6 +577,11 @@ class Linker {
 };
 
 }  // namespace
+
+Result<TlsModule> SymbolResolver::resolve_tls(std::string_view name, const TargetSymbol& sym) {
+  return fail(ErrorKind::BadTarget, "symbol '{}' in {} is thread-local (STT_TLS), which is not supported here", name,
+              sym.object);
+}
 
 Result<u64> image_size(const Payload& p) {
   Layout lay = HS_TRY(compute_layout(p));

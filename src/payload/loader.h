@@ -7,6 +7,7 @@
 // everything here runs before any thread of the target is stopped.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,15 @@
 #include "support/target_symbol.h"
 
 namespace hs {
+
+// Where a thread-local variable's module keeps it, as the process says
+// (engine/tls.h): what the loader needs to build TLS GOT slots.
+struct TlsModule {
+  u64 module_id = 0;              // the dynamic linker's module ID (tls_index.ti_module)
+  std::optional<i64> tp_offset;   // its block's distance from the thread pointer, the same in
+                                  // every thread (static TLS); nullopt: dynamic TLS
+  std::string object;             // the object, for messages
+};
 
 class SymbolResolver {
  public:
@@ -35,6 +45,29 @@ class SymbolResolver {
     (void)name;
     return std::nullopt;
   }
+  // The module of a thread-local symbol (`sym.type == STT_TLS`) that
+  // resolve_symbol() found. By default TLS is not available (BadTarget).
+  virtual Result<TlsModule> resolve_tls(std::string_view name, const TargetSymbol& sym);
+};
+
+// A resolver that adds to another: every question it does not answer itself
+// goes to `inner` (the upload chains the process's symbols, the shadow table
+// and thread-local modules this way). A new SymbolResolver method is
+// forwarded here once, so no layer drops it.
+class ForwardingResolver : public SymbolResolver {
+ public:
+  explicit ForwardingResolver(SymbolResolver& inner) : inner_(inner) {}
+  Result<TargetSymbol> resolve_symbol(std::string_view name) override { return inner_.resolve_symbol(name); }
+  Result<TargetSymbol> resolve_function(std::string_view name) override { return inner_.resolve_function(name); }
+  std::optional<TargetSymbol> program_definition(std::string_view name) override {
+    return inner_.program_definition(name);
+  }
+  Result<TlsModule> resolve_tls(std::string_view name, const TargetSymbol& sym) override {
+    return inner_.resolve_tls(name, sym);
+  }
+
+ protected:
+  SymbolResolver& inner_;
 };
 
 struct ImageRegion {

@@ -192,7 +192,10 @@ class Parser {
       if ((sh.sh_flags & SHF_WRITE) && (sh.sh_flags & SHF_EXECINSTR))
         return bad("{}: SHF_WRITE and SHF_EXECINSTR both set (a payload section is never writable and executable)",
                    what);
-      if (sh.sh_flags & SHF_TLS) return bad("{}: thread-local sections (SHF_TLS) are not supported in a payload", what);
+      if (sh.sh_flags & SHF_TLS)
+        return bad("{}: thread-local sections (SHF_TLS) are not supported in a payload: a payload cannot add "
+                   "thread-local variables to a running process",
+                   what);
       if (sh.sh_type == SHT_NOBITS && sh.sh_size > kMaxNobitsSize)
         return bad("{}: sh_size 0x{:x} is over the limit for SHT_NOBITS (0x{:x})", what, sh.sh_size, kMaxNobitsSize);
     }

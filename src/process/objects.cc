@@ -91,10 +91,10 @@ const MapEntry* pick_base(const std::vector<MapEntry>& maps, const ElfFile& elf)
   return first;
 }
 
-// l_ld of every entry of the target's link map, in list order; empty if it
-// cannot be found (static executable, r_debug not set up yet, unreadable).
-std::vector<RemoteAddr> link_map_order(const Process& proc, const MappedObject& exe) {
-  std::vector<RemoteAddr> out;
+}  // namespace
+
+std::vector<LinkMapEntry> link_map_entries(const Process& proc, const MappedObject& exe) {
+  std::vector<LinkMapEntry> out;
   const Elf64_Phdr* dyn = nullptr;
   for (const auto& ph : exe.elf->program_headers())
     if (ph.p_type == PT_DYNAMIC) dyn = &ph;
@@ -117,9 +117,19 @@ std::vector<RemoteAddr> link_map_order(const Process& proc, const MappedObject& 
     // struct link_map { l_addr, l_name, l_ld, l_next, l_prev }
     u64 f[4];
     if (!proc.read(RemoteAddr(lm), std::span<u8>(reinterpret_cast<u8*>(f), sizeof f))) break;
-    out.push_back(RemoteAddr(f[2]));
+    out.push_back(LinkMapEntry{.link_map = RemoteAddr(lm), .l_ld = RemoteAddr(f[2])});
     lm = f[3];
   }
+  return out;
+}
+
+namespace {
+
+// l_ld of every entry of the target's link map, in list order; empty if it
+// cannot be found (static executable, r_debug not set up yet, unreadable).
+std::vector<RemoteAddr> link_map_order(const Process& proc, const MappedObject& exe) {
+  std::vector<RemoteAddr> out;
+  for (const LinkMapEntry& e : link_map_entries(proc, exe)) out.push_back(e.l_ld);
   return out;
 }
 

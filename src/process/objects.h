@@ -39,6 +39,18 @@ struct MappedObject {
 // from the file on disk (empty if the object has none).
 Result<std::vector<MappedObject>> mapped_objects(const Process& proc);
 
+// One entry of the target's link map (ld.so's list of loaded objects): the
+// address of its `struct link_map` (what dlopen returns as a handle in
+// glibc) and its l_ld, the runtime address of the object's dynamic section.
+struct LinkMapEntry {
+  RemoteAddr link_map;
+  RemoteAddr l_ld;
+};
+// The link map, in list order, found through the executable's DT_DEBUG;
+// empty if it cannot be found (static executable, r_debug not set up yet,
+// unreadable).
+std::vector<LinkMapEntry> link_map_entries(const Process& proc, const MappedObject& exe);
+
 // The object whose build-id equals `build_id`, or BadTarget
 // "no object with build-id X is mapped in PID N".
 Result<const MappedObject*> find_object(const std::vector<MappedObject>& objs, ByteView build_id, pid_t pid);

@@ -9,6 +9,7 @@
 
 #include "engine/registry.h"
 #include "engine/repair.h"
+#include "engine/tls.h"
 
 namespace hs {
 namespace {
@@ -271,6 +272,24 @@ TEST(Registry, RepairOfAReplaceKilledBeforeItsWritesFindsTheOldPatch) {
   Bytes other = {0xcc, 0xcc, 0xcc, 0xcc, 0xcc};
   MemoryReader mem = [&](RemoteAddr, size_t) -> Result<Bytes> { return other; };
   EXPECT_FALSE(plan_repair(s, mem, {}, 9).has_value());
+}
+
+// Static TLS: below the thread pointer, inside the mapping that holds it
+// (a thread's stack mapping, or the initial thread's startup allocation).
+TEST(StaticTlsOffset, OnlyBlocksBesideTheThreadPointerAreStatic) {
+  const std::vector<MapEntry> maps = {
+      MapEntry{.range = {RemoteAddr(0x7000'0000), RemoteAddr(0x7080'0000)}, .prot = 3},  // a thread's stack
+      MapEntry{.range = {RemoteAddr(0x5000'0000), RemoteAddr(0x5010'0000)}, .prot = 3},  // the heap
+  };
+  const u64 tp = 0x707f'f000;
+  EXPECT_EQ(static_tls_offset(tp, tp - 0x40, 0x20, maps), -0x40);
+  EXPECT_EQ(static_tls_offset(tp, tp - 0x40, 0x40, maps), -0x40) << "the block may end at the thread pointer";
+  EXPECT_EQ(static_tls_offset(tp, tp - 0x40, 0x41, maps), std::nullopt) << "it may not cross it";
+  EXPECT_EQ(static_tls_offset(tp, 0x5000'1000, 0x20, maps), std::nullopt) << "malloc'd: dynamic TLS";
+  EXPECT_EQ(static_tls_offset(tp, 0x6fff'fff0, 0x10, maps), std::nullopt) << "below the thread's mapping";
+  EXPECT_EQ(static_tls_offset(tp, 0, 0x20, maps), std::nullopt) << "not allocated in that thread";
+  EXPECT_EQ(static_tls_offset(tp, tp + 0x40, 0x20, maps), std::nullopt) << "above the thread pointer";
+  EXPECT_EQ(static_tls_offset(0x9000'0000, 0x9000'0000 - 0x40, 0x20, maps), std::nullopt) << "TP not mapped";
 }
 
 }  // namespace

@@ -19,6 +19,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -36,6 +37,7 @@ namespace fs = std::filesystem;
 
 extern "C" {
 int hs_lt_global = 42;
+__thread int hs_lt_tls = 5;  // payloads reach it as gd_view, ie_view, le_view
 int hs_lt_hook_calls = 0;
 __attribute__((noinline, used)) int hs_lt_func(int x) { return x * 3 + 1; }
 __attribute__((noinline, used)) int hs_lt_hello(void) {
@@ -207,14 +209,17 @@ TEST(X86_64Reloc, NamesFollowThePsABI) {
 
 TEST(X86_64Reloc, UnsupportedTypesAreNamed) {
   Bytes sec(16, 0);
-  auto tls = x86_64::scan_relocation(R_X86_64_TPOFF32, 4, "tv");
+  auto tls = x86_64::scan_relocation(45, 4, "tv");
   ASSERT_FALSE(tls);
   EXPECT_EQ(tls.error().kind(), ErrorKind::BadPayload);
-  EXPECT_EQ(tls.error().message(), "unsupported relocation R_X86_64_TPOFF32 (type 0x17) at offset 0x4 against 'tv'");
-  EXPECT_EQ(apply_error(sec, reloc(R_X86_64_GOTTPOFF, 4, "tv", 0, -4, 0)),
-            "unsupported relocation R_X86_64_GOTTPOFF (type 0x16) at offset 0x4 against 'tv'");
-  EXPECT_EQ(apply_error(sec, reloc(R_X86_64_TLSGD, 4, "tv", 0, -4, 0)),
-            "unsupported relocation R_X86_64_TLSGD (type 0x13) at offset 0x4 against 'tv'");
+  EXPECT_EQ(tls.error().message(),
+            "unsupported relocation R_X86_64_CODE_4_GOTPC32_TLSDESC (type 0x2d) at offset 0x4 against 'tv': TLS "
+            "descriptors in APX instructions are not supported; build the patch with -mtls-dialect=gnu");
+  EXPECT_EQ(apply_error(sec, reloc(R_X86_64_TLSLD, 4, "tv", 0, -4, 0)),
+            "unsupported relocation R_X86_64_TLSLD (type 0x14) at offset 0x4 against 'tv': local-dynamic TLS refers "
+            "to the payload's own thread-local variables, which a payload cannot have");
+  EXPECT_EQ(apply_error(sec, reloc(R_X86_64_TPOFF64, 4, "tv", 0, 0, 0)),
+            "unsupported relocation R_X86_64_TPOFF64 (type 0x12) at offset 0x4 against 'tv'");
   EXPECT_EQ(apply_error(sec, reloc(R_X86_64_COPY, 0, "x", 0, 0, 0)),
             "unsupported relocation R_X86_64_COPY (type 0x5) at offset 0x0 against 'x'");
   EXPECT_EQ(apply_error(sec, reloc(R_X86_64_16, 2, "x", 0, 0, 0)),
@@ -445,6 +450,67 @@ TEST(X86_64Reloc, GotRelative32BitTypes) {
             "R_X86_64_SIZE32 at offset 0x0 against 'x': value 0x100000004 is out of range [0x0, 0xffffffff]");
 }
 
+// TLSGD and GOTTPOFF point at the symbol's TLS slot(s) like GOTPCREL; TPOFF32
+// is the TP offset itself (negative: static TLS lies below the thread pointer).
+TEST(X86_64Reloc, TlsArithmetic) {
+  auto gd = x86_64::scan_relocation(R_X86_64_TLSGD, 0, "tv");
+  ASSERT_TRUE(gd);
+  EXPECT_EQ(gd->tls, x86_64::TlsAccess::GeneralDynamic);
+  EXPECT_FALSE(gd->got_slot);
+  EXPECT_EQ(x86_64::scan_relocation(R_X86_64_GOTTPOFF, 0, "tv")->tls, x86_64::TlsAccess::InitialExec);
+  EXPECT_EQ(x86_64::scan_relocation(R_X86_64_TPOFF32, 0, "tv")->tls, x86_64::TlsAccess::LocalExec);
+  EXPECT_EQ(x86_64::scan_relocation(R_X86_64_PC32, 0, "tv")->tls, x86_64::TlsAccess::None);
+
+  // data16 lea tv@tlsgd(%rip), %rdi: 66 48 8d 3d <disp32>
+  Bytes sec = {0x66, 0x48, 0x8d, 0x3d, 0, 0, 0, 0};
+  auto r = reloc(R_X86_64_TLSGD, 4, "tv", 0x10, -4, 0x401004);
+  r.GOT = 0x402000;
+  r.G = 0x18;
+  r.has_got_slot = true;
+  ASSERT_TRUE(x86_64::apply_relocation(sec, r));
+  EXPECT_EQ(load_le<i32>(sec.data() + 4), 0x402018 - 4 - 0x401004) << "the pair, not S";
+  r.type = R_X86_64_GOTTPOFF;
+  ASSERT_TRUE(x86_64::apply_relocation(sec, r));
+  EXPECT_EQ(load_le<i32>(sec.data() + 4), 0x402018 - 4 - 0x401004);
+  r.has_got_slot = false;
+  EXPECT_EQ(apply_error(sec, r), "R_X86_64_GOTTPOFF at offset 0x4 against 'tv': no GOT slot was reserved");
+
+  // mov %fs:tv@tpoff, %eax: 64 8b 04 25 <disp32>
+  auto le = reloc(R_X86_64_TPOFF32, 4, "tv", 0x10, 4, 0);
+  le.T = static_cast<u64>(i64{-0x40});
+  ASSERT_TRUE(x86_64::apply_relocation(sec, le));
+  EXPECT_EQ(load_le<i32>(sec.data() + 4), -0x3c);
+  le.T = static_cast<u64>(-(i64{1} << 32));
+  EXPECT_EQ(apply_error(sec, le),
+            "R_X86_64_TPOFF32 at offset 0x4 against 'tv': value -0xfffffffc is out of range [-0x80000000, 0x7fffffff]");
+
+  // TLS descriptors, relaxed to initial exec as ld does:
+  //   lea tv@tlsdesc(%rip), %rax; call *tv@tlscall(%rax)   48 8d 05 <disp32>  ff 10
+  //   mov tv@gottpoff(%rip), %rax; xchg %ax, %ax          48 8b 05 <disp32>  66 90
+  EXPECT_EQ(x86_64::scan_relocation(R_X86_64_GOTPC32_TLSDESC, 0, "tv")->tls, x86_64::TlsAccess::Descriptor);
+  EXPECT_EQ(x86_64::scan_relocation(R_X86_64_TLSDESC_CALL, 0, "tv")->tls, x86_64::TlsAccess::DescriptorCall);
+  Bytes desc = {0x48, 0x8d, 0x05, 0, 0, 0, 0, 0xff, 0x10};
+  auto d = reloc(R_X86_64_GOTPC32_TLSDESC, 3, "tv", 0x10, -4, 0x401003);
+  d.GOT = 0x402000;
+  d.G = 0x8;
+  d.has_got_slot = true;
+  ASSERT_TRUE(x86_64::apply_relocation(desc, d));
+  ASSERT_TRUE(x86_64::apply_relocation(desc, reloc(R_X86_64_TLSDESC_CALL, 7, "tv", 0x10, 0, 0x401007)));
+  const i32 disp = 0x402008 - 4 - 0x401003;
+  Bytes want = {0x48, 0x8b, 0x05, 0, 0, 0, 0, 0x66, 0x90};
+  store_le<i32>(want.data() + 3, disp);
+  EXPECT_EQ(desc, want);
+  // Anything else is not what a descriptor sequence looks like.
+  Bytes other = {0x48, 0x8d, 0x3d, 0, 0, 0, 0, 0xff, 0x15};
+  EXPECT_EQ(apply_error(other, d),
+            "R_X86_64_GOTPC32_TLSDESC at offset 0x3 against 'tv': not the `lea x@tlsdesc(%rip), %rax` a TLS "
+            "descriptor is loaded with");
+  EXPECT_EQ(apply_error(other, reloc(R_X86_64_TLSDESC_CALL, 7, "tv", 0, 0, 0)),
+            "R_X86_64_TLSDESC_CALL at offset 0x7 against 'tv': not the `call *x@tlscall(%rax)` of a TLS descriptor");
+  EXPECT_EQ(apply_error(other, reloc(R_X86_64_TLSDESC_CALL, 8, "tv", 0, 0, 0)),
+            "R_X86_64_TLSDESC_CALL at offset 0x8 against 'tv': not the `call *x@tlscall(%rax)` of a TLS descriptor");
+}
+
 TEST(X86_64Reloc, FieldsMustFitInTheSection) {
   Bytes sec(16, 0);
   EXPECT_EQ(apply_error(sec, reloc(R_X86_64_64, 0xe, "x", 0, 0, 0)),
@@ -517,8 +583,13 @@ class TestResolver final : public SymbolResolver {
     if (auto it = functions.find(name); it != functions.end()) return it->second;
     return fail(ErrorKind::BadTarget, "unresolved symbol '{}'", name);
   }
+  Result<TlsModule> resolve_tls(std::string_view name, const TargetSymbol& sym) override {
+    if (auto it = tls.find(sym.object); it != tls.end()) return it->second;
+    return SymbolResolver::resolve_tls(name, sym);
+  }
 
   std::map<std::string, TargetSymbol, std::less<>> symbols, functions;
+  std::map<std::string, TlsModule, std::less<>> tls;  // by object
   std::vector<std::string> asked;
 };
 
@@ -1012,26 +1083,116 @@ LT_FUNC(f0, "hs_lt_hello", fixed_hello, 0x10, 0);
   EXPECT_EQ(fn_at<int()>(ok->funcs.at(0).new_addr)(), hs_lt_global);
 }
 
-TEST_F(LoaderTest, TlsRelocationIsRejectedByName) {
-  auto p = payload(R"(
-extern __thread int lt_tls __attribute__((tls_model("local-exec")));
-int fixed_hello(void) { return lt_tls; }
-LT_FUNC(f0, "hs_lt_hello", fixed_hello, 0x10, 0);
-)");
+// This program's TLS module, found the way the engine asks a target
+// (engine/tls.cc: dlinfo, and the block's distance from the thread pointer).
+void own_tls_module(TestResolver& r) {
+  void* self = dlopen(nullptr, RTLD_NOW | RTLD_NOLOAD);
+  ASSERT_NE(self, nullptr);
+  size_t modid = 0;
+  void* block = nullptr;
+  ASSERT_EQ(dlinfo(self, RTLD_DI_TLS_MODID, &modid), 0);
+  ASSERT_EQ(dlinfo(self, RTLD_DI_TLS_DATA, &block), 0);
+  u64 tp = 0;
+  asm("mov %%fs:0, %0" : "=r"(tp));
+  const u64 off = reinterpret_cast<u64>(&hs_lt_tls) - reinterpret_cast<u64>(block);
+  for (const char* name : {"gd_view", "ie_view", "le_view"})
+    r.symbols[name] = {RemoteAddr(off), sizeof hs_lt_tls, "this program", STT_TLS};
+  r.tls["this program"] = TlsModule{modid, static_cast<i64>(reinterpret_cast<u64>(block) - tp), "this program"};
+}
+
+constexpr const char* kTlsPatch = R"(
+extern __thread int gd_view;
+extern __thread int ie_view __attribute__((tls_model("initial-exec")));
+extern __thread int le_view __attribute__((tls_model("local-exec")));
+int add_gd(int x) { return gd_view += x; }
+int add_ie(int x) { return ie_view += x; }
+int add_le(int x) { return le_view += x; }
+LT_FUNC(f0, "hs_lt_hello", add_gd, 0x10, 0);
+)";
+
+// General dynamic (a real __tls_get_addr call), initial exec and local exec
+// all reach the calling thread's own copy of this program's variable.
+TEST_F(LoaderTest, TlsPayloadReachesEachThreadsOwnVariable) {
+  auto p = payload(kTlsPatch);
   ASSERT_TRUE(p);
-  auto ri = p->elf.find_section(".rela.text.fixed_hello");
-  ASSERT_TRUE(ri);
-  auto rel = find_reloc(*p, ".rela.text.fixed_hello", R_X86_64_TPOFF32, "lt_tls");
-  ASSERT_TRUE(rel);
-  std::string want = fmt::format("{}: unsupported relocation R_X86_64_TPOFF32 (type 0x17) at offset {:#x} against 'lt_tls'",
-                                 p->elf.describe_section(*ri), rel->r_offset);
+  ASSERT_TRUE(find_reloc(*p, ".rela.text.add_gd", R_X86_64_TLSGD, "gd_view"));
+  ASSERT_TRUE(find_reloc(*p, ".rela.text.add_ie", R_X86_64_GOTTPOFF, "ie_view"));
+  ASSERT_TRUE(find_reloc(*p, ".rela.text.add_le", R_X86_64_TPOFF32, "le_view"));
+  ASSERT_NO_FATAL_FAILURE(own_tls_module(resolver));
   auto size = image_size(*p);
-  ASSERT_FALSE(size);
-  EXPECT_EQ(size.error().message(), want);
-  EXPECT_EQ(size.error().kind(), ErrorKind::BadPayload);
+  ASSERT_TRUE(size) << size.error().message();
+  Mapping m = map_far(*size);
+  ASSERT_TRUE(m);
+  std::optional<LinkedPayload> lp;
+  ASSERT_NO_FATAL_FAILURE(link_and_install(*p, m, &lp));
+  auto* add_gd = fn_at<int(int)>(*export_of(*lp, "add_gd"));
+  auto* add_ie = fn_at<int(int)>(*export_of(*lp, "add_ie"));
+  auto* add_le = fn_at<int(int)>(*export_of(*lp, "add_le"));
+
+  hs_lt_tls = 5;
+  EXPECT_EQ(add_gd(1), 6);
+  EXPECT_EQ(add_ie(10), 16);
+  EXPECT_EQ(add_le(100), 116);
+  EXPECT_EQ(hs_lt_tls, 116);
+  int other[4] = {};
+  std::thread t([&] {
+    other[0] = hs_lt_tls;  // its own copy starts at the initial value
+    other[1] = add_gd(2);
+    other[2] = add_ie(20);
+    other[3] = add_le(200);
+  });
+  t.join();
+  EXPECT_EQ(other[0], 5);
+  EXPECT_EQ(other[1], 7);
+  EXPECT_EQ(other[2], 27);
+  EXPECT_EQ(other[3], 227);
+  EXPECT_EQ(hs_lt_tls, 116) << "another thread's copy";
+}
+
+// The same with -mtls-dialect=gnu2: the TLS descriptors are relaxed to
+// initial exec.
+TEST_F(LoaderTest, TlsDescriptorPayloadReachesEachThreadsOwnVariable) {
+  auto p = payload(kTlsPatch, "-mtls-dialect=gnu2");
+  ASSERT_TRUE(p);
+  ASSERT_TRUE(find_reloc(*p, ".rela.text.add_gd", R_X86_64_GOTPC32_TLSDESC, "gd_view"));
+  ASSERT_TRUE(find_reloc(*p, ".rela.text.add_gd", R_X86_64_TLSDESC_CALL, "gd_view"));
+  ASSERT_NO_FATAL_FAILURE(own_tls_module(resolver));
+  auto size = image_size(*p);
+  ASSERT_TRUE(size) << size.error().message();
+  Mapping m = map_far(*size);
+  ASSERT_TRUE(m);
+  std::optional<LinkedPayload> lp;
+  ASSERT_NO_FATAL_FAILURE(link_and_install(*p, m, &lp));
+  auto* add_gd = fn_at<int(int)>(*export_of(*lp, "add_gd"));
+  hs_lt_tls = 5;
+  EXPECT_EQ(add_gd(1), 6);
+  EXPECT_EQ(hs_lt_tls, 6);
+  int other = 0;
+  std::thread t([&] { other = add_gd(2); });
+  t.join();
+  EXPECT_EQ(other, 7);
+  EXPECT_EQ(hs_lt_tls, 6);
+}
+
+// Initial exec and local exec need the block at a fixed distance from the
+// thread pointer; a module in dynamic TLS (dlopen'd) only takes general
+// dynamic code.
+TEST_F(LoaderTest, TlsInitialExecIntoDynamicTlsIsRefused) {
+  auto p = payload(kTlsPatch);
+  ASSERT_TRUE(p);
+  ASSERT_NO_FATAL_FAILURE(own_tls_module(resolver));
+  resolver.tls["this program"].tp_offset.reset();
+  auto ri = p->elf.find_section(".rela.text.add_ie");
+  auto rel = find_reloc(*p, ".rela.text.add_ie", R_X86_64_GOTTPOFF, "ie_view");
+  ASSERT_TRUE(ri && rel);
   auto lp = link_payload(*p, RemoteAddr(u64{32} << 40), resolver);
   ASSERT_FALSE(lp);
-  EXPECT_EQ(lp.error().message(), want);
+  EXPECT_EQ(lp.error().kind(), ErrorKind::BadTarget);
+  EXPECT_EQ(lp.error().message(),
+            fmt::format("{}: R_X86_64_GOTTPOFF at offset {:#x} against 'ie_view': 'ie_view' in this program is in "
+                        "dynamic TLS (its block is not at a fixed offset from the thread pointer), which "
+                        "initial-exec access cannot reach; build the patch with -ftls-model=global-dynamic",
+                        p->elf.describe_section(*ri), rel->r_offset));
 }
 
 TEST_F(LoaderTest, UnresolvedSymbolNamesTheReferencingSection) {
@@ -1073,7 +1234,18 @@ LT_FUNC(f0, "hs_lt_hello", fixed_hello, 0x10, 0);
   ASSERT_FALSE(lp);
   EXPECT_EQ(lp.error().message(), p->elf.describe_section(*ri) +
                                       ": symbol 'hs_lt_missing' in /lib/libc.so.6 is thread-local (STT_TLS), which is "
-                                      "not supported");
+                                      "not supported here");
+  // With its module known: a thread-local symbol called like a function.
+  resolver.tls["/lib/libc.so.6"] = TlsModule{2, -0x80, "/lib/libc.so.6"};
+  auto rel = find_reloc(*p, ".rela.text.fixed_hello", R_X86_64_PLT32, "hs_lt_missing");
+  ASSERT_TRUE(rel);
+  lp = link_payload(*p, RemoteAddr(u64{32} << 40), resolver);
+  ASSERT_FALSE(lp);
+  EXPECT_EQ(lp.error().kind(), ErrorKind::BadPayload);
+  EXPECT_EQ(lp.error().message(),
+            fmt::format("{}: R_X86_64_PLT32 at offset {:#x} against 'hs_lt_missing': 'hs_lt_missing' in "
+                        "/lib/libc.so.6 is thread-local (STT_TLS) and can only be reached through TLS relocations",
+                        p->elf.describe_section(*ri), rel->r_offset));
 }
 
 TEST_F(LoaderTest, UnresolvedWeakSymbolIsZero) {

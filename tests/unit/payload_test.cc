@@ -353,7 +353,8 @@ std::vector<Case> cases() {
       {"ThreadLocal",
        [](Bytes& b, L l) { put<u64>(b, l.shdr_offset(".data.helper_global") + SH(sh_flags), SHF_ALLOC | SHF_WRITE | SHF_TLS); },
        [](L l) {
-         return fmt::format("{}: thread-local sections (SHF_TLS) are not supported in a payload",
+         return fmt::format("{}: thread-local sections (SHF_TLS) are not supported in a payload: a payload cannot add "
+                            "thread-local variables to a running process",
                             l.desc(".data.helper_global"));
        }},
       {"HugeBss", [](Bytes& b, L l) { put<u64>(b, l.shdr_offset(".bss") + SH(sh_size), 1ull << 40); },
@@ -794,7 +795,9 @@ HOTSPLICE_REPLACE("hello", fixed);
   ASSERT_FALSE(lp.empty());
   auto p = Payload::open(lp);
   ASSERT_FALSE(p.has_value());
-  EXPECT_TRUE(p.error().message().ends_with("': thread-local sections (SHF_TLS) are not supported in a payload"))
+  EXPECT_TRUE(p.error().message().ends_with(
+      "': thread-local sections (SHF_TLS) are not supported in a payload: a payload cannot add thread-local "
+      "variables to a running process"))
       << p.error().message();
 }
 
