@@ -27,6 +27,10 @@ class SymbolResolver {
   virtual Result<TargetSymbol> resolve_symbol(std::string_view name) = 0;
   // The function a livepatch_func names, looked up in the target object only.
   virtual Result<TargetSymbol> resolve_function(std::string_view name) = 0;
+  // A livepatch symbol (SHN_LIVEPATCH, payload/klp.h): `name` in the object
+  // whose file name is `object`, pos 0 = unique, N = the N-th definition.
+  // By default the ".klp.sym.OBJ.NAME,POS" form through resolve_symbol().
+  virtual Result<TargetSymbol> resolve_klp(const KlpSymbol& sym) { return resolve_symbol(sym.written); }
 };
 
 struct ImageRegion {
