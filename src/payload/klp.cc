@@ -120,6 +120,10 @@ Result<KlpForm> parse_klp_form(const ElfFile& elf, const std::vector<ElfSymbol>&
   for (size_t i = 1; i < shdrs.size(); ++i) {
     if (shdrs[i].sh_type != SHT_RELA) continue;
     const std::string what = elf.describe_section(i);
+    // A .klp.rela section is not loaded, so nothing may relocate it.
+    if (const KlpRelaSection* t = klp_of[shdrs[i].sh_info])
+      return bad("{}: applies to {}, a '{}' section, which is not loaded", what, elf.describe_section(t->index),
+                 kKlpRelaPrefix);
     const auto relas = HS_TRY(elf.relocations(i));
     const KlpRelaSection* sec = klp_of[i];
     for (size_t r = 0; r < relas.size(); ++r) {

@@ -57,6 +57,7 @@ struct KlpForm {
 // - a SHN_LIVEPATCH symbol whose name is not ".klp.sym.<object>.<name>,<pos>"
 //   (pos decimal, at most 9 digits)
 // - a relocation in any other SHT_RELA section that uses a SHN_LIVEPATCH symbol
+// - any SHT_RELA section that applies to a .klp.rela section (not loaded)
 Result<KlpForm> parse_klp_form(const ElfFile& elf, const std::vector<ElfSymbol>& syms);
 
 }  // namespace hs

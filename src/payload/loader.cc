@@ -132,7 +132,8 @@ Status place_sections(const ElfFile& elf, Layout& lay) {
     for (size_t i = 1; i < shdrs.size(); ++i) {
       const Elf64_Shdr& sh = shdrs[i];
       if (!(sh.sh_flags & SHF_ALLOC) || region_of(elf, i) != kind) continue;
-      if (sh.sh_type == SHT_RELA) continue;  // a .klp.rela section (SHF_ALLOC): applied here, not loaded
+      // A .klp.rela section (SHF_ALLOC, Payload::parse() checked it): applied here, not loaded.
+      if (sh.sh_type == SHT_RELA && (sh.sh_flags & kShfRelaLivepatch)) continue;
       std::string what = elf.describe_section(i);
       // Payload::parse() has refused SHF_TLS, ElfFile::create() an
       // sh_addralign that is not a power of two.
