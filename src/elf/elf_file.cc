@@ -29,7 +29,7 @@
 //  - SHT_STRTAB: non-empty, ends with NUL
 //  - SHT_SYMTAB/DYNSYM: entsize, size multiple, sh_link a STRTAB, sh_info <=
 //    count, st_name in bounds, st_shndx valid ([rel] no COMMON / XINDEX /
-//    other reserved), [rel] st_value + st_size inside the section
+//    other reserved but SHN_LIVEPATCH), [rel] st_value + st_size inside the section
 //  - SHT_RELA: entsize, size multiple, sh_link the SYMTAB ([rel]; else 0 or a
 //    symbol table), sh_info a section ([rel] with data), symbol indexes in
 //    range, [rel] r_offset + width of the type inside the target section
@@ -340,6 +340,7 @@ Status ElfFile::validate_symtab(size_t index) {
       continue;
     }
     if (shndx >= SHN_LORESERVE && !rel) continue;  // processor/OS specific, never looked up
+    if (shndx == kShnLivepatch) continue;  // resolved by name (payload/klp.h checks it)
     if (shndx >= shdrs_.size())
       return bad("{}: st_shndx 0x{:x} is not a valid section index (e_shnum 0x{:x})", sym(), shndx, shdrs_.size());
     const u8 type = ELF64_ST_TYPE(s.st_info);

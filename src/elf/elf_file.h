@@ -38,6 +38,12 @@ struct ElfNote {
   ByteView desc;     // view into the file's bytes
 };
 
+// Linux livepatch's ELF constants (its "Livepatch module ELF format"
+// document; glibc's <elf.h> does not have them): the section index of a
+// symbol livepatch resolves itself, and the flag of its relocation sections.
+inline constexpr u16 kShnLivepatch = 0xff20;
+inline constexpr u64 kShfRelaLivepatch = 0x00100000;
+
 // A symbol, copied out and with its name resolved.
 struct ElfSymbol {
   u32 index = 0;  // index in its symbol table

@@ -46,6 +46,11 @@ class ObjectSymbols {
   //   "symbol 'x' not found in OBJ"
   //   "ambiguous symbol 'x' in OBJ: 2 local definitions (a.c, b.c), use 'x,N' or 'file.c#x'"
   Result<TargetSymbol> lookup(std::string_view name) const;
+  // The `pos`-th definition named `name` (0: the only one), as "name,N" does;
+  // messages name the symbol as `written` (".klp.sym.OBJ.name,N").
+  Result<TargetSymbol> lookup_position(std::string_view name, u64 pos, std::string_view written) const {
+    return lookup_nth(name, written, pos);
+  }
   // Only a global/weak definition by exact name; nullopt if none (no error).
   std::optional<TargetSymbol> lookup_global(std::string_view name) const;
   // The function symbol containing addr (for messages: "in function foo").

@@ -32,6 +32,8 @@ class ProcessResolver final : public SymbolResolver {
   Result<TargetSymbol> resolve_function(std::string_view name) override;
   Result<TargetSymbol> resolve_symbol(std::string_view name) override;
   std::optional<TargetSymbol> program_definition(std::string_view name) override;
+  // In the mapped object whose file name is sym.object (engine/klp_resolve.cc).
+  Result<TargetSymbol> resolve_klp(const KlpSymbol& sym) override;
 
  private:
   const MappedObject& target_;

@@ -115,7 +115,7 @@ Status scan_relocations(const ElfFile& elf, Layout& lay) {
           HS_TRY_CTX(x86_64::scan_relocation(type, rel.r_offset, display_name(elf, sym)), ctx);
       // A branch to something outside the payload may be out of reach: give
       // it a veneer and the GOT slot the veneer jumps through.
-      bool external = si != 0 && !sym.defined() && sym.name != kGotSymbol;
+      bool external = si != 0 && (!sym.defined() || sym.st_shndx == kShnLivepatch) && sym.name != kGotSymbol;
       if (needs.got_slot || (needs.may_branch && external)) lay.got_slot.emplace(si, 0);
       if (needs.tls == x86_64::TlsAccess::GeneralDynamic) lay.tls_gd_slot.emplace(si, 0);
       if (needs.tls == x86_64::TlsAccess::InitialExec || needs.tls == x86_64::TlsAccess::Descriptor)
@@ -153,6 +153,8 @@ Status place_sections(const ElfFile& elf, Layout& lay) {
     for (size_t i = 1; i < shdrs.size(); ++i) {
       const Elf64_Shdr& sh = shdrs[i];
       if (!(sh.sh_flags & SHF_ALLOC) || region_of(elf, i) != kind) continue;
+      // A .klp.rela section (SHF_ALLOC, Payload::parse() checked it): applied here, not loaded.
+      if (sh.sh_type == SHT_RELA && (sh.sh_flags & kShfRelaLivepatch)) continue;
       std::string what = elf.describe_section(i);
       // Payload::parse() has refused SHF_TLS, ElfFile::create() an
       // sh_addralign that is not a power of two.
@@ -269,13 +271,16 @@ class Linker {
     const ElfSymbol& sym = lay_.syms[si];
     std::string name = display_name(elf_, sym);
     switch (sym.st_shndx) {
-      case SHN_UNDEF: {
+      case SHN_UNDEF:
+      case kShnLivepatch: {
         if (sym.name == kGotSymbol) return SymValue{got_addr(), 0};
         if (sym.name.empty()) return fail(ErrorKind::BadPayload, "undefined {} has no name", name);
-        Result<TargetSymbol> ts = resolver_.resolve_symbol(sym.name);
+        Result<TargetSymbol> ts = sym.st_shndx == kShnLivepatch ? resolve_klp(si) : resolver_.resolve_symbol(sym.name);
         if (!ts) {
-          // An unresolved weak reference is 0, as in any ELF link.
-          if (sym.bind() == STB_WEAK && ts.error().kind() == ErrorKind::BadTarget) return SymValue{};
+          // An unresolved weak reference is 0, as in any ELF link (not a
+          // livepatch symbol: those must all resolve).
+          if (sym.st_shndx == SHN_UNDEF && sym.bind() == STB_WEAK && ts.error().kind() == ErrorKind::BadTarget)
+            return SymValue{};
           return std::unexpected(std::move(ts.error()));
         }
         // An IFUNC's symbol value is its resolver, not the function; a TLS
@@ -311,6 +316,16 @@ class Linker {
       if (std::optional<TargetSymbol> ts = resolver_.program_definition(sym.name))
         return SymValue{ts->addr.value(), ts->size};
     return SymValue{base_ + *lay_.sec_off[sym.st_shndx] + sym.st_value, sym.st_size};
+  }
+
+  // A livepatch symbol, as the .klp.rela section using it names it
+  // (Payload::parse() modelled every one a relocation uses).
+  Result<TargetSymbol> resolve_klp(u32 si) {
+    auto it = p_.klp.symbols.find(si);
+    if (it == p_.klp.symbols.end())
+      return fail(ErrorKind::BadPayload, "livepatch symbol '{}' is used outside a .klp.rela section",
+                  ElfFile::printable(lay_.syms[si].name));
+    return resolver_.resolve_klp(it->second);
   }
 
   // Pass 5.
@@ -558,7 +573,7 @@ class Linker {
   void collect_exports() {
     for (const ElfSymbol& s : lay_.syms) {
       if (s.bind() != STB_GLOBAL && s.bind() != STB_WEAK) continue;
-      if (!s.defined() || s.name.empty() || s.name.starts_with("hotsplice_")) continue;
+      if (!s.defined() || s.st_shndx == kShnLivepatch || s.name.empty() || s.name.starts_with("hotsplice_")) continue;
       if (s.type() == STT_SECTION || s.type() == STT_FILE || s.st_shndx == SHN_COMMON) continue;
       // A weak definition bound to the program's copy is not the payload's.
       if (auto sv = symbol_value(s.index); sv && sv->S >= base_ && sv->S - base_ < lay_.size)

@@ -48,6 +48,10 @@ class SymbolResolver {
   // The module of a thread-local symbol (`sym.type == STT_TLS`) that
   // resolve_symbol() found. By default TLS is not available (BadTarget).
   virtual Result<TlsModule> resolve_tls(std::string_view name, const TargetSymbol& sym);
+  // A livepatch symbol (SHN_LIVEPATCH, payload/klp.h): `name` in the object
+  // whose file name is `object`, pos 0 = unique, N = the N-th definition.
+  // By default the ".klp.sym.OBJ.NAME,POS" form through resolve_symbol().
+  virtual Result<TargetSymbol> resolve_klp(const KlpSymbol& sym) { return resolve_symbol(sym.written); }
 };
 
 // A resolver that adds to another: every question it does not answer itself
@@ -65,6 +69,7 @@ class ForwardingResolver : public SymbolResolver {
   Result<TlsModule> resolve_tls(std::string_view name, const TargetSymbol& sym) override {
     return inner_.resolve_tls(name, sym);
   }
+  Result<TargetSymbol> resolve_klp(const KlpSymbol& sym) override { return inner_.resolve_klp(sym); }
 
  protected:
   SymbolResolver& inner_;

@@ -77,6 +77,7 @@ class Parser {
       return bad("e_type 0x{:x} is not ET_REL (0x1): a payload must be a relocatable object", elf_.header().e_type);
     HS_CHECK(load_symbols());
     HS_CHECK(check_sections());
+    p_.klp = HS_TRY(parse_klp_form(elf_, syms_));
     p_.build_id = HS_TRY(note(kBuildIdName, " (link the payload with --build-id)"));
     p_.depends = HS_TRY(note(kDependsName, ""));
     p_.object_depends = HS_TRY(note(kObjectDependsName, ""));

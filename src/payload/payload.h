@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "elf/elf_file.h"
+#include "payload/klp.h"
 #include "support/bytes.h"
 #include "support/error.h"
 
@@ -70,6 +71,7 @@ struct Payload {
   std::vector<SymRef> load_hooks, unload_hooks;
   std::optional<SymRef> preapply, apply, postapply, prerevert, revert, postrevert;
   std::vector<std::pair<std::string, std::string>> modinfo;  // from .modinfo
+  KlpForm klp;                // the Linux livepatch form: .klp.rela sections, SHN_LIVEPATCH symbols (klp.h)
 
   // Validates and models `elf`. Errors carry "FILE: " context.
   //
@@ -96,6 +98,8 @@ struct Payload {
   //   sections are not compressed, not SHF_WRITE+SHF_EXECINSTR, not SHF_TLS,
   //   SHT_NOBITS at most 64 MiB
   // - names: at most 1024 bytes, no control characters
+  // - the Linux livepatch form (.klp.rela sections, SHN_LIVEPATCH symbols):
+  //   every rule of its document, see parse_klp_form() in klp.h
   // old_addr, when relocated, must name an undefined symbol (one of the target).
   static Result<Payload> parse(ElfFile elf, std::string file);
   static Result<Payload> open(const std::string& path);

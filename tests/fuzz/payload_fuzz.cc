@@ -46,7 +46,8 @@ constexpr u64 kInteresting[] = {0,          1,          2,          3,          
                                 8,          0x10,       0x18,       0x40,       0x68,       0x7f,
                                 0x80,       0xff,       0x100,      0x1000,     0x7fff,     0x8000,
                                 0xffff,     0x10000,    0x7fffffff, 0x80000000, 0xffffffff, 0x100000000,
-                                ~u64{0},    ~u64{0} - 1, 1ull << 62, 1ull << 63};
+                                ~u64{0},    ~u64{0} - 1, 1ull << 62, 1ull << 63,
+                                0xff20 /* SHN_LIVEPATCH */, 0x100042 /* SHF_RELA_LIVEPATCH|SHF_INFO_LINK|SHF_ALLOC */};
 
 struct Fuzzer {
   std::mt19937_64 rng;
