@@ -430,7 +430,7 @@ Result<RecoveryReport> recover(pid_t pid, const RecoverOptions& opts) {
   }
   if (old_registries.size() > 1) report.registry += fmt::format(" ({} registry mappings)", old_registries.size());
 
-  const auto objs = HS_TRY(mapped_objects(*proc));
+  const auto objs = HS_TRY(mapped_objects(*proc, opts.debug));
   std::vector<Found> found;
   for (const Mapping& m : mappings)
     if (auto f = HS_TRY(read_payload(*proc, objs, m, report.notes))) found.push_back(std::move(*f));
