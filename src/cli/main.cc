@@ -274,7 +274,8 @@ int main(int argc, char** argv) {
     c->add_option("--debug-dir", debug_dirs,
                   "where separate debug files of stripped target objects are (DIR/.build-id/ab/cdef.debug, "
                   "DIR/<object's dir>/<.gnu_debuglink name>); repeatable, searched before /usr/lib/debug")
-        ->allow_extra_args(false);
+        ->allow_extra_args(false)
+        ->type_name("DIR");
   };
 
   auto add_engine_opts = [&](CLI::App* c) {

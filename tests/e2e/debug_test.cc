@@ -78,6 +78,13 @@ TEST(Debug, StaticFunctionOfAStrippedBinaryPatchedWithDebugDir) {
 
   // The builder needs the debug file too (old_size of secret_value).
   const std::string lp = s.dir.file("debug_static_v2.lp");
+  HsRun nob = hotsplice({"build", patch_src("debug_static_v2.c"), "--target", s.bin, "-o", lp}, kNoDebuginfod);
+  EXPECT_EQ(nob.code, 1);
+  EXPECT_EQ(nob.err_line(),
+            fmt::format("hotsplice: error: {}: cannot patch 'secret_value': symbol 'secret_value' not found in {} "
+                        "(stripped: no .symtab, and no debug file: by build-id at {} (absent); debuginfod not "
+                        "configured (DEBUGINFOD_URLS is unset))",
+                        patch_src("debug_static_v2.c"), s.bin, s.build_id_path("/usr/lib/debug")));
   HsRun b = hotsplice({"build", patch_src("debug_static_v2.c"), "--target", s.bin, "-o", lp, "--debug-dir", root},
                       kNoDebuginfod);
   ASSERT_EQ(b.code, 0) << b.err;
@@ -167,6 +174,45 @@ TEST(Debug, DebuginfodServesTheDebugFileWhenNoDebugDirHasIt) {
                                         "directory)",
                                         s.build_id_path("/usr/lib/debug"), empty->url())));
   EXPECT_EQ(t.ask("call"), "value=42");
+}
+
+}  // namespace
+
+namespace {
+
+// Upload found the call to secret_value() in handle(), a static only the
+// debug file names, and pointed it at the replacement. recover finds such
+// calls again only with the same debug file; without it, it says so.
+TEST(Debug, RecoverFindsRedirectedCallsWithTheSameDebugDir) {
+  Stripped s;
+  ASSERT_FALSE(s.id.empty());
+  const std::string root = s.place(s.dir.file("debug"));
+  const std::string lp = s.dir.file("debug_static_v2.lp");
+  HsRun b = hotsplice({"build", patch_src("debug_static_v2.c"), "--target", s.bin, "-o", lp, "--debug-dir", root},
+                      kNoDebuginfod);
+  ASSERT_EQ(b.code, 0) << b.err;
+  Target t(s.bin);
+  HsRun l = hotsplice({"load", P(t), lp, "--debug-dir", root}, kNoDebuginfod);
+  ASSERT_EQ(l.code, 0) << l.err;
+  EXPECT_EQ(t.ask("call"), "value=600");
+
+  HsRun without = hotsplice({"recover", P(t)}, kNoDebuginfod);
+  EXPECT_EQ(without.code, 0) << without.err;
+  EXPECT_EQ(without.err_line(),
+            fmt::format("hotsplice: payload 'debug_static_v2': {} is stripped: no .symtab, and no debug file: by "
+                        "build-id at {} (absent); debuginfod not configured (DEBUGINFOD_URLS is unset), so direct "
+                        "calls from its local functions were not looked for; if it was uploaded with --debug-dir, "
+                        "recover with the same",
+                        s.bin, s.build_id_path("/usr/lib/debug")));
+
+  HsRun with = hotsplice({"recover", P(t), "--debug-dir", root}, kNoDebuginfod);
+  EXPECT_EQ(with.code, 0) << with.err;
+  EXPECT_EQ(with.err, "");
+  // The recovered registry knows the redirected call: revert puts it back.
+  OK({"revert", P(t), "debug_static_v2"});
+  EXPECT_EQ(t.ask("call"), "value=42");
+  OK({"unload", P(t), "debug_static_v2"});
+  expect_absent(t, "debug_static_v2");
 }
 
 }  // namespace
