@@ -9,6 +9,7 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 
 #include "elf/debuginfod.h"
 
@@ -152,7 +153,11 @@ DebugFileSearch find_debug_file(const ElfFile& elf, std::string_view object_path
       const std::string_view logical = object_path.empty() ? std::string_view(file) : object_path;
       const std::string_view beside = file.find("/map_files/") == std::string::npos ? dirname_of(file) : dirname_of(logical);
       std::vector<std::string> places{join(beside, "", link->name), join(beside, ".debug", link->name)};
-      for (const std::string& root : search.dirs) places.push_back(join(root, dirname_of(logical), link->name));
+      // Under ROOT the object's directory is absolute, as gdb makes it.
+      std::error_code ec;
+      const std::string abs_dir = std::filesystem::absolute(std::string(dirname_of(logical)), ec).lexically_normal();
+      const std::string_view dir = ec ? dirname_of(logical) : std::string_view(abs_dir);
+      for (const std::string& root : search.dirs) places.push_back(join(root, dir, link->name));
       for (size_t i = 0; i < places.size(); ++i) {
         const std::string& path = places[i];
         if (std::find(places.begin(), places.begin() + static_cast<long>(i), path) != places.begin() + static_cast<long>(i))
