@@ -5,5 +5,5 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
   build-essential gcc g++ binutils cmake ninja-build pkg-config \
-  libfmt-dev libelf-dev libdw-dev libzydis-dev libcli11-dev nlohmann-json3-dev \
+  libfmt-dev libelf-dev libdw-dev libdebuginfod-dev debuginfod libzydis-dev libcli11-dev nlohmann-json3-dev \
   libgtest-dev googletest >/dev/null

@@ -277,7 +277,10 @@ Result<BuildReport> build_payload(const BuildOptions& opts) {
 
   // Pass 1: what the payload depends on.
   std::optional<Target> target;
-  if (!opts.target.empty()) target.emplace(HS_TRY(builder_detail::open_target(opts.target)));
+  if (!opts.target.empty()) {
+    target.emplace(HS_TRY(builder_detail::open_target(opts.target)));
+    target->debug = opts.debug;
+  }
   Bytes depends, object_depends;
   if (opts.depends_payload) {
     const std::string& dep_path = *opts.depends_payload;

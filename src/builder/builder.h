@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "elf/debug_file.h"
 #include "support/bytes.h"
 #include "support/error.h"
 
@@ -40,6 +41,7 @@ struct BuildOptions {
   std::string cxx = "g++";                     // for sources ending .cc .cpp .cxx .C
   std::string ld = "ld";
   bool keep_temps = false;                     // keep the temporary directory (reported)
+  DebugSearch debug;                           // a stripped target's debug file (--debug-dir)
 };
 
 struct BuiltFunc {

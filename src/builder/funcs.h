@@ -24,10 +24,11 @@ struct Target {
   std::optional<ElfFile> elf;
   Bytes build_id;
   std::shared_ptr<ObjectSymbols> symbols;  // loaded on first use
+  DebugSearch debug;                       // where a stripped target's debug file is
 
   Result<const ObjectSymbols*> syms() {
     if (!symbols) {
-      symbols = HS_TRY_CTX(ObjectSymbols::load(*elf, 0), fmt::format("target {}", path));
+      symbols = HS_TRY_CTX(ObjectSymbols::load(*elf, 0, debug), fmt::format("target {}", path));
     }
     return symbols.get();
   }

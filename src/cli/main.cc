@@ -270,6 +270,17 @@ int main(int argc, char** argv) {
   pid_t pid = 0;
   std::string name, file;
 
+  // Repeatable, searched in the order given, then /usr/lib/debug (and
+  // debuginfod): elf/debug_file.h.
+  std::vector<std::string> debug_dirs;
+  auto add_debug_dir = [&](CLI::App* c) {
+    c->add_option("--debug-dir", debug_dirs,
+                  "where separate debug files of stripped target objects are (DIR/.build-id/ab/cdef.debug, "
+                  "DIR/<object's dir>/<.gnu_debuglink name>); repeatable, searched before /usr/lib/debug")
+        ->allow_extra_args(false)
+        ->type_name("DIR");
+  };
+
   auto add_engine_opts = [&](CLI::App* c) {
     c->add_option("--timeout", timeout_s, "how long to retry the activeness check (e.g. 1s, 500ms)");
     c->add_flag("--force", force, "skip the activeness check (unsafe)");
@@ -289,6 +300,7 @@ int main(int argc, char** argv) {
   build->add_option("--cc", bopt.cc, "C compiler (default gcc)");
   build->add_option("--cxx", bopt.cxx, "C++ compiler for .cc/.cpp/.cxx sources (default g++)");
   build->add_flag("--keep-temps", bopt.keep_temps, "keep the intermediate files");
+  add_debug_dir(build);
 
   auto* info = app.add_subcommand("info", "describe a payload file");
   info->add_option("file", file)->required();
@@ -298,6 +310,7 @@ int main(int argc, char** argv) {
   upload->add_option("pid", pid)->required();
   upload->add_option("name", name)->required();
   upload->add_option("file", file)->required();
+  add_debug_dir(upload);
 
   auto* apply = app.add_subcommand("apply", "switch a payload on (state APPLIED)");
   auto* revert = app.add_subcommand("revert", "switch the top payload off (state CHECKED)");
@@ -314,6 +327,7 @@ int main(int argc, char** argv) {
   load->add_option("file", file)->required();
   load->add_option("--name", name, "payload name (default: the file name without extension)");
   add_engine_opts(load);
+  add_debug_dir(load);
 
   auto* list = app.add_subcommand("list", "show the payloads of a process");
   list->add_option("pid", pid)->required();
@@ -324,6 +338,7 @@ int main(int argc, char** argv) {
   recover_cmd->add_option("pid", pid)->required();
   recover_cmd->add_flag("--revert-all", revert_all, "first put the original bytes back at every patch site");
   recover_cmd->add_flag("--json", json_out);
+  add_debug_dir(recover_cmd);
 
   try {
     app.parse(argc, argv);
@@ -343,6 +358,7 @@ int main(int argc, char** argv) {
         i = j + 1;
       }
     }
+    bopt.debug = DebugSearch::with_default(debug_dirs);
     check(build_payload(bopt));
     Payload p = check(Payload::open(bopt.output));
     fmt::print("wrote {}: {} function{}, build-id {}\n", shown(bopt.output), p.funcs.size(), p.funcs.size() == 1 ? "" : "s",
@@ -369,7 +385,7 @@ int main(int argc, char** argv) {
 
   if (recover_cmd->parsed()) {
     recovering = true;
-    auto r = recover(pid, RecoverOptions{.revert_all = revert_all});
+    auto r = recover(pid, RecoverOptions{.revert_all = revert_all, .debug = DebugSearch::with_default(debug_dirs)});
     if (!r && r.error().kind() != ErrorKind::NoProcess) check_op(pid, std::unexpected(r.error()));
     const RecoveryReport rep = check(std::move(r));
     print_notes(rep.notes);
@@ -385,6 +401,7 @@ int main(int argc, char** argv) {
   eopt.force = force;
   eopt.redirect_calls = !entry_only;
   eopt.release_when_done = true;  // one operation per invocation
+  eopt.debug = DebugSearch::with_default(debug_dirs);
   if (force) fmt::print(stderr, "hotsplice: warning: --force skips the activeness check; the process may crash\n");
   // Repairs the target at once if this tool dies mid-operation (guardian.h).
   start_guardian(pid);

@@ -4,8 +4,8 @@
 // Where the symbols come from, best first: the object's own .symtab (locals
 // included, with the STT_FILE symbols that say which source file each local
 // came from); the separate debug file found by build-id
-// (/usr/lib/debug/.build-id/ab/cdef....debug), whose .symtab describes the same
-// addresses; the .dynsym (globals only) of a stripped object.
+// or .gnu_debuglink or from debuginfod (debug_file.h), whose .symtab
+// describes the same addresses; the .dynsym (globals only) of a stripped object.
 //
 // Versioned names: in a .symtab, "memcpy@@GLIBC_2.14" (the default version) is
 // found as "memcpy", "memcpy@GLIBC_2.2.5" (an old one) only by its full name;
@@ -20,7 +20,6 @@
 namespace hs {
 namespace {
 
-constexpr std::string_view kDefaultDebugRoot = "/usr/lib/debug";
 constexpr u16 kVersymHidden = 0x8000;
 constexpr size_t kSymbolizeWindow = 64;  // how far back symbolize() looks for an enclosing function
 
@@ -74,58 +73,19 @@ std::optional<size_t> first_symtab(const ElfFile& elf) {
   return std::nullopt;
 }
 
-// A separate debug file: ROOT/.build-id/ab/cdef....debug for build-id
-// abcdef..., the layout gdb and distributions use.
-struct DebugFile {
-  std::string path;
-  ElfFile elf;
-  size_t symtab = 0;
-};
-
-// The debug file of `elf` under `debug_root`, if there is one and it really
-// is this object's (same build-id) and has a .symtab. A debug file we cannot
-// use is no reason to fail (.dynsym may do): nullopt.
-// Where that debug file would be (nullopt: the object has no build-id).
-std::optional<std::string> debug_file_path(const ElfFile& elf, const std::string& debug_root) {
-  auto id = elf.build_id();
-  if (!id || id->size() < 2) return std::nullopt;
-  const std::string hex = to_hex(*id);
-  return fmt::format("{}/.build-id/{}/{}.debug", debug_root, hex.substr(0, 2), hex.substr(2));
-}
-
-// The file name a .gnu_debuglink section names (empty: none, or unreadable).
-// The section holds a NUL-terminated name, padding and a CRC.
-std::string debuglink_name(const ElfFile& elf) {
-  auto i = elf.find_section(".gnu_debuglink");
-  if (!i) return {};
-  ByteView d = elf.section_data(*i);
-  auto nul = std::find(d.begin(), d.end(), u8{0});
-  if (nul == d.end()) return {};
-  return ElfFile::printable(std::string_view(reinterpret_cast<const char*>(d.data()), static_cast<size_t>(nul - d.begin())));
-}
-
-std::optional<DebugFile> open_debug_file(const ElfFile& elf, const std::string& debug_root) {
-  auto id = elf.build_id();
-  auto where = debug_file_path(elf, debug_root);
-  if (!where) return std::nullopt;
-  std::string path = *where;
-  if (::access(path.c_str(), R_OK) != 0) return std::nullopt;
-  auto dbg = ElfFile::open(path);
-  if (!dbg) return std::nullopt;
-  auto dbg_id = dbg->build_id();
-  const auto symtab = first_symtab(*dbg);
-  if (!dbg_id || !std::ranges::equal(*dbg_id, *id) || !symtab) return std::nullopt;
-  return DebugFile{std::move(path), std::move(*dbg), *symtab};
-}
-
 }  // namespace
 
 Result<std::shared_ptr<ObjectSymbols>> ObjectSymbols::load(const ElfFile& elf, u64 bias) {
-  return load(elf, bias, std::string(kDefaultDebugRoot));
+  return load(elf, bias, DebugSearch{});
 }
 
 Result<std::shared_ptr<ObjectSymbols>> ObjectSymbols::load(const ElfFile& elf, u64 bias,
                                                            const std::string& debug_root) {
+  return load(elf, bias, DebugSearch{.dirs = {debug_root}, .debuginfod = false});
+}
+
+Result<std::shared_ptr<ObjectSymbols>> ObjectSymbols::load(const ElfFile& elf, u64 bias, const DebugSearch& search,
+                                                           std::string_view object_path) {
   auto out = std::make_shared<ObjectSymbols>();
   out->path_ = elf.path();
 
@@ -174,21 +134,20 @@ Result<std::shared_ptr<ObjectSymbols>> ObjectSymbols::load(const ElfFile& elf, u
     HS_CHECK_CTX(add_table(elf, *symtab), elf.path());
     out->source_ = "symtab";
   } else {
-    if (auto dbg = open_debug_file(elf, debug_root)) {
-      if (add_table(dbg->elf, dbg->symtab)) {
-        out->source_ = "debug file " + dbg->path;
+    DebugFileSearch dbg = find_debug_file(elf, object_path, search);
+    if (dbg.found) {
+      if (add_table(dbg.found->elf, dbg.found->symtab)) {
+        out->source_ = "debug file " + dbg.found->path;
       } else {  // unusable after all: start again from the .dynsym
         out->syms_.clear();
         out->files_.clear();
+        dbg.by_build_id.push_back(dbg.found->path + " (unreadable .symtab)");
       }
     }
     if (out->source_.empty()) {
-      // Stripped, and no usable debug file: say so in every "not found".
-      const auto dbg_path = debug_file_path(elf, debug_root);
-      out->stripped_ = dbg_path ? fmt::format("stripped: no .symtab, and no debug file with its build-id at {}", *dbg_path)
-                                : std::string("stripped: no .symtab, and no build-id to find a debug file by");
-      if (const std::string link = debuglink_name(elf); !link.empty())
-        out->stripped_ += fmt::format("; its .gnu_debuglink names '{}'", link);
+      // Stripped, and no usable debug file: say so, and where it was
+      // looked for, in every "not found".
+      out->stripped_ = dbg.describe();
       if (auto dyn = elf.dynsym_index()) {
         HS_CHECK_CTX(add_table(elf, *dyn), elf.path());
         out->source_ = "dynsym";

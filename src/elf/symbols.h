@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "elf/debug_file.h"
 #include "elf/elf_file.h"
 #include "support/target_symbol.h"
 
@@ -24,12 +25,16 @@ inline constexpr std::string_view kKlpSymPrefix = ".klp.sym.";
 class ObjectSymbols {
  public:
   // Builds from the object's file: .symtab if present, else the separate
-  // debug file /usr/lib/debug/.build-id/xx/yyyy.debug if it exists (it has a
-  // .symtab), else .dynsym. `bias` is added to every st_value (except for
-  // STT_TLS symbols, whose value is the offset in the object's TLS block).
+  // debug file find_debug_file() finds as `search` says (it has a .symtab),
+  // else .dynsym. `bias` is added to every st_value (except for STT_TLS
+  // symbols, whose value is the offset in the object's TLS block).
+  // `object_path`: the object's path in its process (see find_debug_file).
+  static Result<std::shared_ptr<ObjectSymbols>> load(const ElfFile& elf, u64 bias, const DebugSearch& search,
+                                                     std::string_view object_path = {});
+  // With DebugSearch{}: /usr/lib/debug, then debuginfod.
   static Result<std::shared_ptr<ObjectSymbols>> load(const ElfFile& elf, u64 bias);
-  // Same, looking for the debug file under `debug_root` instead of
-  // /usr/lib/debug (tests).
+  // Looking for the debug file under `debug_root` only, never asking
+  // debuginfod (tests).
   static Result<std::shared_ptr<ObjectSymbols>> load(const ElfFile& elf, u64 bias, const std::string& debug_root);
 
   // Lookup forms (name as written in a payload):
@@ -57,6 +62,9 @@ class ObjectSymbols {
   std::optional<std::pair<std::string, TargetSymbol>> symbolize(RemoteAddr addr) const;
 
   const std::string& path() const { return path_; }
+  // Empty, or why only the .dynsym was read and where the debug file was
+  // looked for ("stripped: no .symtab, and no debug file: ...").
+  const std::string& stripped() const { return stripped_; }
   // Where the symbols came from: "symtab", "debug file PATH" or "dynsym".
   const std::string& source() const { return source_; }
 
@@ -77,8 +85,8 @@ class ObjectSymbols {
   std::string files_of(const std::vector<const Sym*>& syms) const;
 
   // The object as "not found in" messages name it: its path, and when it
-  // has no .symtab, that it is stripped and where its debug file was
-  // looked for.
+  // has no .symtab, that it is stripped and every place its debug file was
+  // looked for (DebugFileSearch::describe).
   std::string where() const;
 
   std::string path_;

@@ -205,6 +205,13 @@ Result<std::optional<Found>> read_payload(const Process& proc, const std::vector
                                 "recovered as CHECKED",
                                 m.name));
   const auto sites = HS_TRY(find_call_sites(*f.obj, replaced));
+  // Calls are only found inside functions the symbols name: a stripped
+  // object read without its debug file may hide calls an upload that had it
+  // pointed at a replacement.
+  if (auto syms = f.obj->symbols(); !replaced.empty() && syms && !(*syms)->stripped().empty())
+    notes.push_back(fmt::format("payload '{}': {} is {}, so direct calls from its local functions were not looked "
+                                "for; if it was uploaded with --debug-dir, recover with the same",
+                                m.name, f.obj->path, (*syms)->stripped()));
   for (FuncState& fs : rec.funcs)
     if (auto it = sites.find(fs.old_addr); it != sites.end() && fs.new_addr)
       for (const CallSite& c : it->second) fs.call_sites.push_back(c.addr);
@@ -433,7 +440,7 @@ Result<RecoveryReport> recover(pid_t pid, const RecoverOptions& opts) {
   }
   if (old_registries.size() > 1) report.registry += fmt::format(" ({} registry mappings)", old_registries.size());
 
-  const auto objs = HS_TRY(mapped_objects(*proc));
+  const auto objs = HS_TRY(mapped_objects(*proc, opts.debug));
   std::vector<Found> found;
   for (const Mapping& m : mappings)
     if (auto f = HS_TRY(read_payload(*proc, objs, m, report.notes))) found.push_back(std::move(*f));

@@ -48,6 +48,7 @@
 #include <string>
 #include <vector>
 
+#include "elf/debug_file.h"
 #include "engine/registry.h"
 #include "support/error.h"
 
@@ -55,6 +56,9 @@ namespace hs {
 
 struct RecoverOptions {
   bool revert_all = false;
+  // Where stripped objects' debug files are looked for: their symbols
+  // bound the call sites found again (--debug-dir, as at upload).
+  DebugSearch debug;
 };
 
 // Where one function of a recovered payload stands.

@@ -52,13 +52,16 @@ Result<TargetSymbol> ProcessResolver::resolve_symbol(std::string_view name) {
   // 3. the other objects, in link-map order
   for (const auto& o : objs_) {
     if (&o == &target_) continue;
-    auto os = o.symbols();
+    auto os = o.global_symbols();
     if (!os) continue;  // an object we cannot read cannot provide symbols
     if (auto s = (*os)->lookup_global(name)) {
       if (s->type == STT_GNU_IFUNC) return ifunc_implementation(proc_, objs_, o, name, *s);
       return *s;
     }
   }
+  if (!syms->stripped().empty())  // its locals may be what is missing: say where they were looked for
+    return fail(ErrorKind::BadTarget, "unresolved symbol '{}': not in {} ({}), any loaded payload or the other objects",
+                name, syms->path(), syms->stripped());
   return fail(ErrorKind::BadTarget, "unresolved symbol '{}'", name);
 }
 

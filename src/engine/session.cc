@@ -72,7 +72,7 @@ Status Session::ensure_registry() {
 }
 
 Result<const std::vector<MappedObject>*> Session::objects() {
-  if (!objects_) objects_ = HS_TRY(mapped_objects(*proc_));
+  if (!objects_) objects_ = HS_TRY(mapped_objects(*proc_, opts_.debug));
   return &*objects_;
 }
 

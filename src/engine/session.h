@@ -44,6 +44,8 @@ struct EngineOptions {
   // (engine/call_sites.h). Off: every call keeps going through the entry
   // jump (and sites an earlier operation redirected are put back).
   bool redirect_calls = true;
+  // Where stripped target objects' debug files are looked for (--debug-dir).
+  DebugSearch debug;
 };
 
 class Session {

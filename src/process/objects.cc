@@ -135,7 +135,7 @@ std::vector<RemoteAddr> link_map_order(const Process& proc, const MappedObject& 
 
 }  // namespace
 
-Result<std::vector<MappedObject>> mapped_objects(const Process& proc) {
+Result<std::vector<MappedObject>> mapped_objects(const Process& proc, const DebugSearch& debug) {
   const pid_t pid = proc.pid();
   auto maps = HS_TRY(proc.maps());
 
@@ -174,6 +174,7 @@ Result<std::vector<MappedObject>> mapped_objects(const Process& proc) {
     if (auto id = elf->build_id()) o.build_id.assign(id->begin(), id->end());
     o.elf = std::make_shared<const ElfFile>(std::move(*elf));
     o.file = std::move(file);
+    o.debug = debug;
     objs.push_back(std::move(o));
   }
 
@@ -222,8 +223,19 @@ Result<std::shared_ptr<ObjectSymbols>> MappedObject::symbols() const {
   if (symbols_cache) return symbols_cache;
   std::shared_ptr<const ElfFile> e = elf;
   if (!e) e = std::make_shared<const ElfFile>(HS_TRY(ElfFile::open(file.empty() ? path : file)));
-  symbols_cache = HS_TRY(ObjectSymbols::load(*e, bias.value()));
+  symbols_cache = HS_TRY(ObjectSymbols::load(*e, bias.value(), debug, path));
   return symbols_cache;
+}
+
+Result<std::shared_ptr<ObjectSymbols>> MappedObject::global_symbols() const {
+  if (symbols_cache) return symbols_cache;
+  if (global_symbols_cache) return global_symbols_cache;
+  std::shared_ptr<const ElfFile> e = elf;
+  if (!e) e = std::make_shared<const ElfFile>(HS_TRY(ElfFile::open(file.empty() ? path : file)));
+  DebugSearch local = debug;
+  local.debuginfod = false;
+  global_symbols_cache = HS_TRY(ObjectSymbols::load(*e, bias.value(), local, path));
+  return global_symbols_cache;
 }
 
 }  // namespace hs

@@ -27,17 +27,28 @@ struct MappedObject {
   // or replaced file); the very file that is mapped.
   std::string file;
 
-  // Loaded on first use and cached.
+  // Where its separate debug file is looked for if it is stripped
+  // (--debug-dir; mapped_objects sets it).
+  DebugSearch debug;
+
+  // Its symbols, a stripped object's debug file included, found as `debug`
+  // says (debuginfod too): for the object a payload patches. Loaded on first
+  // use and cached.
   Result<std::shared_ptr<ObjectSymbols>> symbols() const;
-  mutable std::shared_ptr<ObjectSymbols> symbols_cache;
+  // Enough for another object's exports (ObjectSymbols::lookup_global): the
+  // same, but a stripped object's debug file is not asked of debuginfod
+  // (its .dynsym has the exports). symbols() once that has been loaded.
+  Result<std::shared_ptr<ObjectSymbols>> global_symbols() const;
+  mutable std::shared_ptr<ObjectSymbols> symbols_cache, global_symbols_cache;
 };
 
 // Every file-backed ELF object mapped in the process, main executable first,
 // then in link-map order (read from the target's r_debug via DT_DEBUG when
 // available, else in address order). Objects whose file cannot be read are
 // skipped, as are non-ELF files, the vDSO and memfds. The build-id is read
-// from the file on disk (empty if the object has none).
-Result<std::vector<MappedObject>> mapped_objects(const Process& proc);
+// from the file on disk (empty if the object has none). Each object's debug
+// files are looked for as `debug` says.
+Result<std::vector<MappedObject>> mapped_objects(const Process& proc, const DebugSearch& debug = {});
 
 // One entry of the target's link map (ld.so's list of loaded objects): the
 // address of its `struct link_map` (what dlopen returns as a handle in

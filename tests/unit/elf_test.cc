@@ -274,7 +274,8 @@ TEST(ElfHelpers, Printable) {
 
 struct Program {
   std::string exe, stripped, lib, lib_stripped, debug_root;
-  std::string stripped_linked;  // stripped, with a .gnu_debuglink naming prog.debug
+  std::string stripped_linked;  // stripped, with a .gnu_debuglink naming prog.debug (beside it)
+  std::string linked_alone;     // the same in a directory without prog.debug
 };
 
 void run_or_fail(const std::string& cmd) { test::run(cmd); }
@@ -308,8 +309,10 @@ const Program& program() {
     // do: .gnu_debuglink (objcopy needs the file to compute its CRC).
     r.stripped_linked = d.file("prog-linked");
     run_or_fail(fmt::format("cd {0} && objcopy --only-keep-debug prog prog.debug && strip -o prog-linked prog && "
-                            "objcopy --add-gnu-debuglink=prog.debug prog-linked",
+                            "objcopy --add-gnu-debuglink=prog.debug prog-linked && "
+                            "mkdir alone && cp prog-linked alone/",
                             d.path()));
+    r.linked_alone = d.file("alone/prog-linked");
 
     // A library with two versions of vfn: vfn@V1 (old) and vfn@@V2 (default).
     test::write_file(d.file("lib.c"),
@@ -462,8 +465,8 @@ TEST(ObjectSymbols, StrippedFallsBackToDynsym) {
   // The message says the object is stripped and where its debug file was
   // looked for (issue 10: symbols of real binaries).
   EXPECT_EQ(n.error().message(),
-            fmt::format("symbol 'name' not found in {} (stripped: no .symtab, and no debug file with its build-id at "
-                        "/nonexistent/.build-id/c0/ffee0123456789.debug)",
+            fmt::format("symbol 'name' not found in {} (stripped: no .symtab, and no debug file: by build-id at "
+                        "/nonexistent/.build-id/c0/ffee0123456789.debug (absent))",
                         p.stripped));
   // An object with .symtab says nothing of the kind.
   auto full = load(p.exe, kBias);
@@ -475,16 +478,29 @@ TEST(ObjectSymbols, StrippedFallsBackToDynsym) {
 
 TEST(ObjectSymbols, StrippedWithADebuglinkNamesIt) {
   const Program& p = program();
-  auto syms = load(p.stripped_linked, kBias);
+  auto syms = load(p.linked_alone, kBias);
   ASSERT_NE(syms, nullptr);
   EXPECT_EQ(syms->source(), "dynsym");
   auto n = syms->lookup("a.c#name");
   ASSERT_FALSE(n.has_value());
+  const std::string dir = p.linked_alone.substr(0, p.linked_alone.rfind('/'));
   EXPECT_EQ(n.error().message(),
-            fmt::format("symbol 'a.c#name' not found in {} (stripped: no .symtab, and no debug file with its build-id "
-                        "at /nonexistent/.build-id/c0/ffee0123456789.debug; its .gnu_debuglink names 'prog.debug'): "
-                        "no STT_FILE symbol 'a.c'",
-                        p.stripped_linked));
+            fmt::format("symbol 'a.c#name' not found in {0} (stripped: no .symtab, and no debug file: by build-id "
+                        "at /nonexistent/.build-id/c0/ffee0123456789.debug (absent); by its .gnu_debuglink "
+                        "'prog.debug' at {1}/prog.debug (absent), {1}/.debug/prog.debug (absent), "
+                        "/nonexistent{1}/prog.debug (absent)): no STT_FILE symbol 'a.c'",
+                        p.linked_alone, dir));
+}
+
+TEST(ObjectSymbols, StrippedFindsTheDebuglinkFileBesideIt) {
+  const Program& p = program();
+  auto syms = load(p.stripped_linked, kBias);
+  ASSERT_NE(syms, nullptr);
+  const std::string dir = p.stripped_linked.substr(0, p.stripped_linked.rfind('/'));
+  EXPECT_EQ(syms->source(), "debug file " + dir + "/prog.debug");
+  auto a = syms->lookup("a.c#name");
+  ASSERT_TRUE(a.has_value()) << a.error().message();
+  EXPECT_EQ(a->addr.value(), kBias + symtab_value(p.exe, "name", "a.c"));
 }
 
 TEST(ObjectSymbols, StrippedUsesDebugFileByBuildId) {
