@@ -12,6 +12,7 @@
 #include "builder/builder.h"
 #include "cli/guardian.h"
 #include "engine/recover.h"
+#include "elf/source_names.h"
 #include "engine/session.h"
 #include "payload/payload.h"
 #include "support/text.h"
@@ -155,6 +156,18 @@ json record_json(const PayloadRecord& p) {
   return pj;
 }
 
+// The functions a patch named by a source name: which symbol each is, and
+// for a copy GCC made (.isra, .constprop, .part), that the replacement gets
+// that copy's arguments.
+void print_renamed(const BuildReport& r) {
+  for (const auto& f : r.funcs) {
+    if (f.symbol.empty()) continue;
+    const auto clone = split_clone(f.symbol);
+    fmt::print("  {} -> {}{}\n", shown(f.name), shown(f.symbol),
+               clone ? " (a copy GCC made: the replacement is called with that copy's arguments)" : "");
+  }
+}
+
 json state_json(pid_t pid, const ListResult& l) {
   json j;
   j["pid"] = pid;
@@ -167,6 +180,9 @@ json state_json(pid_t pid, const ListResult& l) {
                              {"old_addr", fmt::format("{:#x}", f.old_addr)},
                              {"new_addr", fmt::format("{:#x}", f.new_addr)},
                              {"applied", f.applied}});
+      if (!f.symbol.empty()) pj["funcs"].back()["symbol"] = exact(f.symbol);
+      for (const auto& [addr, size] : f.cold)
+        pj["funcs"].back()["cold"].push_back({{"addr", fmt::format("{:#x}", addr)}, {"size", size}});
     }
     pj["modinfo"] = json::object();
     for (const auto& [k, v] : p.modinfo) pj["modinfo"][exact(k)] = exact(v);
@@ -191,7 +207,8 @@ void print_state(pid_t pid, const ListResult& l) {
     fmt::print("{}  {}  {}\n", shown(p.name), state_name(p.state), shown(p.object_path));
     fmt::print("  build-id {}  depends {}\n", to_hex(p.build_id), to_hex(p.depends));
     for (const auto& f : p.funcs)
-      fmt::print("  [{}] {} {:#x} -> {}\n", f.applied ? "x" : " ", shown(f.name), f.old_addr,
+      fmt::print("  [{}] {}{} {:#x} -> {}\n", f.applied ? "x" : " ", shown(f.name),
+                 f.symbol.empty() ? "" : " (" + shown(f.symbol) + ")", f.old_addr,
                  f.new_addr ? fmt::format("{:#x}", f.new_addr) : std::string("nop"));
     for (const auto& [k, v] : p.modinfo) fmt::print("  {}={}\n", shown(k), shown(v));
     for (const auto& h : p.hooks) fmt::print("  {} hook {}\n", shown(h.kind), shown(h.name));
@@ -340,10 +357,11 @@ int main(int argc, char** argv) {
         i = j + 1;
       }
     }
-    check(build_payload(bopt));
+    const BuildReport report = check(build_payload(bopt));
     Payload p = check(Payload::open(bopt.output));
     fmt::print("wrote {}: {} function{}, build-id {}\n", shown(bopt.output), p.funcs.size(), p.funcs.size() == 1 ? "" : "s",
                to_hex(p.build_id));
+    print_renamed(report);
     return 0;
   }
   if (info->parsed()) {

@@ -52,7 +52,7 @@ Result<TargetSymbol> resolve_ifunc(const MappedObject& obj, std::string_view nam
 
 Result<TargetSymbol> ProcessResolver::resolve_function(std::string_view name) {
   auto syms = HS_TRY(target_.symbols());
-  return syms->lookup(name);
+  return syms->lookup_function(name);  // also by source name (demangled, GCC's renamed copies)
 }
 
 Result<TargetSymbol> ProcessResolver::resolve_symbol(std::string_view name) {

@@ -16,6 +16,7 @@ struct TargetSymbol {
   u64 size = 0;
   std::string object;  // path of the object it was found in, for messages
   u8 type = 0;         // STT_* when known; for STT_TLS, addr is the offset in the object's TLS block
+  std::string name;    // the symbol's own name in the table, when found in one ("parse.isra.0", "_ZN2ns1fEi")
 };
 
 }  // namespace hs
