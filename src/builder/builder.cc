@@ -382,6 +382,7 @@ Result<BuildReport> build_payload(const BuildOptions& opts) {
       f.new_size_filled = it->new_size_filled;
       f.old_size_filled = it->old_size_filled;
       f.symbol = it->symbol;
+      f.other_copies = it->other_copies;
     }
     report.funcs.push_back(std::move(f));
   }

@@ -184,6 +184,7 @@ Status fill_section(PatchObject& obj, size_t funcs_index, Target* target, const 
         f.symbol = ts.name;
         ctx = fmt::format("'{}' ({})", name, ElfFile::printable(ts.name));
       }
+      f.other_copies = tsyms->copies_of(ts.name);
       const u64 addr = ts.addr.value();
       auto sec = target->exec_section_at(addr);
       if (!sec) {

@@ -158,9 +158,16 @@ json record_json(const PayloadRecord& p) {
 
 // The functions a patch named by a source name: which symbol each is, and
 // for a copy GCC made (.isra, .constprop, .part), that the replacement gets
-// that copy's arguments.
+// that copy's arguments; and the copies of a named function it leaves alone.
 void print_renamed(const BuildReport& r) {
   for (const auto& f : r.funcs) {
+    if (!f.other_copies.empty()) {
+      std::string copies;
+      for (const auto& c : f.other_copies) copies += (copies.empty() ? "" : ", ") + shown(c);
+      fmt::print("  note: {} also has copies GCC made ({}), which this payload does not replace: calls to them keep "
+                 "the old code\n",
+                 shown(f.name), copies);
+    }
     if (f.symbol.empty()) continue;
     const auto clone = split_clone(f.symbol);
     fmt::print("  {} -> {}{}\n", shown(f.name), shown(f.symbol),

@@ -374,6 +374,20 @@ std::string ObjectSymbols::closest(std::string_view written, bool functions_only
   return out;
 }
 
+std::vector<std::string> ObjectSymbols::copies_of(std::string_view symbol) const {
+  const std::string prefix = std::string(symbol) + ".";
+  std::vector<std::string> out;
+  auto it = std::ranges::lower_bound(by_name_, std::string_view(prefix), {},
+                                     [&](u32 i) -> std::string_view { return syms_[i].name; });
+  for (; it != by_name_.end() && std::string_view(syms_[*it].name).starts_with(prefix); ++it) {
+    const Sym& s = syms_[*it];
+    const auto clone = split_clone(s.name);
+    if (!clone || clone->cold || clone->base != symbol || !is_function(s.type)) continue;
+    if (std::ranges::find(out, s.name) == out.end()) out.push_back(s.name);
+  }
+  return out;
+}
+
 std::vector<RemoteRange> ObjectSymbols::cold_parts(std::string_view symbol, RemoteAddr entry) const {
   const Sym* fn = nullptr;
   for (auto [it, end] = named(symbol); it != end; ++it)

@@ -15,9 +15,9 @@
 
 #include <unistd.h>
 
-#include "elf/source_names.h"
-
 #include <algorithm>
+
+#include "elf/source_names.h"
 
 namespace hs {
 namespace {

@@ -61,6 +61,10 @@ class ObjectSymbols {
   // the symbol's own. Errors: ambiguous names list the candidates, unknown
   // ones the closest names the object has ("; closest: 'hello'").
   Result<TargetSymbol> lookup_function(std::string_view name) const;
+  // The copies GCC made of the function named `symbol` (its own name):
+  // "symbol.isra.N", ".constprop.N", ".part.N" (not cold parts), in name
+  // order. Replacing `symbol` does not replace them.
+  std::vector<std::string> copies_of(std::string_view symbol) const;
   // The cold parts GCC split out of the function named `symbol` (its own
   // name) starting at `entry`: "symbol.cold" / "symbol.cold.N", of the same
   // source file when the function is a local (all of them when that cannot

@@ -237,3 +237,32 @@ TEST(Names, ColdPartIsGuardedLikeTheFunction) {
   OK({"apply", P(t), "fix"});
   EXPECT_EQ(t.ask("checked 1"), "checked=51");
 }
+
+// A function named by its own name whose copies GCC made stay as they are:
+// the builder says so (tally is global and kept, but its callers here call
+// tally.part.0, so the patch does not reach them).
+TEST(Names, CopiesOfANamedFunctionAreNotReplacedAndTheBuilderSaysSo) {
+  const std::string bin = target_bin("names_clones");
+  auto syms = symbols_of(bin);
+  ASSERT_NE(syms, nullptr);
+  ASSERT_TRUE(syms->lookup("tally").has_value());
+  ASSERT_TRUE(syms->lookup("tally.part.0").has_value()) << "gcc did not split tally";
+  const std::string src = write_patch("names_tally.c",
+                                      "#include <hotsplice/livepatch.h>\n"
+                                      "static int tally_v2(int x) { return 9000 + x; }\n"
+                                      "HOTSPLICE_REPLACE(\"tally\", tally_v2);\n");
+  const std::string lp = work_file("names_tally.lp");
+  HsRun b = hotsplice({"build", src, "--target", bin, "-o", lp});
+  ASSERT_EQ(b.code, 0) << b.err;
+  EXPECT_NE(b.out.find("  note: tally also has copies GCC made (tally.part.0), which this payload does not replace: "
+                       "calls to them keep the old code\n"),
+            std::string::npos)
+      << b.out;
+  Target t(bin);
+  EXPECT_EQ(t.ask("tally 20"), "tally=200");  // the table starts at zero
+  OK({"load", P(t), lp});
+  EXPECT_EQ(t.ask("tally 3"), "tally=3") << "the head is inlined in the caller";
+  EXPECT_NE(t.ask("tally 20"), "tally=9020") << "the caller calls tally.part.0, which the patch leaves alone";
+  auto funcs = funcs_of(t, "names_tally");
+  EXPECT_FALSE(funcs["tally"].contains("symbol"));
+}

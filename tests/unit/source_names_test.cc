@@ -214,6 +214,9 @@ TEST(ObjectSymbolsSourceNames, RenamedCopiesBySourceName) {
   EXPECT_EQ(found(syms->lookup_function("parse.isra.0")), "parse.isra.0");
   EXPECT_EQ(found(syms->lookup_function("cpp(char const*)")), "_ZL3cppPKc.isra.0");
   EXPECT_EQ(found(syms->lookup_function("split")), "split");  // the function itself, not its cold part
+  EXPECT_TRUE(syms->copies_of("split").empty());  // a cold part is no copy
+  EXPECT_EQ(syms->copies_of("dup"), (std::vector<std::string>{"dup.constprop.0", "dup.constprop.1"}));
+  EXPECT_EQ(syms->copies_of("_ZL3cppPKc"), (std::vector<std::string>{"_ZL3cppPKc.isra.0"}));
   EXPECT_EQ(error(syms->lookup_function("dup"), ErrorKind::Ambiguous),
             fmt::format("ambiguous symbol 'dup' in {}: 2 copies of it were made by GCC: 'dup.constprop.0', "
                         "'dup.constprop.1'; name one of them",

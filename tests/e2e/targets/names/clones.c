@@ -6,6 +6,8 @@
  *   classify  partial inlining: its head (x < 16) is inlined into callers,
  *             the rest is classify.part.0(int x)
  *   checked   a cold path   -> checked + checked.cold (which calls cold_wait)
+ *   tally     global, so it stays, but split too: the callers here inline
+ *             its head and call tally.part.0
  * No noipa: noinline only keeps parse, scale and checked out of line.
  *
  * Protocol (serve.h): "ready <pid>", then one answer per line:
@@ -13,6 +15,7 @@
  *   scale N    -> "scale=<10N+1>"
  *   classify N -> "classify=<N if N < 16, else from its table>"
  *   checked N  -> "checked=<N+5>" (N >= 0)
+ *   tally N    -> "tally=<N if N < 16, else from its table>"
  *   park       -> a thread calls checked(-1), whose cold path blocks in
  *                 cold_wait's read(2); answered once it does:
  *                 "parked tid=<tid> ret=<return address into checked.cold> checked=<&checked>"
@@ -56,6 +59,21 @@ static int classify(int x) {
   }
   for (int i = 0; i < 64; i++) table[i] += acc ^ i;
   return acc % 1000 + 100;
+}
+
+/* Global, so it keeps its own symbol; its callers here inline its head and
+ * call tally.part.0 (the same shape as classify). */
+static int table2[64];
+int tally(int x) {
+  if (x < 16) return x;
+  int acc = 0;
+  for (int i = 0; i < 64; i++) {
+    acc += table2[i] * x + (acc >> 3);
+    if (acc > 100000) acc -= x * i;
+    sink = acc;
+  }
+  for (int i = 0; i < 64; i++) table2[i] += acc ^ i;
+  return acc % 1000 + 200;
 }
 
 __attribute__((noinline)) int checked(int x) {
@@ -111,6 +129,8 @@ static int handle(const char *line) {
     printf("scale=%d\n", scale(n, 10));
   } else if (sscanf(line, "classify %d", &n) == 1) {
     printf("classify=%d\n", classify(n));
+  } else if (sscanf(line, "tally %d", &n) == 1) {
+    printf("tally=%d\n", tally(n));
   } else if (sscanf(line, "checked %d", &n) == 1) {
     printf("checked=%d\n", checked(n));
   } else if (strcmp(line, "park") == 0) {
