@@ -384,6 +384,8 @@ Result<BuildReport> build_payload(const BuildOptions& opts) {
     if (it != built.end()) {
       f.new_size_filled = it->new_size_filled;
       f.old_size_filled = it->old_size_filled;
+      f.symbol = it->symbol;
+      f.other_copies = it->other_copies;
     }
     report.funcs.push_back(std::move(f));
   }

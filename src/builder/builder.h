@@ -46,6 +46,8 @@ struct BuildOptions {
 
 struct BuiltFunc {
   std::string name;      // as written in the source ("hello", "twin,2", "dup_a.c#twin")
+  std::string symbol;    // the target's symbol, when the name is another spelling ("parse.isra.0", "_ZN2ns1fEi")
+  std::vector<std::string> other_copies;  // GCC's copies of it this payload does not replace ("parse.part.0")
   bool nop = false;      // new_addr 0: NOP out new_size bytes
   u32 new_size = 0;
   u32 old_size = 0;

@@ -145,7 +145,7 @@ Status fill_section(PatchObject& obj, size_t funcs_index, Target* target, const 
     const FieldReloc* name_rel = HS_TRY(reloc_at(kFuncNameOff));
     if (!name_rel) return fail(ErrorKind::BadPayload, "{}: entry {}: name is not set", where, i);
     std::string name = HS_TRY_CTX(read_name(obj, *name_rel), fmt::format("{}: entry {}", where, i));
-    const std::string ctx = fmt::format("'{}'", name);
+    std::string ctx = fmt::format("'{}'", name);
 
     BuiltFunc f;
     f.name = name;
@@ -178,7 +178,13 @@ Status fill_section(PatchObject& obj, size_t funcs_index, Target* target, const 
         return fail(ErrorKind::Usage, "{}: old_size is 0 and no target binary was given to look it up", ctx);
       }
       const ObjectSymbols* tsyms = HS_TRY(target->syms());
-      TargetSymbol ts = HS_TRY_CTX(tsyms->lookup(name), fmt::format("cannot patch {}", ctx));
+      TargetSymbol ts = HS_TRY_CTX(tsyms->lookup_function(name), fmt::format("cannot patch {}", ctx));
+      // Named by its source name: say which symbol it is from now on.
+      if (ts.name != name) {
+        f.symbol = ts.name;
+        ctx = fmt::format("'{}' ({})", name, ElfFile::printable(ts.name));
+      }
+      f.other_copies = tsyms->copies_of(ts.name);
       const u64 addr = ts.addr.value();
       auto sec = target->exec_section_at(addr);
       if (!sec) {

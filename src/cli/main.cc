@@ -12,6 +12,7 @@
 #include "builder/builder.h"
 #include "cli/guardian.h"
 #include "engine/recover.h"
+#include "elf/source_names.h"
 #include "engine/session.h"
 #include "payload/payload.h"
 #include "support/text.h"
@@ -155,6 +156,25 @@ json record_json(const PayloadRecord& p) {
   return pj;
 }
 
+// The functions a patch named by a source name: which symbol each is, and
+// for a copy GCC made (.isra, .constprop, .part), that the replacement gets
+// that copy's arguments; and the copies of a named function it leaves alone.
+void print_renamed(const BuildReport& r) {
+  for (const auto& f : r.funcs) {
+    if (!f.other_copies.empty()) {
+      std::string copies;
+      for (const auto& c : f.other_copies) copies += (copies.empty() ? "" : ", ") + shown(c);
+      fmt::print("  note: {} also has copies GCC made ({}), which this payload does not replace: calls to them keep "
+                 "the old code\n",
+                 shown(f.name), copies);
+    }
+    if (f.symbol.empty()) continue;
+    const auto clone = split_clone(f.symbol);
+    fmt::print("  {} -> {}{}\n", shown(f.name), shown(f.symbol),
+               clone ? " (a copy GCC made: the replacement is called with that copy's arguments)" : "");
+  }
+}
+
 json state_json(pid_t pid, const ListResult& l) {
   json j;
   j["pid"] = pid;
@@ -168,6 +188,8 @@ json state_json(pid_t pid, const ListResult& l) {
                  {"new_addr", fmt::format("{:#x}", f.new_addr)},
                  {"applied", f.applied}};
       if (!f.implementation.empty()) fj["implementation"] = exact(f.implementation);  // an IFUNC's
+      if (!f.symbol.empty()) fj["symbol"] = exact(f.symbol);
+      for (const auto& [addr, size] : f.cold) fj["cold"].push_back({{"addr", fmt::format("{:#x}", addr)}, {"size", size}});
       pj["funcs"].push_back(fj);
     }
     pj["modinfo"] = json::object();
@@ -194,7 +216,9 @@ void print_state(pid_t pid, const ListResult& l) {
     fmt::print("  build-id {}  depends {}\n", to_hex(p.build_id), to_hex(p.depends));
     for (const auto& f : p.funcs)
       fmt::print("  [{}] {}{} {:#x} -> {}\n", f.applied ? "x" : " ", shown(f.name),
-                 f.implementation.empty() ? "" : " -> " + shown(f.implementation), f.old_addr,
+                 (f.symbol.empty() ? "" : " (" + shown(f.symbol) + ")") +
+                     (f.implementation.empty() ? "" : " -> " + shown(f.implementation)),
+                 f.old_addr,
                  f.new_addr ? fmt::format("{:#x}", f.new_addr) : std::string("nop"));
     for (const auto& [k, v] : p.modinfo) fmt::print("  {}={}\n", shown(k), shown(v));
     for (const auto& h : p.hooks) fmt::print("  {} hook {}\n", shown(h.kind), shown(h.name));
@@ -359,10 +383,11 @@ int main(int argc, char** argv) {
       }
     }
     bopt.debug = DebugSearch::with_default(debug_dirs);
-    check(build_payload(bopt));
+    const BuildReport report = check(build_payload(bopt));
     Payload p = check(Payload::open(bopt.output));
     fmt::print("wrote {}: {} function{}, build-id {}\n", shown(bopt.output), p.funcs.size(), p.funcs.size() == 1 ? "" : "s",
                to_hex(p.build_id));
+    print_renamed(report);
     return 0;
   }
   if (info->parsed()) {

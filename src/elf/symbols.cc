@@ -17,6 +17,8 @@
 
 #include <algorithm>
 
+#include "elf/source_names.h"
+
 namespace hs {
 namespace {
 
@@ -188,6 +190,7 @@ TargetSymbol ObjectSymbols::target_symbol(const Sym& s) const {
   t.size = s.size;
   t.object = path_;
   t.type = s.type;
+  t.name = s.name;
   return t;
 }
 
@@ -202,6 +205,8 @@ std::string ObjectSymbols::files_of(const std::vector<const Sym*>& syms) const {
 
 Result<TargetSymbol> ObjectSymbols::lookup(std::string_view name) const {
   if (name.starts_with(kKlpSymPrefix)) return lookup_klp(name);
+  // "ns::f(int, char)" (source_names.cc): its ',' is no position.
+  if (looks_demangled(name)) return lookup_demangled(name);
   if (const size_t hash = name.find('#'); hash != std::string_view::npos)
     return lookup_in_file(name.substr(0, hash), name.substr(hash + 1), name);
   if (const size_t comma = name.rfind(','); comma != std::string_view::npos) {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -46,6 +47,11 @@ class ObjectSymbols {
   //                               symbol "file.c" (basename match allowed)
   //   ".klp.sym.OBJ.name,N"       Linux livepatch form; OBJ is ignored here
   //                               (the caller picked the object), N as above, 0 = unique
+  //   "ns::C::f(char const*)"     a C++ name demangled (anything with "::", '(',
+  //                               '<' or a space): its full signature, without a
+  //                               template's return type, or without the
+  //                               parameters when that is unique ("ns::C::f");
+  //                               see source_names.h
   // Only defined symbols (st_shndx != SHN_UNDEF) of type FUNC, OBJECT, NOTYPE,
   // TLS or GNU_IFUNC count. Errors (BadTarget) name the symbol and the object:
   //   "symbol 'x' not found in OBJ"
@@ -56,6 +62,24 @@ class ObjectSymbols {
   Result<TargetSymbol> lookup_position(std::string_view name, u64 pos, std::string_view written) const {
     return lookup_nth(name, written, pos);
   }
+  // A function to replace, named as a livepatch_func may name it: every form
+  // of lookup(), and also, when no symbol has the name itself, its source
+  // name: a C++ function by its unqualified or qualified name ("f" for
+  // _Z1fi) and a function GCC renamed ("parse" for "parse.isra.0",
+  // ".constprop.N", ".part.N"), where that is unambiguous. Never a cold part
+  // ("parse.cold" is refused: it is no entry point). The result's `name` is
+  // the symbol's own. Errors: ambiguous names list the candidates, unknown
+  // ones the closest names the object has ("; closest: 'hello'").
+  Result<TargetSymbol> lookup_function(std::string_view name) const;
+  // The copies GCC made of the function named `symbol` (its own name):
+  // "symbol.isra.N", ".constprop.N", ".part.N" (not cold parts), in name
+  // order. Replacing `symbol` does not replace them.
+  std::vector<std::string> copies_of(std::string_view symbol) const;
+  // The cold parts GCC split out of the function named `symbol` (its own
+  // name) starting at `entry`: "symbol.cold" / "symbol.cold.N", of the same
+  // source file when the function is a local (all of them when that cannot
+  // tell). A thread there is running that function.
+  std::vector<RemoteRange> cold_parts(std::string_view symbol, RemoteAddr entry) const;
   // Only a global/weak definition by exact name; nullopt if none (no error).
   std::optional<TargetSymbol> lookup_global(std::string_view name) const;
   // The function symbol containing addr (for messages: "in function foo").
@@ -80,6 +104,13 @@ class ObjectSymbols {
   Result<TargetSymbol> lookup_nth(std::string_view name, std::string_view written, u64 pos) const;
   Result<TargetSymbol> lookup_in_file(std::string_view file, std::string_view name, std::string_view written) const;
   Result<TargetSymbol> lookup_klp(std::string_view written) const;
+  // Source names (source_names.cc): an index built on first use.
+  struct SourceIndex;
+  const SourceIndex& source_index() const;
+  Result<TargetSymbol> lookup_demangled(std::string_view written) const;
+  Result<TargetSymbol> lookup_source(std::string_view written, bool functions_only, bool clones,
+                                     std::string_view not_found) const;
+  std::string closest(std::string_view written, bool functions_only) const;
   std::pair<const u32*, const u32*> named(std::string_view name) const;  // definitions, in table order
   TargetSymbol target_symbol(const Sym& s) const;
   std::string files_of(const std::vector<const Sym*>& syms) const;
@@ -96,6 +127,8 @@ class ObjectSymbols {
   std::vector<std::string> files_;
   std::vector<u32> by_name_;       // indexes into syms_, sorted by (name, index)
   std::vector<u32> by_addr_;       // FUNC / IFUNC symbols, sorted by (addr, non-local first)
+  mutable std::once_flag source_once_;
+  mutable std::shared_ptr<const SourceIndex> source_names_;  // demangled names and GCC clones, on first use
 };
 
 }  // namespace hs

@@ -47,7 +47,11 @@ Status plan_apply(const PayloadRecord& p, Overlay& mem, Plan& plan) {
     mem.write(f.site(), undo, f.insn);
     plan.applied.emplace_back(p.name, i, undo);
     plan.guards.push_back({{RemoteAddr(f.old_addr), RemoteAddr(f.old_addr + f.old_size)},
-                           fmt::format("function '{}'", f.name)});
+                           fmt::format("function {}", f.quoted())});
+    // Its cold parts are the same function's code, elsewhere.
+    for (const auto& [addr, size] : f.cold)
+      plan.guards.push_back({{RemoteAddr(addr), RemoteAddr(addr + size)},
+                             fmt::format("the cold part of function {} at {:#x}", f.quoted(), addr)});
   }
   return {};
 }
@@ -61,7 +65,7 @@ Status plan_revert(const PayloadRecord& p, Overlay& mem, Plan& plan) {
                   p.name, f.name, f.site(), to_hex(cur), to_hex(f.insn));
     mem.write(f.site(), cur, f.undo);
     plan.guards.push_back({{RemoteAddr(f.site()), RemoteAddr(f.site() + f.insn.size())},
-                           fmt::format("the patched entry of function '{}'", f.name)});
+                           fmt::format("the patched entry of function {}", f.quoted())});
   }
   for (const auto& r : p.regions)
     if (r.prot & PROT_EXEC)

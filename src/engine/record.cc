@@ -5,6 +5,7 @@
 
 #include "arch/x86_64.h"
 #include "engine/call_sites.h"
+#include "engine/func_parts.h"
 #include "process/process.h"
 
 namespace hs {
@@ -71,6 +72,7 @@ Result<PayloadRecord> make_record(const Process& proc, std::string_view name, co
       f.insn = HS_TRY_CTX(x86_64::make_jump(RemoteAddr(f.site()), lf.new_addr),
                           fmt::format("{}: function '{}'", file, lf.name));
     }
+    describe_function_parts(f, obj);
     rec.funcs.push_back(std::move(f));
   }
   // The direct calls to each replaced function (not to NOPped ones: their

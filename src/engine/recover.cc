@@ -14,6 +14,7 @@
 #include "arch/x86_64.h"
 #include "engine/call_sites.h"
 #include "engine/ifunc.h"
+#include "engine/func_parts.h"
 #include "engine/placement.h"
 #include "engine/plan.h"
 #include "engine/unwind_frames.h"
@@ -194,6 +195,7 @@ Result<std::optional<Found>> read_payload(const Process& proc, const std::vector
     } else {
       fs.insn = HS_TRY_CTX(x86_64::make_jump(RemoteAddr(fs.site()), RemoteAddr(fs.new_addr)), ctx);
     }
+    describe_function_parts(fs, *f.obj);
     rec.funcs.push_back(std::move(fs));
   }
   // The direct calls to each replaced function, found again in the file.

@@ -258,8 +258,9 @@ enum ExtensionTag : u32 {
   kExtHooks = 2,   // per payload, in order: unload_hooks_started, hooks (kind, name, addr)
   kExtCallSites = 3,  // per payload, per function, in order: its call sites (count, addresses)
   kExtGeneration = 4,  // the commit generation the state was written as (u64, non-zero)
-  // Tags are never reused; 16, not 5, leaves room for others' sequential ones.
+  // Tags are never reused (5..15 are unused: issue 10's parts were numbered apart).
   kExtImplementations = 16,  // per payload, per function: the IFUNC implementation's name (FuncState::implementation)
+  kExtFuncParts = 17,  // per payload, per function, in order: its symbol, its cold parts (count, addr, size)
 };
 
 // Every extension holds one entry per payload, in order, after their count.
@@ -286,6 +287,17 @@ void io_hooks(Io& io, P& p) {
 template <class Io, class F>
 void io_call_sites(Io& io, F& f) {
   io.seq(f.call_sites, 8, [&](auto& a) { io.u64_(a); });
+}
+
+// Function parts: a count of functions (which must match the payload's),
+// then this for each.
+template <class Io, class F>
+void io_func_parts(Io& io, F& f) {
+  io.str(f.symbol);
+  io.seq(f.cold, 16, [&](auto& c) {
+    io.u64_(c.first);
+    io.u64_(c.second);
+  });
 }
 
 template <class F>
@@ -328,6 +340,10 @@ void put_extensions(Writer& w, const RegistryState& s, u64 generation) {
       body.u64_(p.funcs.size());
       for (const auto& f : p.funcs) body.str(f.implementation);
     });
+  put_per_payload(w, kExtFuncParts, s, [](Writer& body, const PayloadRecord& p) {
+    body.u64_(p.funcs.size());
+    for (const auto& f : p.funcs) io_func_parts(body, f);
+  });
   if (generation) {
     Writer body;
     body.u64_(generation);
@@ -371,6 +387,15 @@ Status get_extension(u32 tag, ByteView body, RegistryState& s, std::string_view 
           return fail(ErrorKind::Corrupt, "{} is corrupt: implementations for {} functions of payload '{}', expected {}",
                       who, nf, escape_for_terminal(p.name), p.funcs.size());
         for (auto& f : p.funcs) e.str(f.implementation);
+        return {};
+      });
+    case kExtFuncParts:
+      return get_per_payload(body, s, 8, "function parts", true, who, [who](Reader& e, PayloadRecord& p) -> Status {
+        u64 nf = e.count(16);
+        if (!e.ok() || nf != p.funcs.size())
+          return fail(ErrorKind::Corrupt, "{} is corrupt: function parts for {} functions of payload '{}', expected {}",
+                      who, nf, escape_for_terminal(p.name), p.funcs.size());
+        for (auto& f : p.funcs) io_func_parts(e, f);
         return {};
       });
     case kExtGeneration: {

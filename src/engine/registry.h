@@ -62,8 +62,16 @@ struct FuncState {
   // implementation its resolver chose in this process, named here
   // ("__strlen_avx2", "libc.so.6+0x1a2b3c"); empty for other functions.
   std::string implementation;
+  // The target's symbol when `name` is another spelling of it ("parse.isra.0"
+  // for "parse", "_ZN2ns1fEi" for "ns::f(int)"); empty if the same.
+  std::string symbol;
+  // The cold parts GCC split out of it ("parse.cold"), (address, size): a
+  // thread there runs the code being switched away from (engine/func_parts.h).
+  std::vector<std::pair<u64, u64>> cold;
 
   u64 site() const { return old_addr + patch_offset; }
+  // "'parse' (parse.isra.0)", or "'hello'": how messages name it.
+  std::string quoted() const { return "'" + name + "'" + (symbol.empty() ? "" : " (" + symbol + ")"); }
 };
 
 struct RegionRecord {

@@ -134,6 +134,8 @@ class Checker {
       return bad("{} is {}applied in a {} payload", what(), f.applied ? "" : "not ", state_name(p.state));
     for (u64 c : f.call_sites)
       if (!fits(c, x86_64::kBranchRel32Size)) return bad("{} has a call site at {:#x}", what(), c);
+    for (const auto& [addr, size] : f.cold)
+      if (addr == 0 || size == 0 || !fits(addr, size)) return bad("{} has a cold part at {:#x}+{:#x}", what(), addr, size);
     return {};
   }
 

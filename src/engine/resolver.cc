@@ -18,7 +18,7 @@ std::string_view basename(std::string_view p) {
 
 Result<TargetSymbol> ProcessResolver::resolve_function(std::string_view name) {
   auto syms = HS_TRY(target_.symbols());
-  auto sym = HS_TRY(syms->lookup(name));
+  auto sym = HS_TRY(syms->lookup_function(name));  // also by source name (demangled, GCC's renamed copies)
   if (sym.type != STT_GNU_IFUNC) return sym;
   auto impl = HS_TRY(ifunc_implementation(proc_, objs_, target_, name, sym));
   HS_CHECK(check_entry_not_branched_into(target_, name, impl, proc_.pid()));

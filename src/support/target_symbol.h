@@ -20,6 +20,7 @@ struct TargetSymbol {
   // the implementation its resolver chose in the process (engine/ifunc.h),
   // named ("__strlen_avx2", or "libc.so.6+0x1a2b3c"); size is its extent.
   std::string implementation;
+  std::string name;    // the symbol's own name in the table, when found in one ("parse.isra.0", "_ZN2ns1fEi")
 };
 
 }  // namespace hs

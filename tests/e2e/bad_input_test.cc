@@ -225,7 +225,7 @@ TEST_F(BadPayload, Table) {
     cases[32].message = fmt::format(
         "section [index {}] '.rela.text.hello_v2': unsupported relocation type 0x99 at offset {:#x} against 'hello_sink'", L.index(".rela.text.hello_v2"), r0);
   }
-  cases[33].message = "function 'hellp': symbol 'hellp' not found in " + target_bin("hello");
+  cases[33].message = "function 'hellp': symbol 'hellp' not found in " + target_bin("hello") + "; closest: 'hello'";
   {
     auto elf = ElfFile::create(L.bytes);
     auto syms = elf->symbols(symtab);

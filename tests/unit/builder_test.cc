@@ -576,7 +576,7 @@ class E2ePatches : public ::testing::Test {
 
     for (const FuncSpec& f : payload->funcs) {
       SCOPED_TRACE(f.name);
-      auto ts = (*tsyms)->lookup(f.name);
+      auto ts = (*tsyms)->lookup_function(f.name);  // as the builder and loader look it up
       EXPECT_TRUE(ts.has_value()) << ts.error().message();
       if (!ts) continue;
       const u64 addr = ts->addr.value();

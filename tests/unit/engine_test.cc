@@ -147,6 +147,27 @@ TEST(Registry, UnwindInformationOutsideThePayloadIsCorrupt) {
   EXPECT_EQ(back.error().kind(), ErrorKind::Corrupt);
 }
 
+// Issue 10: the symbol a function's name stood for and its cold parts
+// (extension 16) come back; a cold part that wraps around is corrupt.
+TEST(Registry, FunctionPartsRoundTrip) {
+  RegistryState s = sample_state();
+  s.payloads[0].funcs[0].symbol = "f.isra.0";
+  s.payloads[0].funcs[0].cold = {{0x401000, 0x2d}, {0x402000, 8}};
+  auto back = deserialize(serialize(s));
+  ASSERT_TRUE(back.has_value()) << back.error().message();
+  EXPECT_EQ(back->payloads[0].funcs[0].symbol, "f.isra.0");
+  EXPECT_EQ(back->payloads[0].funcs[0].cold, s.payloads[0].funcs[0].cold);
+  EXPECT_EQ(back->payloads[0].funcs[0].quoted(), "'f' (f.isra.0)");
+  EXPECT_TRUE(back->payloads[1].funcs[0].cold.empty());
+  EXPECT_EQ(back->payloads[1].funcs[0].quoted(), "'f'");
+
+  s.payloads[1].funcs[0].cold = {{~u64{0} - 4, 8}};
+  back = deserialize(serialize(s));
+  ASSERT_FALSE(back.has_value());
+  EXPECT_EQ(back.error().message(),
+            "registry is corrupt: payload 'p1': function 'f' at 0x400000 has a cold part at 0xfffffffffffffffb+0x8");
+}
+
 // A state read back from a target is bounded (registry_check.cc): a journal
 // write must be at a patch site or a call site of a payload.
 TEST(Registry, JournalWriteOutsidePatchAndCallSitesIsCorrupt) {
