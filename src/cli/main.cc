@@ -216,7 +216,7 @@ void print_state(pid_t pid, const ListResult& l) {
     fmt::print("  build-id {}  depends {}\n", to_hex(p.build_id), to_hex(p.depends));
     for (const auto& f : p.funcs)
       fmt::print("  [{}] {}{} {:#x} -> {}\n", f.applied ? "x" : " ", shown(f.name),
-                 (f.symbol.empty() ? "" : " (" + shown(f.symbol) + ")") +
+                 (f.symbol.empty() || f.symbol == f.implementation ? "" : " (" + shown(f.symbol) + ")") +
                      (f.implementation.empty() ? "" : " -> " + shown(f.implementation)),
                  f.old_addr,
                  f.new_addr ? fmt::format("{:#x}", f.new_addr) : std::string("nop"));
