@@ -3,6 +3,8 @@
 
 #include <elf.h>
 
+#include <algorithm>
+
 #include "engine/ifunc.h"
 
 namespace hs {
@@ -27,17 +29,29 @@ Result<TargetSymbol> ProcessResolver::resolve_function(std::string_view name) {
 
 Result<TargetSymbol> ProcessResolver::resolve_symbol(std::string_view name) {
   // Linux's ".klp.sym.OBJ.NAME,POS" names the object itself.
+  // Linux's ".klp.sym.OBJ.NAME,POS" written as a plain undefined symbol:
+  // OBJ is the longest mapped file name the rest starts with (so
+  // "libfoo.so.1" wins over "libfoo.so"), then resolved as a SHN_LIVEPATCH
+  // symbol is (klp_resolve.cc).
   constexpr std::string_view kKlpSym = ".klp.sym.";
   if (name.starts_with(kKlpSym)) {
     std::string_view rest = name.substr(kKlpSym.size());
+    std::string_view object;
     for (const auto& o : objs_) {
       std::string_view base = basename(o.path);
-      if (rest.starts_with(base) && rest.size() > base.size() && rest[base.size()] == '.') {
-        auto syms = HS_TRY(o.symbols());
-        return syms->lookup(name);
-      }
+      if (base.size() > object.size() && rest.size() > base.size() + 1 && rest.starts_with(base) &&
+          rest[base.size()] == '.')
+        object = base;
     }
-    return fail(ErrorKind::BadTarget, "unresolved symbol '{}': no such object is mapped", name);
+    if (object.empty()) return fail(ErrorKind::BadTarget, "unresolved symbol '{}': no such object is mapped", name);
+    std::string_view sym_pos = rest.substr(object.size() + 1);
+    const size_t comma = sym_pos.rfind(',');
+    u64 pos = 0;
+    const std::string_view digits = comma == std::string_view::npos ? std::string_view{} : sym_pos.substr(comma + 1);
+    if (digits.empty() || digits.size() > 9 || !std::ranges::all_of(digits, [](char c) { return c >= '0' && c <= '9'; }))
+      return fail(ErrorKind::BadTarget, "invalid symbol '{}': expected '.klp.sym.OBJ.name,N'", name);
+    for (char c : digits) pos = pos * 10 + u64(c - '0');
+    return resolve_klp(KlpSymbol{std::string(object), std::string(sym_pos.substr(0, comma)), pos, std::string(name)});
   }
   // 1. the target object, locals included
   auto syms = HS_TRY(target_.symbols());

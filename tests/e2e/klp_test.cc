@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <tuple>
 #include <gtest/gtest.h>
 
 #include "elf/elf_file.h"
@@ -172,6 +173,31 @@ TEST(Klp, PositionPicksTheNthOfSameNamedStatics) {
   EXPECT_EQ(t.ask("pick"), "pick=200100");  // tally,2 (200) * 1000 + twin,1 (100)
   OK({"revert", P(t), "klp"});
   EXPECT_EQ(t.ask("pick"), "pick=300");
+}
+
+// The form before the document's: the same names as plain undefined symbols
+// in ordinary relocation sections (the patch as built, not converted). The
+// object is the longest mapped file name the name starts with, so
+// "libklp_lib.so" is not taken for a shorter prefix, and positions count as
+// in the document's form.
+TEST(Klp, PlainUndefinedKlpSymNamesResolveTheSameWay) {
+  for (const auto& [src, ask, before, after] :
+       {std::tuple{"static.S", "compute 2", "compute=7", "compute=63"}, std::tuple{"lib.S", "lib 1", "lib=43", "lib=4243"},
+        std::tuple{"sympos.S", "pick", "pick=300", "pick=200100"}}) {
+    SCOPED_TRACE(src);
+    const std::string file = work_file(std::string("klp_plain_") + src + ".lp");
+    OK({"build", patch_src(std::string("klp/") + src), "--target", target_bin("klp_app"), "-o", file});
+    auto p = Payload::open(file);
+    ASSERT_TRUE(p.has_value()) << p.error().message();
+    EXPECT_TRUE(p->klp.sections.empty());
+    Target t(target_bin("klp_app"));
+    EXPECT_EQ(t.ask(ask), before);
+    OK({"load", P(t), file, "--name", "klp"});
+    EXPECT_EQ(t.ask(ask), after);
+    OK({"revert", P(t), "klp"});
+    OK({"unload", P(t), "klp"});
+    expect_absent(t, "klp");
+  }
 }
 
 // ---- refused at upload, the target untouched ----
