@@ -11,7 +11,6 @@
 
 #include <fmt/format.h>
 
-#include "elf/elf_file.h"
 #include "harness.h"
 #include "support/debuginfod_server.h"
 #include "support/files.h"
@@ -20,15 +19,6 @@ using namespace hs::e2e;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string build_id_hex(const std::string& path) {
-  auto elf = hs::ElfFile::open(path);
-  EXPECT_TRUE(elf.has_value()) << (elf ? "" : elf.error().message());
-  if (!elf) return "";
-  auto id = elf->build_id();
-  EXPECT_TRUE(id.has_value()) << path;
-  return id ? hs::to_hex(*id) : "";
-}
 
 // debug_static, stripped into dir/bin, its debug file kept at dir/full.debug.
 struct Stripped {

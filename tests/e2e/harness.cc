@@ -15,6 +15,9 @@
 
 #include <fmt/format.h>
 
+#include "elf/elf_file.h"
+#include "support/bytes.h"
+
 namespace hs::e2e {
 
 namespace {
@@ -138,6 +141,15 @@ std::string patch_src(const std::string& name) { return std::string(HS_PATCH_DIR
 std::string work_file(const std::string& name) {
   mkdir(HS_WORK_DIR, 0755);
   return std::string(HS_WORK_DIR) + "/" + name;
+}
+
+std::string build_id_hex(const std::string& path) {
+  auto elf = hs::ElfFile::open(path);
+  EXPECT_TRUE(elf.has_value()) << (elf ? "" : elf.error().message());
+  if (!elf) return "";
+  auto id = elf->build_id();
+  EXPECT_TRUE(id.has_value()) << path;
+  return id ? hs::to_hex(*id) : "";
 }
 
 std::string build(const std::string& patch, const std::string& target, const std::string& out,

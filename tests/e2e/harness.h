@@ -53,6 +53,10 @@ std::string target_bin(const std::string& name);  // HS_TARGET_DIR/name
 std::string patch_src(const std::string& name);   // HS_PATCH_DIR/name
 std::string work_file(const std::string& name);   // HS_WORK_DIR/name (dir created)
 
+// The build-id of the ELF file at `path`, in hex ("" and a test failure if
+// it has none).
+std::string build_id_hex(const std::string& path);
+
 // Builds a payload with `hotsplice build`; on failure the test fails (not
 // fatally: the path is returned anyway, and whatever uses it fails).
 std::string build(const std::string& patch, const std::string& target, const std::string& out,

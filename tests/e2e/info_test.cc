@@ -19,15 +19,6 @@ using nlohmann::json;
 
 namespace {
 
-std::string build_id_hex(const std::string& path) {
-  auto elf = hs::ElfFile::open(path);
-  EXPECT_TRUE(elf.has_value()) << (elf ? "" : elf.error().message());
-  if (!elf) return "";
-  auto id = elf->build_id();
-  EXPECT_TRUE(id.has_value()) << path;
-  return id ? hs::to_hex(*id) : "";
-}
-
 // st_size of a defined symbol in the file's .symtab.
 hs::u64 symbol_size(const std::string& path, std::string_view name) {
   auto elf = hs::ElfFile::open(path);
