@@ -10,6 +10,8 @@
 #include <nlohmann/json.hpp>
 
 #include "builder/builder.h"
+#include "builder/wrapper.h"
+#include "cli/build_diff.h"
 #include "cli/guardian.h"
 #include "engine/recover.h"
 #include "elf/source_names.h"
@@ -285,6 +287,8 @@ void print_notes(const std::vector<std::string>& notes) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Run as gcc/cc/g++/c++ by `build --patch`'s builds: the compiler wrapper.
+  if (auto rc = run_as_compiler_wrapper(argc, argv)) return *rc;
   CLI::App app{"hotsplice: live-patch running processes"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "hotsplice " HS_VERSION);  // project(VERSION) in CMakeLists.txt
@@ -315,8 +319,8 @@ int main(int argc, char** argv) {
   // build
   BuildOptions bopt;
   std::string cflags;
-  auto* build = app.add_subcommand("build", "build a payload from patch source");
-  build->add_option("sources", bopt.sources, "patch source file(s)")->required();
+  auto* build = app.add_subcommand("build", "build a payload from patch source, or from a diff (--patch)");
+  build->add_option("sources", bopt.sources, "patch source file(s) (hand-written mode)");
   build->add_option("--target", bopt.target, "the binary or library the payload patches")->required();
   build->add_option("-o,--output", bopt.output, "payload file to write")->required();
   build->add_option("--depends", bopt.depends_payload, "stack on this earlier payload");
@@ -324,6 +328,16 @@ int main(int argc, char** argv) {
   build->add_option("--cc", bopt.cc, "C compiler (default gcc)");
   build->add_option("--cxx", bopt.cxx, "C++ compiler for .cc/.cpp/.cxx sources (default g++)");
   build->add_flag("--keep-temps", bopt.keep_temps, "keep the intermediate files");
+  // Diff mode (cli/build_diff.h).
+  DiffBuildOptions dopt;
+  int strip = -1;
+  build->add_option("--source", dopt.source_dir, "the source tree the target was built from (diff mode)");
+  build->add_option("--patch", dopt.patches, "a unified diff to apply to it; repeatable, in order")->allow_extra_args(false);
+  build->add_option("--build-cmd", dopt.build_cmd, "the command that builds the tree (run with sh -c in its root)");
+  build->add_option("--strip", strip, "strip N leading path components from the patches' file names (default: detected)")
+      ->check(CLI::NonNegativeNumber);
+  build->add_option("--name", dopt.name, "payload name (diff mode)");
+  build->add_flag("--json", json_out, "print the report as one JSON object (diff mode)");
   add_debug_dir(build);
 
   auto* info = app.add_subcommand("info", "describe a payload file");
@@ -373,7 +387,27 @@ int main(int argc, char** argv) {
     return 64;
   }
 
+  if (build->parsed() && (!dopt.patches.empty() || !dopt.source_dir.empty() || !dopt.build_cmd.empty())) {
+    auto usage = [](std::string_view msg) {
+      fmt::print(stderr, "hotsplice: error: {}\n", msg);
+      return 64;
+    };
+    if (!bopt.sources.empty()) return usage("build: give patch sources or --source/--patch, not both");
+    if (dopt.source_dir.empty()) return usage("build --patch needs --source DIR");
+    if (dopt.patches.empty()) return usage("build --source needs at least one --patch FILE");
+    if (dopt.build_cmd.empty()) return usage("build --patch needs --build-cmd CMD");
+    dopt.target = bopt.target;
+    dopt.output = bopt.output;
+    dopt.depends_payload = bopt.depends_payload;
+    dopt.keep_temps = bopt.keep_temps;
+    if (strip >= 0) dopt.strip = strip;
+    return run_diff_build(dopt, json_out);
+  }
   if (build->parsed()) {
+    if (bopt.sources.empty()) {
+      fmt::print(stderr, "hotsplice: error: build: give patch source file(s), or --source DIR --patch FILE --build-cmd CMD\n");
+      return 64;
+    }
     if (!cflags.empty()) {
       for (size_t i = 0; i < cflags.size();) {
         size_t j = cflags.find(' ', i);

@@ -1,0 +1,3 @@
+#include "util.h"
+
+int compute(int x) { return x + 7; }

@@ -1,0 +1,5 @@
+#include "more.h"
+
+int __attribute__((noinline)) offset(int x) { return x + 10; }
+
+int untouched(int x) { return x - 1; }
