@@ -110,10 +110,15 @@ class Object {
     i64 addend = rel.r_addend;
     if (si >= syms_.size()) return fmt::format("symbol #{}", si);
     const ElfSymbol& s = syms_[si];
-    if (s.type() != STT_SECTION) {
+    // Named functions and data by name; a section symbol, or a local label
+    // the assembler kept (".LC0" in a merged string section), by what is at
+    // the place it points to.
+    const bool by_place = s.type() == STT_SECTION || (s.bind() == STB_LOCAL && s.type() == STT_NOTYPE && s.defined());
+    if (!by_place) {
       std::string name = s.bind() == STB_LOCAL ? correlation_name(s.name) : std::string(s.name);
       return name + signed_hex(addend);
     }
+    if (s.type() != STT_SECTION) addend += static_cast<i64>(s.st_value);
     const auto& shdrs = elf_->sections();
     if (s.st_shndx == 0 || s.st_shndx >= shdrs.size()) return fmt::format("section #{}{}", s.st_shndx, signed_hex(addend));
     const Elf64_Shdr& sh = shdrs[s.st_shndx];
