@@ -115,6 +115,7 @@ double since(std::chrono::steady_clock::time_point t0) {
 }  // namespace
 
 std::string relative_to(const std::string& path, const std::string& root) {
+  if (path == root) return ".";
   if (path.size() > root.size() && path.starts_with(root) && path[root.size()] == '/') return path.substr(root.size() + 1);
   return path;
 }

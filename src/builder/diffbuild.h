@@ -71,7 +71,7 @@ struct DiffBuildReport {
 // patch), Io (a copy or the build command failed: its first error line).
 Result<DiffBuildReport> diff_build(const DiffBuildOptions& opts);
 
-// Relative path of `path` under `root` (as is if not under it).
+// Relative path of `path` under `root` ("." for root itself, as is if not under it).
 std::string relative_to(const std::string& path, const std::string& root);
 
 }  // namespace hs

@@ -57,14 +57,18 @@ struct DiffRun {
   json report;  // --json's object (null if it printed none)
 };
 
-DiffRun diff_build(const std::string& s, std::vector<std::string> extra = {}) {
-  const std::string before = tree_fingerprint(tree(s));
-  std::vector<std::string> args = {"build",   "--source",   tree(s), "--patch", fix(s), "--build-cmd", "make -j2",
-                                   "--target", built_program(s), "-o", work_file("diffbuild-" + s + ".lp"), "--json"};
+// Scenario `s` built from the source tree `source` (default: its own).
+DiffRun diff_build(const std::string& s, std::vector<std::string> extra = {}, std::string source = "",
+                   std::string program = "") {
+  if (source.empty()) source = tree(s);
+  if (program.empty()) program = built_program(s);
+  const std::string before = tree_fingerprint(source);
+  std::vector<std::string> args = {"build",   "--source", source, "--patch", fix(s), "--build-cmd", "make -j2",
+                                   "--target", program,   "-o",   work_file("diffbuild-" + s + ".lp"), "--json"};
   args.insert(args.end(), extra.begin(), extra.end());
   DiffRun d{hotsplice(args), nullptr};
   if (!d.run.out.empty()) d.report = json::parse(d.run.out, nullptr, false);
-  EXPECT_EQ(tree_fingerprint(tree(s)), before) << "the source tree of " << s << " was modified";
+  EXPECT_EQ(tree_fingerprint(source), before) << "the source tree " << source << " was modified";
   return d;
 }
 
@@ -108,6 +112,19 @@ TEST(DiffBuild, ChangedStaticFunctionIsNamedAndOnlyItsFileIsRecompiled) {
   const std::string original_log = test::slurp(temp + "/original.log");
   EXPECT_EQ(std::count(original_log.begin(), original_log.end(), '\n'), 2) << original_log;
   fs::remove_all(temp);
+}
+
+// DIR holds the outputs of an earlier build (made without the wrapper's
+// flags): the original build compiles nothing, so the original of each
+// recompiled object is compiled by the builder itself, by the same command.
+TEST(DiffBuild, TreeHoldingAnEarlierBuildStillGetsEveryOriginalObject) {
+  const std::string built = built_program("static_fn");
+  const std::string dir = built.substr(0, built.rfind('/'));
+  DiffRun d = diff_build("static_fn", {}, dir, built);
+  ASSERT_TRUE(d.report.is_object()) << d.run.out << d.run.err;
+  EXPECT_EQ(d.report["original_compiles"], 0);
+  EXPECT_EQ(recompiled(d.report), (std::vector<std::string>{"util.o"}));
+  EXPECT_EQ(functions(d.report), (std::vector<std::string>{"changed scale"})) << d.run.out;
 }
 
 TEST(DiffBuild, NewFunctionIsReportedNewAndItsCallerChanged) {
