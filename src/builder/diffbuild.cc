@@ -15,6 +15,7 @@
 #include "builder/builder.h"
 #include "builder/funcs.h"
 #include "builder/patch_file.h"
+#include "builder/payload_gen.h"
 #include "payload/payload.h"
 #include "support/file.h"
 
@@ -300,6 +301,37 @@ Result<DiffBuildReport> diff_build(const DiffBuildOptions& opts) {
     report.objects.push_back(std::move(rep));
   }
   report.phases.push_back({"compare", since(t4)});
+
+  // 5. The payload.
+  if (report.changed() == 0 || report.refused() > 0) return report;
+  auto t5 = clock::now();
+  BuildOptions b;
+  b.target = opts.target;
+  b.output = opts.output;
+  b.depends_payload = opts.depends_payload;
+  b.cc = real_cc;
+  for (size_t i = 0; i < report.objects.size(); ++i) {
+    const ObjectReport& o = report.objects[i];
+    bool any = false;
+    for (const FuncDiff& f : o.diff.funcs) any |= f.status == FuncStatus::Changed || f.status == FuncStatus::New;
+    if (!any) continue;
+    const std::string original = o.created ? "" : orig_root + "/" + o.object;
+    auto src = payload_source(original, patched_root + "/" + o.object, o.diff);
+    if (!src) {
+      report.payload_error = std::move(src.error().context(o.object)).message();
+      return report;
+    }
+    const std::string path = work.sub(fmt::format("payload-{}.s", i));
+    HS_CHECK(write_text(path, *src));
+    b.sources.push_back(path);
+  }
+  auto built = build_payload(b);
+  if (!built) {
+    report.payload_error = built.error().message();
+    return report;
+  }
+  report.payload = std::move(*built);
+  report.phases.push_back({"link", since(t5)});
   return report;
 }
 

@@ -12,13 +12,17 @@
 //      (compare.h); an object the first build did not write (DIR held it
 //      already) is first compiled in the original tree by the same command
 //
-// DIR itself is never written. Not done yet: generating the payload.
+//   5. when something changed and nothing was refused: the payload, from
+//      the changed and new functions (payload_gen.h) through build_payload
+//
+// DIR itself is never written.
 #pragma once
 
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "builder/builder.h"
 #include "builder/compare.h"
 #include "builder/wrapper.h"
 #include "support/error.h"
@@ -62,6 +66,8 @@ struct DiffBuildReport {
   size_t original_compiles = 0;        // objects the original build compiled
   std::vector<ObjectReport> objects;   // each object the patched build compiled
   std::string temp_dir;                // when kept
+  std::optional<BuildReport> payload;  // written when there were changes and no refusal
+  std::string payload_error;           // else why the payload could not be made (the report stands)
   size_t changed() const;              // changed + new functions
   size_t refused() const;
 };

@@ -27,7 +27,7 @@ std::string outcome_line(const DiffBuildReport& r, const DiffBuildOptions& opts)
   if (r.changed() == 0)
     return fmt::format("no changes: the patches change no function ({} functions compared in {} recompiled object{})", compared(r),
                        r.objects.size(), r.objects.size() == 1 ? "" : "s");
-  return fmt::format("writing the payload from a diff is not done yet; {} not written", opts.output);
+  return r.payload_error;
 }
 
 json report_json(const DiffBuildReport& r, const std::string& outcome) {
@@ -60,6 +60,11 @@ json report_json(const DiffBuildReport& r, const std::string& outcome) {
   j["phases"] = json::object();
   for (const PhaseTime& p : r.phases) j["phases"][p.name] = p.seconds;
   if (!r.temp_dir.empty()) j["temp_dir"] = exact(r.temp_dir);
+  if (r.payload) {
+    j["payload"] = {{"file", exact(r.payload->output)}, {"build_id", to_hex(r.payload->build_id)}, {"funcs", json::array()}};
+    for (const BuiltFunc& f : r.payload->funcs)
+      j["payload"]["funcs"].push_back({{"name", exact(f.name)}, {"new_size", f.new_size}, {"old_size", f.old_size}});
+  }
   j["result"] = exact(outcome);
   return j;
 }
@@ -105,6 +110,12 @@ int run_diff_build(const DiffBuildOptions& opts, bool as_json) {
     fmt::print("{}\n", report_json(*r, outcome).dump(2, ' ', false, json::error_handler_t::replace));
   else
     print_report(*r);
+  if (outcome.empty() && r->payload) {
+    if (!as_json)
+      fmt::print("wrote {}: {} function{}, build-id {}\n", shown(r->payload->output), r->payload->funcs.size(),
+                 r->payload->funcs.size() == 1 ? "" : "s", to_hex(r->payload->build_id));
+    return 0;
+  }
   std::fflush(stdout);
   fmt::print(stderr, "hotsplice: error: {}\n", shown(outcome));
   return 1;

@@ -87,8 +87,6 @@ std::vector<std::string> recompiled(const json& report) {
   return out;
 }
 
-const std::string kNotYet = "hotsplice: error: writing the payload from a diff is not done yet; ";
-
 TEST(DiffBuild, ChangedStaticFunctionIsNamedAndOnlyItsFileIsRecompiled) {
   DiffRun d = diff_build("static_fn", {"--keep-temps"});
   ASSERT_TRUE(d.report.is_object()) << d.run.out << d.run.err;
@@ -98,8 +96,8 @@ TEST(DiffBuild, ChangedStaticFunctionIsNamedAndOnlyItsFileIsRecompiled) {
   EXPECT_EQ(d.report["patches"][0]["strip"], 1);  // a/ b/ prefixes
   for (const char* phase : {"copy", "original build", "patch", "patched build", "compare"})
     EXPECT_TRUE(d.report["phases"].contains(phase)) << phase;
-  EXPECT_EQ(d.run.code, 1);
-  EXPECT_EQ(d.run.err_line(), kNotYet + work_file("diffbuild-static_fn.lp") + " not written");
+  EXPECT_EQ(d.run.code, 0) << d.run.err;
+  EXPECT_EQ(d.report["payload"]["funcs"][0]["name"], "util.c#scale");
 
   // The wrapper's own log of the patched build: util.c alone, with the
   // flags the wrapper adds given to the real compiler.
@@ -125,6 +123,29 @@ TEST(DiffBuild, TreeHoldingAnEarlierBuildStillGetsEveryOriginalObject) {
   EXPECT_EQ(d.report["original_compiles"], 0);
   EXPECT_EQ(recompiled(d.report), (std::vector<std::string>{"util.o"}));
   EXPECT_EQ(functions(d.report), (std::vector<std::string>{"changed scale"})) << d.run.out;
+}
+
+// The first live case: a changed static function that calls an unchanged
+// static helper and reads a static variable. The payload holds scale()
+// alone; helper and factor are the running process's ("util.c#helper",
+// "util.c#factor").
+TEST(DiffBuild, ChangedStaticFunctionIsPatchedLiveAndReverted) {
+  const std::string program = built_program("static_fn");
+  DiffRun d = diff_build("static_fn", {}, "", program);
+  ASSERT_EQ(d.run.code, 0) << d.run.err;
+  const std::string lp = d.report["payload"]["file"];
+  HsRun info = hotsplice({"info", lp});
+  EXPECT_NE(info.out.find("    util.c#scale -> hsnew.scale"), std::string::npos) << info.out;
+  EXPECT_NE(info.out.find("  functions       1\n"), std::string::npos) << info.out;
+
+  Target t(program);
+  EXPECT_EQ(t.ask("5"), "20");  // (5 + 3) * 2 + 3 + 1
+  OK({"load", P(t), lp, "--name", "fix"});
+  EXPECT_EQ(t.ask("5"), "36");  // (5 + 3) * 4 + 3 + 1
+  OK({"revert", P(t), "fix"});
+  EXPECT_EQ(t.ask("5"), "20");
+  OK({"unload", P(t), "fix"});
+  expect_absent(t, "fix");
 }
 
 TEST(DiffBuild, NewFunctionIsReportedNewAndItsCallerChanged) {

@@ -1,3 +1,3 @@
 #include "util.h"
 
-int __attribute__((noinline)) compute(int x) { return x - 3; }
+int __attribute__((noinline)) compute(int x) { return x - 3000; }
