@@ -54,7 +54,8 @@ std::string built_program(const std::string& s) {
 
 struct DiffRun {
   HsRun run;
-  json report;  // --json's object (null if it printed none)
+  json report;          // --json's object (null if it printed none)
+  std::string program;  // the target it was built for
 };
 
 // Scenario `s` built from the source tree `source` (default: its own).
@@ -66,7 +67,7 @@ DiffRun diff_build(const std::string& s, std::vector<std::string> extra = {}, st
   std::vector<std::string> args = {"build",   "--source", source, "--patch", fix(s), "--build-cmd", "make -j2",
                                    "--target", program,   "-o",   work_file("diffbuild-" + s + ".lp"), "--json"};
   args.insert(args.end(), extra.begin(), extra.end());
-  DiffRun d{hotsplice(args), nullptr};
+  DiffRun d{hotsplice(args), nullptr, program};
   if (!d.run.out.empty()) d.report = json::parse(d.run.out, nullptr, false);
   EXPECT_EQ(tree_fingerprint(source), before) << "the source tree " << source << " was modified";
   return d;
@@ -153,6 +154,15 @@ TEST(DiffBuild, NewFunctionIsReportedNewAndItsCallerChanged) {
   ASSERT_TRUE(d.report.is_object()) << d.run.err;
   EXPECT_EQ(functions(d.report), (std::vector<std::string>{"changed compute", "new clamp"})) << d.run.out;
   EXPECT_EQ(d.report["patches"][0]["strip"], 0);  // no prefixes
+  ASSERT_EQ(d.run.code, 0) << d.run.err;
+
+  // Live: compute() calls the payload's clamp().
+  Target t(d.program);
+  EXPECT_EQ(t.ask("2000"), "5000");
+  OK({"load", P(t), d.report["payload"]["file"].get<std::string>(), "--name", "fix"});
+  EXPECT_EQ(t.ask("2000"), "3000");
+  OK({"revert", P(t), "fix"});
+  EXPECT_EQ(t.ask("2000"), "5000");
 }
 
 TEST(DiffBuild, TwoFilesChangedAreBothCompared) {
@@ -160,6 +170,15 @@ TEST(DiffBuild, TwoFilesChangedAreBothCompared) {
   ASSERT_TRUE(d.report.is_object()) << d.run.err;
   EXPECT_EQ(functions(d.report), (std::vector<std::string>{"changed compute", "changed offset"})) << d.run.out;
   EXPECT_EQ(recompiled(d.report), (std::vector<std::string>{"more.o", "util.o"}));
+  ASSERT_EQ(d.run.code, 0) << d.run.err;
+
+  // Live: both files' changes at once.
+  Target t(d.program);
+  EXPECT_EQ(t.ask("5"), "3015");  // (5 + 1000) * 3
+  OK({"load", P(t), d.report["payload"]["file"].get<std::string>(), "--name", "fix"});
+  EXPECT_EQ(t.ask("5"), "10025");  // (5 + 2000) * 5
+  OK({"revert", P(t), "fix"});
+  EXPECT_EQ(t.ask("5"), "3015");
 }
 
 TEST(DiffBuild, HeaderChangeRecompilesEveryFileThatUsesIt) {
@@ -205,6 +224,19 @@ TEST(DiffBuild, ProjectThatIgnoresCcStillGoesThroughTheWrapper) {
   EXPECT_EQ(d.report["original_compiles"], 2);
   EXPECT_EQ(recompiled(d.report), (std::vector<std::string>{"util.o"}));
   EXPECT_EQ(functions(d.report), (std::vector<std::string>{"changed compute"})) << d.run.out;
+}
+
+// A changed function shorter than the 5-byte jump: the report stands, the
+// payload is refused naming the function.
+TEST(DiffBuild, FunctionTooSmallForTheJumpIsRefused) {
+  DiffRun d = diff_build("too_small");
+  ASSERT_TRUE(d.report.is_object()) << d.run.err;
+  EXPECT_EQ(functions(d.report), (std::vector<std::string>{"changed compute"})) << d.run.out;
+  EXPECT_EQ(d.run.code, 1);
+  const std::string line = d.run.err_line();
+  EXPECT_TRUE(line.starts_with("hotsplice: error: ")) << line;
+  EXPECT_TRUE(line.ends_with(": cannot patch 'compute': it is 4 bytes in " + d.program + ", too short for 5 bytes")) << line;
+  EXPECT_EQ(d.report["result"], line.substr(std::string("hotsplice: error: ").size()));
 }
 
 TEST(DiffBuild, StripOverridesTheDetectedLevel) {
