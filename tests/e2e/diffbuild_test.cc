@@ -149,6 +149,36 @@ TEST(DiffBuild, ChangedStaticFunctionIsPatchedLiveAndReverted) {
   expect_absent(t, "fix");
 }
 
+// compute()'s static local `calls` is the running process's (util.c#calls.0):
+// its count goes on through the patch, the revert, and a second payload
+// built from the first diff plus a second one, stacked with --depends.
+TEST(DiffBuild, StaticLocalKeepsItsValueAndASecondDiffStacks) {
+  const std::string program = built_program("static_local");
+  DiffRun d = diff_build("static_local", {}, "", program);
+  ASSERT_EQ(d.run.code, 0) << d.run.err;
+  EXPECT_EQ(functions(d.report), (std::vector<std::string>{"changed compute"})) << d.run.out;
+  const std::string first = d.report["payload"]["file"];
+
+  const std::string second = work_file("diffbuild-static_local-second.lp");
+  HsRun r = hotsplice({"build", "--source", tree("static_local"), "--patch", fix("static_local"), "--patch",
+                       scenario_dir("static_local") + "/second.patch", "--build-cmd", "make", "--target", program, "-o",
+                       second, "--depends", first});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("changed  compute (util.o)"), std::string::npos) << r.out;
+
+  Target t(program);
+  EXPECT_EQ(t.ask("5"), "1005");
+  EXPECT_EQ(t.ask("5"), "2005");
+  OK({"load", P(t), first, "--name", "first"});
+  EXPECT_EQ(t.ask("5"), "3010");  // the third call: the count went on
+  OK({"load", P(t), second, "--name", "second"});
+  EXPECT_EQ(t.ask("5"), "4015");
+  OK({"revert", P(t), "second"});
+  EXPECT_EQ(t.ask("5"), "5010");
+  OK({"revert", P(t), "first"});
+  EXPECT_EQ(t.ask("5"), "6005");
+}
+
 TEST(DiffBuild, NewFunctionIsReportedNewAndItsCallerChanged) {
   DiffRun d = diff_build("new_fn");
   ASSERT_TRUE(d.report.is_object()) << d.run.err;
