@@ -179,6 +179,23 @@ TEST(DiffBuild, StaticLocalKeepsItsValueAndASecondDiffStacks) {
   EXPECT_EQ(t.ask("5"), "6005");
 }
 
+// tweak() has no symbol of its own: GCC inlined it into left() and
+// right(), so changing it changes both, and the payload replaces both.
+TEST(DiffBuild, FunctionInlinedIntoItsCallersChangesThemAll) {
+  const std::string program = built_program("inlined");
+  test::run("! nm '" + program + "' | grep -q tweak");  // it was inlined
+  DiffRun d = diff_build("inlined", {}, "", program);
+  ASSERT_EQ(d.run.code, 0) << d.run.err;
+  EXPECT_EQ(functions(d.report), (std::vector<std::string>{"changed left", "changed right"})) << d.run.out;
+
+  Target t(program);
+  EXPECT_EQ(t.ask("5"), "-9848985");  // 1015 + -985 * 10000
+  OK({"load", P(t), d.report["payload"]["file"].get<std::string>(), "--name", "fix"});
+  EXPECT_EQ(t.ask("5"), "-9798980");  // 1020 + -980 * 10000
+  OK({"revert", P(t), "fix"});
+  EXPECT_EQ(t.ask("5"), "-9848985");
+}
+
 TEST(DiffBuild, NewFunctionIsReportedNewAndItsCallerChanged) {
   DiffRun d = diff_build("new_fn");
   ASSERT_TRUE(d.report.is_object()) << d.run.err;
