@@ -310,6 +310,7 @@ Result<DiffBuildReport> diff_build(const DiffBuildOptions& opts) {
   b.output = opts.output;
   b.depends_payload = opts.depends_payload;
   b.cc = real_cc;
+  std::vector<std::pair<std::string, std::string>> source_of;  // generated file -> its object, for messages
   for (size_t i = 0; i < report.objects.size(); ++i) {
     const ObjectReport& o = report.objects[i];
     bool any = false;
@@ -324,10 +325,15 @@ Result<DiffBuildReport> diff_build(const DiffBuildOptions& opts) {
     const std::string path = work.sub(fmt::format("payload-{}.s", i));
     HS_CHECK(write_text(path, *src));
     b.sources.push_back(path);
+    source_of.emplace_back(path, o.object);
   }
   auto built = build_payload(b);
   if (!built) {
-    report.payload_error = built.error().message();
+    // Errors name the generated source; say which object it stands for.
+    std::string msg = built.error().message();
+    for (const auto& [path, object] : source_of)
+      for (size_t at; (at = msg.find(path)) != std::string::npos;) msg.replace(at, path.size(), object);
+    report.payload_error = std::move(msg);
     return report;
   }
   report.payload = std::move(*built);
