@@ -196,6 +196,26 @@ TEST(DiffBuild, FunctionInlinedIntoItsCallersChangesThemAll) {
   EXPECT_EQ(t.ask("5"), "-9848985");
 }
 
+// A changed string literal: found by content (the reason names both), and
+// the payload carries the new string; the static pointer it is stored in
+// is the running process's.
+TEST(DiffBuild, ChangedStringLiteralIsCarriedByThePayload) {
+  const std::string program = built_program("string_literal");
+  DiffRun d = diff_build("string_literal", {}, "", program);
+  ASSERT_EQ(d.run.code, 0) << d.run.err;
+  ASSERT_EQ(d.report["functions"].size(), 1u) << d.run.out;
+  EXPECT_EQ(d.report["functions"][0]["name"], "compute");
+  EXPECT_EQ(d.report["functions"][0]["reason"], "the reference at +0xc is to \"ABCDEF\"-0x4 (was \"abcdef\"-0x4)");
+
+  Target t(program);
+  EXPECT_EQ(t.ask("1"), "98");  // 'b'
+  OK({"load", P(t), d.report["payload"]["file"].get<std::string>(), "--name", "fix"});
+  EXPECT_EQ(t.ask("1"), "66");  // 'B'
+  EXPECT_EQ(t.ask("-3"), "120");  // 'x': the unchanged literal, copied with the section
+  OK({"revert", P(t), "fix"});
+  EXPECT_EQ(t.ask("1"), "98");
+}
+
 TEST(DiffBuild, NewFunctionIsReportedNewAndItsCallerChanged) {
   DiffRun d = diff_build("new_fn");
   ASSERT_TRUE(d.report.is_object()) << d.run.err;
