@@ -216,6 +216,23 @@ TEST(DiffBuild, ChangedStringLiteralIsCarriedByThePayload) {
   EXPECT_EQ(t.ask("1"), "98");
 }
 
+// A new global variable (with its initial value) lives in the payload.
+TEST(DiffBuild, NewGlobalLivesInThePayload) {
+  const std::string program = built_program("new_global");
+  DiffRun d = diff_build("new_global", {}, "", program);
+  ASSERT_EQ(d.run.code, 0) << d.run.err;
+  EXPECT_EQ(functions(d.report), (std::vector<std::string>{"changed compute", "new hits"})) << d.run.out;
+  EXPECT_EQ(d.report["functions"][1]["kind"], "data");
+
+  Target t(program);
+  EXPECT_EQ(t.ask("1"), "107");
+  OK({"load", P(t), d.report["payload"]["file"].get<std::string>(), "--name", "fix"});
+  EXPECT_EQ(t.ask("1"), "148");  // 7 + 100 + 41
+  EXPECT_EQ(t.ask("1"), "149");
+  OK({"revert", P(t), "fix"});
+  EXPECT_EQ(t.ask("1"), "107");
+}
+
 TEST(DiffBuild, NewFunctionIsReportedNewAndItsCallerChanged) {
   DiffRun d = diff_build("new_fn");
   ASSERT_TRUE(d.report.is_object()) << d.run.err;
