@@ -204,10 +204,15 @@ Result<DiffBuildReport> diff_build(const DiffBuildOptions& opts) {
     fs::create_symlink(self, fs::path(wrap_dir) / n, ec);
     if (ec) return fail(ErrorKind::Io, "cannot create {}/{}: {}", wrap_dir, n, ec.message());
   }
-  const char* cc_env = std::getenv("CC");
-  const char* cxx_env = std::getenv("CXX");
-  const std::string real_cc = HS_TRY(find_program(cc_env && *cc_env ? cc_env : "gcc"));
-  const std::string real_cxx = HS_TRY(find_program(cxx_env && *cxx_env ? cxx_env : "g++"));
+  // The real compilers: $CC / $CXX when each is one word (not "ccache gcc"),
+  // else gcc / g++.
+  auto compiler = [](const char* env, const char* fallback) -> std::string {
+    const char* v = std::getenv(env);
+    if (!v || !*v || std::string_view(v).find_first_of(" \t") != std::string_view::npos) return fallback;
+    return v;
+  };
+  const std::string real_cc = HS_TRY(find_program(compiler("CC", "gcc")));
+  const std::string real_cxx = HS_TRY(find_program(compiler("CXX", "g++")));
   const char* path_env = std::getenv("PATH");
   auto build_env = [&](const std::string& root, const std::string& log) {
     return std::vector<std::string>{"env",
